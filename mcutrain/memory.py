@@ -1,0 +1,165 @@
+"""The exact memory model of one training step.
+
+Every number here is derived from the same :class:`~mcutrain.training.TrainGraph` and
+:class:`~mcutrain.schedule.StepSchedule` that the C generator lays out, so planned bytes are generated
+bytes. RAM is the static part (trainable weights, optimizer state, input/label buffers, persistent
+gradients when accumulating over a mini-batch, the stack reserve) plus the arena. The breakdown by
+category describes the moment of peak use and adds up exactly to ``peak_ram_bytes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ir
+from .plan import Update, UpdatePlan
+from .schedule import StepSchedule, schedule
+from .training import BufKind, TrainGraph, derive, trainable_bytes
+
+#: Categories of the breakdown, in display order.
+CATEGORIES = (
+    "trainable_weights",
+    "optimizer_state",
+    "gradients",
+    "saved_activations",
+    "relu_masks",
+    "forward_working",
+    "backward_working",
+    "kernel_scratch",
+    "io_buffers",
+    "arena_fragmentation",
+    "stack_reserve",
+)
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    name: str
+    kind: str
+    update: str
+    trainable_bytes: int
+    frozen_bytes: int
+    optimizer_bytes: int
+    gradient_bytes: int
+    saved_input_bytes: int
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    peak_ram_bytes: int
+    flash_bytes: int  # frozen weights and biases (const data; code size comes from the linker)
+    arena_bytes: int
+    arena_lower_bound: int
+    static_ram_bytes: int
+    categories: dict[str, int]  # adds up to peak_ram_bytes
+    layers: tuple[LayerMemory, ...]
+    infer_arena_bytes: int
+    schedule: StepSchedule = field(repr=False)
+    train_graph: TrainGraph = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "peak_ram_bytes": self.peak_ram_bytes,
+            "flash_bytes": self.flash_bytes,
+            "arena_bytes": self.arena_bytes,
+            "arena_lower_bound_bytes": self.arena_lower_bound,
+            "static_ram_bytes": self.static_ram_bytes,
+            "infer_arena_bytes": self.infer_arena_bytes,
+            "memory": dict(self.categories),
+            "layers_memory": [vars(lm) for lm in self.layers],
+        }
+
+
+def analyze(graph: ir.Graph, plan: UpdatePlan) -> MemoryReport:
+    """Derive, schedule and account one training step of ``plan`` on ``graph``."""
+    tg = derive(graph, plan)
+    return report(tg, schedule(tg))
+
+
+def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
+    graph, plan = tg.graph, tg.plan
+    per_layer = trainable_bytes(graph, plan)
+    trainable = sum(t for t, _ in per_layer.values())
+    flash = sum(f for _, f in per_layer.values()) + sum(
+        int(graph.params[k].nbytes) for k in graph.params if k.rsplit(".", 1)[0] not in per_layer
+    )
+    opt_state = trainable * plan.optimizer.kind.state_per_param
+    io = sum(b.nbytes for b in tg.buffers.values() if b.kind is BufKind.IO)
+    persistent_grads = 0
+    if plan.batch > 1:
+        persistent_grads = sum(b.nbytes for b in tg.buffers.values() if b.kind is BufKind.WGRAD)
+
+    cats = dict.fromkeys(CATEGORIES, 0)
+    cats["trainable_weights"] = trainable
+    cats["optimizer_state"] = opt_state
+    cats["io_buffers"] = io
+    cats["gradients"] = persistent_grads
+    cats["stack_reserve"] = plan.stack_reserve_bytes
+    static = trainable + opt_state + io + persistent_grads + plan.stack_reserve_bytes
+
+    tr = sched.train
+    members: dict[str, list[str]] = {}
+    for name, root in tr.storage_of.items():
+        members.setdefault(root, []).append(name)
+    for root in tr.live_at_peak:
+        cats[_category(tg, members[root])] += tr.storage_bytes[root]
+    arena = sched.arena_bytes
+    cats["arena_fragmentation"] = arena - tr.lower_bound
+
+    layers = []
+    for node in graph.trainable_nodes():
+        lu = plan.layer(node.name)
+        t, f = per_layer[node.name]
+        grads = sum(tg.buffers[b].nbytes for b in (f"gw_{node.name}", f"gb_{node.name}") if b in tg.buffers)
+        saved_in = tg.buffers[node.inputs[0]].nbytes if lu.update is Update.WEIGHT else 0
+        if node.inputs[0] in {n for n, _ in graph.inputs}:
+            saved_in = 0  # the caller's input buffer, counted under io_buffers
+        layers.append(
+            LayerMemory(node.name, node.op.kind, lu.describe(graph.shapes[node.name][0]), t, f,
+                        t * plan.optimizer.kind.state_per_param, grads, saved_in)
+        )
+    peak = static + arena
+    assert sum(cats.values()) == peak, (cats, peak)
+    return MemoryReport(peak, flash, arena, tr.lower_bound, static, cats, tuple(layers), sched.infer.size, sched, tg)
+
+
+def _category(tg: TrainGraph, names: list[str]) -> str:
+    kinds = {tg.buffers[n].kind for n in names}
+    if BufKind.SCRATCH in kinds:
+        return "kernel_scratch"
+    if BufKind.WGRAD in kinds:
+        return "gradients"
+    if BufKind.MASK in kinds:
+        return "relu_masks"
+    if kinds & {BufKind.GRAD, BufKind.LOSS}:
+        return "backward_working"
+    if any(n in tg.saved for n in names):
+        return "saved_activations"
+    return "forward_working"
+
+
+def format_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.2f} MB"
+
+
+def parse_bytes(text: str) -> int:
+    """'256KB', '1.2MB', '4096', '64 KiB' -> bytes (KB = 1024 bytes, as MCU datasheets count)."""
+    s = text.strip().upper().replace(" ", "").replace("IB", "B")
+    units = {"MB": 1024 * 1024, "KB": 1024, "M": 1024 * 1024, "K": 1024, "B": 1}
+    for u, mult in units.items():
+        if s.endswith(u):
+            num = s[: -len(u)]
+            break
+    else:
+        num, mult = s, 1
+    try:
+        value = float(num)
+    except ValueError:
+        raise ValueError(f"cannot read a memory size from {text!r}: use e.g. 256KB, 1.2MB or 65536") from None
+    if value <= 0:
+        raise ValueError(f"memory size must be positive, got {text!r}")
+    return int(round(value * mult))

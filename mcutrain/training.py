@@ -1,0 +1,307 @@
+"""Training-graph derivation: one training step as an ordered list of kernel calls over named buffers.
+
+From an inference :class:`~mcutrain.ir.Graph` and an :class:`~mcutrain.plan.UpdatePlan` this derives
+
+* the forward pass (the final softmax is folded into a cross-entropy loss),
+* the loss (with an optional zone pooling of a dense prediction),
+* a backward pass pruned to the plan: input gradients only where some updated layer lies upstream,
+  weight gradients only for updated layers and only for their updated output channels,
+* each layer's optimizer update right after its weight gradient (operator reordering: the gradient
+  buffer dies at once), after the layer's input gradient so that it still sees the old weights.
+
+ReLU-family backward uses a 1-bit mask unless the activation is kept for another reason. Gradients of
+reshape/add/concat inputs are views of the output gradient when nothing else contributes to them.
+
+The result is plain data consumed by :mod:`mcutrain.schedule` (lifetimes, arena offsets, exact bytes),
+by the simulator's checks and by the C generator.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+from . import ir
+from .plan import LossKind, PlanError, Update, UpdatePlan
+
+F32 = 4
+
+
+class BufKind(str, enum.Enum):
+    IO = "io"  # input sample, target and mask: owned by the caller, not in the arena
+    ACTIVATION = "activation"
+    MASK = "mask"  # 1-bit ReLU masks
+    GRAD = "grad"  # gradient of an activation
+    WGRAD = "wgrad"  # gradient of trainable weights and biases
+    LOSS = "loss"  # zone-pooled prediction and its gradient
+    SCRATCH = "scratch"
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    shape: tuple[int, ...]
+    kind: BufKind
+    nbytes: int
+    view_of: str | None = None  # shares the storage of another buffer ...
+    view_offset: int = 0  # ... starting this many bytes into it
+    node: str | None = None  # the layer it belongs to
+
+
+class Action(str, enum.Enum):
+    FORWARD = "fw"
+    MASK = "mask"
+    ZONE_FW = "zone_fw"
+    LOSS = "loss"
+    ZONE_BW = "zone_bw"
+    IGRAD = "bw_igrad"
+    WGRAD = "bw_wgrad"
+    UPDATE = "update"
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    node: str | None
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    input_index: int = 0  # IGRAD: which input of the node receives the gradient
+    accumulate: bool = False  # IGRAD/WGRAD: add into the destination instead of overwriting it
+    inplace: bool = False  # the (single) write may share storage with reads[0] when that dies here
+    scratch_bytes: int = 0
+    backward_via: str = ""  # IGRAD of an activation: "mask" or "output"
+
+
+@dataclass(frozen=True)
+class TrainGraph:
+    graph: ir.Graph
+    plan: UpdatePlan
+    buffers: dict[str, Buffer]
+    steps: tuple[Step, ...]
+    infer_steps: tuple[Step, ...]
+    pred: str  # the tensor the loss reads (logits for cross-entropy)
+    saved: frozenset[str] = field(default_factory=frozenset)  # activations read by the backward pass
+
+    def buffer(self, name: str) -> Buffer:
+        return self.buffers[name]
+
+
+def grad_name(t: str) -> str:
+    return f"g_{t}"
+
+
+def mask_name(t: str) -> str:
+    return f"mask_{t}"
+
+
+def trainable_bytes(graph: ir.Graph, plan: UpdatePlan) -> dict[str, tuple[int, int]]:
+    """Per updated layer: (trainable floats, frozen floats) of its weight and bias."""
+    out = {}
+    for node in graph.trainable_nodes():
+        lu = plan.layer(node.name)
+        w = graph.param(node.name, "weight")
+        rows = _weight_rows(node.op, w.shape)
+        row = w.size // rows
+        n_train = lu.channels * row + (graph.shapes[node.name][0] if lu.bias else 0)
+        n_total = w.size + graph.param(node.name, "bias").size
+        out[node.name] = (n_train * F32, (n_total - n_train) * F32)
+    return out
+
+
+def _weight_rows(op: ir.Op, wshape: tuple[int, ...]) -> int:
+    """Number of output-channel rows of a weight (transposed conv is stored output-major in C)."""
+    if isinstance(op, ir.ConvTranspose2d):
+        return wshape[1] * op.groups
+    return wshape[0]
+
+
+def _act_bw_needs_output(op: ir.Activation) -> bool:
+    return op.fn in (ir.ActFn.SIGMOID, ir.ActFn.TANH)
+
+
+def _saved_inputs(op: ir.Op, lu_weight: bool) -> tuple[bool, bool]:
+    """(needs the op's input, needs the op's output) for the backward of ``op``."""
+    if isinstance(op, ir.TRAINABLE_OPS):
+        return lu_weight, False
+    if isinstance(op, (ir.MaxPool2d, ir.GlobalMaxPool)):
+        return True, False
+    if isinstance(op, ir.Softmax):
+        return False, True
+    if isinstance(op, ir.Activation):
+        return False, _act_bw_needs_output(op)
+    return False, False
+
+
+def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
+    """Derive the training step of ``plan`` on ``graph``."""
+    plan.validate(graph)
+    if not plan.trained:
+        raise PlanError("the plan updates no layer: nothing to train")
+    nodes = list(graph.nodes)
+    out_name = graph.outputs[0]
+    if len(graph.outputs) != 1:
+        raise PlanError(f"training needs a single-output model; {graph.name} has {len(graph.outputs)}")
+    pred = out_name
+    if plan.loss.kind is LossKind.XENT:
+        last = graph.node(out_name)
+        if isinstance(last.op, ir.Softmax):
+            nodes = [n for n in nodes if n.name != out_name]
+            pred = last.inputs[0]
+        if len(graph.shapes[pred]) != 1:
+            raise PlanError(f"cross-entropy needs a vector of logits, the model outputs {graph.shapes[pred]}")
+    if plan.loss.zone is not None:
+        plan.loss.zone.check(graph.shapes[pred])
+
+    buffers: dict[str, Buffer] = {}
+
+    def add_buf(b: Buffer) -> None:
+        assert b.name not in buffers, b.name
+        buffers[b.name] = b
+
+    for name, shape in graph.inputs:
+        add_buf(Buffer(name, shape, BufKind.IO, math.prod(shape) * F32))
+    tshape = (plan.loss.target_numel(graph.shapes[pred]),)
+    add_buf(Buffer("target", tshape, BufKind.IO, math.prod(tshape) * F32))
+    if plan.loss.masked:
+        add_buf(Buffer("target_mask", tshape, BufKind.IO, math.prod(tshape) * F32))
+
+    # which tensors carry a gradient
+    updated = {lu.name for lu in plan.trained}
+    rg: dict[str, bool] = {name: False for name, _ in graph.inputs}
+    for n in nodes:
+        rg[n.name] = n.name in updated or any(rg[i] for i in n.inputs)
+    if not rg[pred]:
+        raise PlanError("no updated layer lies on the path to the model output")
+
+    # which activations the backward pass reads
+    saved: set[str] = set()
+    for n in nodes:
+        if not rg[n.name]:
+            continue
+        lu = plan.layer(n.name)
+        need_in, need_out = _saved_inputs(n.op, lu.update is Update.WEIGHT)
+        if need_in:
+            saved.add(n.inputs[0])
+        if need_out:
+            saved.add(n.name)
+
+    # forward
+    steps: list[Step] = []
+    for n in nodes:
+        shape = graph.shapes[n.name]
+        if isinstance(n.op, ir.Reshape):
+            add_buf(Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, view_of=n.inputs[0], node=n.name))
+            continue
+        add_buf(Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, node=n.name))
+        elementwise = isinstance(n.op, (ir.Activation, ir.Add))
+        steps.append(Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=elementwise))
+        if isinstance(n.op, ir.Activation) and rg[n.name] and any(rg[i] for i in n.inputs):
+            if not _act_bw_needs_output(n.op) and n.name not in saved:
+                nbytes = _round8((math.prod(shape) + 7) // 8)
+                add_buf(Buffer(mask_name(n.name), shape, BufKind.MASK, nbytes, node=n.name))
+                steps.append(Step(Action.MASK, n.name, (n.name,), (mask_name(n.name),)))
+
+    # loss
+    gp = grad_name(pred)
+    pshape = graph.shapes[pred]
+    io_reads = ("target", "target_mask") if plan.loss.masked else ("target",)
+    if plan.loss.zone is not None:
+        add_buf(Buffer("zones", tshape, BufKind.LOSS, math.prod(tshape) * F32))
+        add_buf(Buffer("g_zones", tshape, BufKind.LOSS, math.prod(tshape) * F32))
+        steps.append(Step(Action.ZONE_FW, None, (pred,), ("zones",)))
+        steps.append(Step(Action.LOSS, None, ("zones", *io_reads), ("g_zones",)))
+        add_buf(Buffer(gp, pshape, BufKind.GRAD, math.prod(pshape) * F32, node=pred))
+        steps.append(Step(Action.ZONE_BW, None, ("g_zones",), (gp,)))
+    else:
+        add_buf(Buffer(gp, pshape, BufKind.GRAD, math.prod(pshape) * F32, node=pred))
+        steps.append(Step(Action.LOSS, None, (pred, *io_reads), (gp,)))
+
+    # backward, in reverse forward order
+    written: set[str] = {gp}
+    grad_consumers: dict[str, int] = {}
+    for n in nodes:
+        if rg[n.name]:
+            for i in n.inputs:
+                if rg[i]:
+                    grad_consumers[i] = grad_consumers.get(i, 0) + 1
+
+    for n in reversed(nodes):
+        if not rg[n.name]:
+            continue
+        g_out = grad_name(n.name)
+        lu = plan.layer(n.name)
+        for idx, i in enumerate(n.inputs):
+            if not rg[i]:
+                continue
+            g_in = grad_name(i)
+            ishape = graph.shapes[i]
+            view = _grad_view(n, idx, graph) if grad_consumers[i] == 1 and n.inputs.count(i) == 1 else None
+            if view is not None:
+                add_buf(Buffer(g_in, ishape, BufKind.GRAD, math.prod(ishape) * F32, view_of=g_out, view_offset=view, node=i))
+                written.add(g_in)
+                continue
+            if g_in not in buffers:
+                add_buf(Buffer(g_in, ishape, BufKind.GRAD, math.prod(ishape) * F32, node=i))
+            reads: tuple[str, ...] = (g_out,)
+            via = ""
+            if isinstance(n.op, ir.Activation):
+                if mask_name(n.name) in buffers:
+                    reads, via = (g_out, mask_name(n.name)), "mask"
+                else:
+                    reads, via = (g_out, n.name), "output"
+            elif isinstance(n.op, (ir.MaxPool2d, ir.GlobalMaxPool)):
+                reads = (g_out, n.inputs[0])
+            elif isinstance(n.op, ir.Softmax):
+                reads = (g_out, n.name)
+            acc = g_in in written
+            elementwise = isinstance(n.op, ir.Activation) and not acc
+            steps.append(
+                Step(Action.IGRAD, n.name, reads, (g_in,), input_index=idx, accumulate=acc,
+                     inplace=elementwise, backward_via=via)
+            )
+            written.add(g_in)
+        if lu.trains:
+            w = graph.param(n.name, "weight")
+            rows = _weight_rows(n.op, w.shape)
+            writes = []
+            if lu.update is Update.WEIGHT:
+                gw = f"gw_{n.name}"
+                shape = (lu.channels, w.size // rows)
+                add_buf(Buffer(gw, shape, BufKind.WGRAD, math.prod(shape) * F32, node=n.name))
+                writes.append(gw)
+            if lu.bias:
+                gb = f"gb_{n.name}"
+                add_buf(Buffer(gb, (graph.shapes[n.name][0],), BufKind.WGRAD, graph.shapes[n.name][0] * F32, node=n.name))
+                writes.append(gb)
+            reads = (g_out, n.inputs[0]) if lu.update is Update.WEIGHT else (g_out,)
+            steps.append(Step(Action.WGRAD, n.name, reads, tuple(writes)))
+            if plan.batch == 1:
+                steps.append(Step(Action.UPDATE, n.name, tuple(writes), ()))
+    if plan.batch > 1:  # accumulate over the mini-batch; updates run once per `batch` samples
+        for n in nodes:
+            if plan.layer(n.name).trains:
+                ws = tuple(b for b in (f"gw_{n.name}", f"gb_{n.name}") if b in buffers)
+                steps.append(Step(Action.UPDATE, n.name, ws, ()))
+
+    infer = [Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=isinstance(n.op, (ir.Activation, ir.Add)))
+             for n in graph.nodes if not isinstance(n.op, ir.Reshape)]
+    for n in graph.nodes:
+        if n.name not in buffers:
+            shape = graph.shapes[n.name]
+            view = n.inputs[0] if isinstance(n.op, ir.Reshape) else None
+            add_buf(Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, view_of=view, node=n.name))
+    return TrainGraph(graph, plan, buffers, tuple(steps), tuple(infer), pred, frozenset(saved))
+
+
+def _grad_view(n: ir.Node, idx: int, graph: ir.Graph) -> int | None:
+    """Byte offset into the output gradient when the input gradient is a plain view of it."""
+    if isinstance(n.op, (ir.Reshape, ir.Add)):
+        return 0
+    if isinstance(n.op, ir.Concat):
+        return sum(math.prod(graph.shapes[i]) for i in n.inputs[:idx]) * F32
+    return None
+
+
+def _round8(n: int) -> int:
+    return (n + 7) // 8 * 8
