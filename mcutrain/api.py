@@ -1,0 +1,92 @@
+"""The Python API: the verbs of the CLI as functions, for notebooks and scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import ir
+from .frontends import FrontendError, load_model
+from .plan import LossConfig, LossKind, OptimizerConfig, PlanError, UpdatePlan
+from .planner import STRATEGIES, PlanResult, plan_auto, plan_baseline
+from .scoring import Calibration, measured_scorer, proxy_scorer, random_calibration
+
+
+def load(model: str | Path, input_shape: Sequence[int] | None = None) -> ir.Graph:
+    """A model file, ``package.module:factory`` or the name of a built-in model (``mcutrain.zoo``)."""
+    spec = str(model)
+    if not Path(spec).exists() and ":" not in spec and not spec.endswith((".tflite", ".pt2")):
+        from .zoo import BUILTIN
+
+        if spec not in BUILTIN:
+            raise FrontendError(
+                f"{spec!r} is not a file, a 'package.module:factory' or a built-in model "
+                f"({', '.join(sorted(BUILTIN))})"
+            )
+        spec = BUILTIN[spec]
+    return load_model(spec, input_shape)
+
+
+def default_loss(graph: ir.Graph) -> LossConfig:
+    """Cross-entropy for classifiers (a vector output), MSE otherwise."""
+    return LossConfig(LossKind.XENT if len(graph.shapes[graph.outputs[0]]) == 1 else LossKind.MSE)
+
+
+def load_calibration(path: str | Path, graph: ir.Graph, loss: LossConfig) -> Calibration:
+    """An ``.npz`` with ``x`` (samples in the model's input layout), ``y`` or ``target`` (class ids or
+    targets) and optionally ``mask``."""
+    try:
+        with np.load(path) as d:
+            x = d["x"].astype(np.float32)
+            y = d["y"] if "y" in d else d["target"]
+            mask = d["mask"].astype(np.float32) if "mask" in d else None
+    except (OSError, ValueError, KeyError) as e:
+        raise PlanError(f"cannot read calibration data {path}: {e} (expected an .npz with x and y)") from None
+    want = graph.inputs[0][1]
+    if tuple(x.shape[1:]) != tuple(want):
+        raise PlanError(f"calibration inputs have per-sample shape {tuple(x.shape[1:])}, the model wants {want}")
+    if loss.kind is LossKind.XENT and y.ndim == 1:
+        n = graph.shapes[graph.outputs[0]][0]
+        if y.min() < 0 or y.max() >= n:
+            raise PlanError(f"calibration labels must lie in [0, {n}), got [{y.min()}, {y.max()}]")
+        y = np.eye(n, dtype=np.float32)[y.astype(np.int64)]
+    return Calibration(x, y.reshape(len(y), -1).astype(np.float32), mask)
+
+
+def plan(
+    graph: ir.Graph,
+    budget_bytes: int | None,
+    strategy: str = "auto",
+    calib: Calibration | None = None,
+    optimizer: OptimizerConfig | None = None,
+    loss: LossConfig | None = None,
+    score: str = "measured",
+    k: int | None = None,
+    batch: int = 1,
+    progress: bool = False,
+) -> PlanResult:
+    """Plan the fine-tuning of ``graph`` under ``budget_bytes`` of RAM."""
+    if strategy not in STRATEGIES:
+        raise PlanError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    template = UpdatePlan(
+        model_name=graph.name,
+        model_hash=graph.fingerprint(),
+        strategy=strategy,
+        layers=(),
+        optimizer=optimizer or OptimizerConfig(),
+        loss=loss or default_loss(graph),
+        batch=batch,
+        budget_bytes=budget_bytes,
+    )
+    if strategy != "auto":
+        return plan_baseline(graph, template, strategy, k)
+    data = calib if calib is not None else random_calibration(graph, template)
+    if score == "proxy":
+        scorer = proxy_scorer(graph, template, data)
+    elif score == "measured":
+        scorer = measured_scorer(graph, template, data, progress=progress)
+    else:
+        raise PlanError(f"unknown scoring {score!r}: use proxy or measured")
+    return plan_auto(graph, template, scorer)

@@ -1,0 +1,134 @@
+"""The ``mcutrain`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot read a shape from {text!r}: use e.g. 1,3,32,32") from None
+    if len(dims) == 4 and dims[0] == 1:
+        dims = dims[1:]  # a leading batch axis of 1
+    if not dims or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"invalid shape {text!r}")
+    return dims
+
+
+def _budget(text: str) -> int:
+    from .memory import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from . import api, report
+    from .plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind
+
+    graph = api.load(args.model, args.input_shape)
+    loss = api.default_loss(graph)
+    if args.loss:
+        loss = LossConfig(LossKind(args.loss), masked=loss.masked)
+    opt = OptimizerConfig(OptimizerKind(args.optimizer), lr=args.lr)
+    calib = api.load_calibration(args.calib, graph, loss) if args.calib else None
+    if args.strategy == "auto" and calib is None:
+        print("note: no --calib data: scores come from random inputs and labels (a structural prior); "
+              "pass --calib DATA.npz for a data-driven plan", file=sys.stderr)
+    res = api.plan(graph, args.budget, args.strategy, calib, opt, loss, score=args.score, k=args.k,
+                   batch=args.batch, progress=sys.stderr.isatty() or args.progress)
+    print(f"model {graph.name}: {graph.num_params():,} parameters, {graph.macs():,} MACs per sample, "
+          f"hash {graph.fingerprint()[:12]}")
+    print(f"strategy {res.plan.strategy}, optimizer {opt.kind.value}, loss {loss.kind.value}, batch {res.plan.batch}")
+    print()
+    print(report.plan_table(graph, res))
+    print()
+    print(report.memory_table(res.memory, args.budget))
+    if res.plan.strategy == "auto":
+        print(f"score {res.score:.4g} (upper bound {res.upper_bound:.4g}, gap {res.gap:.3g}); "
+              f"{res.evaluated} exact memory analyses in {res.seconds:.2f} s")
+    extra = {
+        "model_source": str(args.model),
+        **res.memory.to_dict(),
+        "score": res.score,
+        "score_upper_bound": res.upper_bound,
+    }
+    res.plan.save(args.out, extra)
+    print(f"\nwrote {args.out}")
+    if args.plot:
+        report.plot_memory(res.memory, args.plot, f"{graph.name}: {res.plan.strategy} plan")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import api
+
+    graph = api.load(args.model, args.input_shape)
+    if args.json:
+        print(graph.to_json() if args.params else json.dumps(graph.to_dict(with_params=False), indent=1))
+        return 0
+    print(f"{graph.name}: {len(graph.nodes)} nodes, {graph.num_params():,} parameters, {graph.macs():,} MACs")
+    for name, shape in graph.inputs:
+        print(f"  input  {name:<24} {'x'.join(map(str, shape))}")
+    for n in graph.nodes:
+        print(f"  {n.op.kind:<18} {n.name:<24} {'x'.join(map(str, graph.shapes[n.name])):<12} <- {', '.join(n.inputs)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mcutrain", description="Plan, compile and run fine-tuning on microcontrollers.")
+    p.add_argument("--version", action="version", version=f"mcutrain {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    pl = sub.add_parser("plan", help="choose what to update under a RAM budget and write a plan file")
+    pl.add_argument("model", help="a .tflite or .pt2 file, package.module:factory, or a built-in model name")
+    pl.add_argument("--budget", type=_budget, help="RAM budget, e.g. 256KB or 1.2MB (KB = 1024 bytes)")
+    pl.add_argument("--input-shape", type=_shape, help="per-sample input shape for PyTorch models, e.g. 1,3,32,32")
+    pl.add_argument("--calib", help="calibration data: .npz with x, y (and mask)")
+    pl.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="sgd")
+    pl.add_argument("--lr", type=float, default=0.01)
+    pl.add_argument("--loss", choices=["xent", "mse", "l1", "berhu"])
+    pl.add_argument("--strategy", choices=["auto", "full", "last-layer", "bias-only", "last-k"], default="auto")
+    pl.add_argument("--k", type=int, help="layers for --strategy last-k (default: as many as fit)")
+    pl.add_argument("--score", choices=["measured", "proxy"], default="measured",
+                    help="measured: short fine-tuning per candidate; proxy: gradient norms (faster)")
+    pl.add_argument("--batch", type=int, default=1, help="samples per update (gradient accumulation)")
+    pl.add_argument("--out", default="plan.json")
+    pl.add_argument("--plot", help="write a PNG of memory by category and by layer")
+    pl.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
+    pl.set_defaults(func=cmd_plan)
+
+    ins = sub.add_parser("inspect", help="print a model's graph as mcutrain sees it")
+    ins.add_argument("model")
+    ins.add_argument("--input-shape", type=_shape)
+    ins.add_argument("--json", action="store_true", help="print the IR as JSON")
+    ins.add_argument("--params", action="store_true", help="with --json: include the parameters")
+    ins.set_defaults(func=cmd_inspect)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .frontends import FrontendError
+    from .ir import IRError
+    from .plan import PlanError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (FrontendError, PlanError, IRError) as e:
+        print(f"mcutrain {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
