@@ -1,0 +1,25 @@
+# The two commands of the README. Both set up what they need first (scripts/setup.sh is idempotent).
+PY := .venv/bin/python
+OUT ?= out
+
+.PHONY: setup demo test lint format
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@mkdir -p $(OUT)
+	$(PY) -m mcutrain plan depth --strategy full --out $(OUT)/depth-full.json
+	$(PY) -m mcutrain plan depth --budget 256KB --score proxy --out $(OUT)/depth-auto.json --plot $(OUT)/depth-memory.png
+	$(PY) scripts/compare_plans.py $(OUT)/depth-full.json $(OUT)/depth-auto.json
+
+test: setup
+	$(PY) -m pytest -q
+
+lint:
+	.venv/bin/ruff check mcutrain tests tools benchmarks scripts
+	clang-format --dry-run --Werror firmware/runtime/src/*.c firmware/runtime/include/*.h
+
+format:
+	.venv/bin/ruff format mcutrain tests tools benchmarks scripts
+	clang-format -i firmware/runtime/src/*.c firmware/runtime/include/*.h
