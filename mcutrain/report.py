@@ -48,7 +48,7 @@ def plot_memory(mem: MemoryReport, path: str | Path, title: str) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 2.4]})
     cats = [c for c in CATEGORIES if mem.categories[c]]
     bottom = 0.0
-    cmap = plt.get_cmap("tab20")
+    cmap = plt.get_cmap("tab10")
     for i, c in enumerate(cats):
         v = mem.categories[c] / 1024
         a.bar(0, v, bottom=bottom, color=cmap(i), label=c.replace("_", " "))
@@ -70,7 +70,7 @@ def plot_memory(mem: MemoryReport, path: str | Path, title: str) -> None:
     for i, (label, vals) in enumerate(parts.items()):
         kb = [v / 1024 for v in vals]
         hatch = "//" if label.startswith("frozen") else None
-        b.bar(x, kb, bottom=bot, label=label, color=cmap(2 * i + 1) if hatch else cmap(2 * i), hatch=hatch)
+        b.bar(x, kb, bottom=bot, label=label, color="0.85" if hatch else cmap(i), hatch=hatch, edgecolor="0.5")
         bot = [p + q for p, q in zip(bot, kb, strict=True)]
     b.set_xticks(list(x), names, rotation=60, ha="right", fontsize=7)
     b.set_ylabel("KB")

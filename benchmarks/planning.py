@@ -1,0 +1,73 @@
+"""Planning time and peak memory: full update vs the auto plan at several budgets.
+
+Run:  .venv/bin/python benchmarks/planning.py [--score measured|proxy]
+
+Models: the MLPerf Tiny ResNet-8 (../shared/data/models) and the built-in depth network. Calibration
+data: the real CIFAR-10 images for ResNet-8 when ../shared/data is present; synthetic domain-B scenes
+with ToF zones for the depth network when its generator is available; random data otherwise (said so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mcutrain import api
+from mcutrain.memory import format_bytes
+from mcutrain.planner import BudgetError
+from mcutrain.scoring import Calibration
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def resnet8() -> tuple[object, Calibration | None, str]:
+    g = api.load(SHARED / "models" / "mlperf_tiny_resnet8_cifar10_float.tflite")
+    npz = SHARED / "datasets" / "cifar10_test_1000.npz"
+    if not npz.exists():
+        return g, None, "random"
+    d = np.load(npz)
+    x = d["x"][:64].astype(np.float32).transpose(0, 3, 1, 2)  # raw 0..255 pixels, as the model expects
+    y = np.eye(10, dtype=np.float32)[d["y"][:64].astype(np.int64)]
+    return g, Calibration(x, y), "CIFAR-10 (64 real test images)"
+
+
+def depth() -> tuple[object, Calibration | None, str]:
+    g = api.load("depth")
+    return g, None, "random"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--score", choices=["measured", "proxy"], default="measured")
+    args = ap.parse_args()
+    cases = [("ResNet-8", resnet8, (208, 224, 256, 320)), ("depth", depth, (256, 384, 512, 768))]
+    print(f"{'model':<10} {'budget':>9} {'strategy':<9} {'peak RAM':>10} {'vs full':>8} {'score':>8} {'plan s':>7}  calib")
+    for name, make, budgets_kb in cases:
+        try:
+            g, calib, calib_name = make()
+        except Exception as e:  # noqa: BLE001 - a missing model is reported, not fatal
+            print(f"{name:<10} skipped: {e}", file=sys.stderr)
+            continue
+        full = api.plan(g, None, "full").memory.peak_ram_bytes
+        print(f"{name:<10} {'-':>9} {'full':<9} {format_bytes(full):>10} {'1.00x':>8} {'':>8} {'':>7}")
+        for kb in budgets_kb:
+            t0 = time.perf_counter()
+            try:
+                r = api.plan(g, kb * 1024, "auto", calib=calib, score=args.score)
+            except BudgetError as e:
+                print(f"{name:<10} {kb:>7}KB {'auto':<9} infeasible (min {format_bytes(e.min_budget)})")
+                continue
+            dt = time.perf_counter() - t0
+            peak = r.memory.peak_ram_bytes
+            print(f"{name:<10} {kb:>7}KB {'auto':<9} {format_bytes(peak):>10} {full / peak:>7.2f}x "
+                  f"{r.score:>8.3g} {dt:>7.1f}  {calib_name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The `mcutrain` command line, run as users run it (a subprocess), and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from graphs import small_cnn
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def mcutrain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mcutrain", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+@pytest.fixture
+def cnn_json(tmp_path: Path) -> Path:
+    p = tmp_path / "cnn.json"
+    p.write_text(small_cnn().to_json())
+    return p
+
+
+def test_plan_writes_the_documented_json(tmp_path: Path, cnn_json: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((16, 2, 8, 8)).astype(np.float32),
+             y=rng.integers(0, 8, 16))
+    out, png = tmp_path / "plan.json", tmp_path / "mem.png"
+    r = mcutrain("plan", str(cnn_json), "--budget", "12KB", "--calib", str(tmp_path / "calib.npz"),
+                 "--optimizer", "momentum", "--out", str(out), "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert "peak RAM" in r.stdout and "layer" in r.stdout
+    d = json.loads(out.read_text())
+    for key in ("budget_bytes", "peak_ram_bytes", "flash_bytes", "memory", "layers", "model_hash"):
+        assert key in d
+    assert d["budget_bytes"] == 12 * 1024 and d["peak_ram_bytes"] <= d["budget_bytes"]
+    assert sum(d["memory"].values()) == d["peak_ram_bytes"]
+    assert {lu["update"] for lu in d["layers"]} <= {"frozen", "bias", "weight"}
+    assert all({"name", "update", "channels"} <= set(lu) for lu in d["layers"])
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_infeasible_budget_exits_nonzero_with_minimum(tmp_path: Path, cnn_json: Path) -> None:
+    r = mcutrain("plan", str(cnn_json), "--budget", "1KB", "--score", "proxy", "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 2
+    assert "Smallest budget that would work" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("strategy", ["full", "last-layer", "bias-only"])
+def test_baseline_strategies(tmp_path: Path, cnn_json: Path, strategy: str) -> None:
+    r = mcutrain("plan", str(cnn_json), "--strategy", strategy, "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "p.json").read_text())["strategy"] == strategy
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan", "no/such/model.tflite", "--budget", "8KB"], "does not exist"),
+        (["plan", "nonsense_name", "--budget", "8KB"], "built-in model"),
+        (["plan", "CNN", "--budget", "lots"], "cannot read a memory size"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path: Path, cnn_json: Path, args: list[str], message: str) -> None:
+    args = [str(cnn_json) if a == "CNN" else a for a in args]
+    r = mcutrain(*args, "--out", str(tmp_path / "p.json"))
+    assert r.returncode != 0
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_corrupt_model_file(tmp_path: Path) -> None:
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"\x00garbage" * 100)
+    r = mcutrain("plan", str(bad), "--budget", "8KB", "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "TFLite" in r.stderr
+    badj = tmp_path / "g.json"
+    badj.write_text('{"format": "mcutrain-graph/1", "nodes": [')
+    r = mcutrain("inspect", str(badj))
+    assert r.returncode == 2 and "not a valid mcutrain graph" in r.stderr
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not present")
+def test_plan_real_tflite_model(tmp_path: Path) -> None:
+    model = SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite"
+    r = mcutrain("plan", str(model), "--budget", "16KB", "--score", "proxy", "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "p.json").read_text())
+    assert d["peak_ram_bytes"] <= 16 * 1024
+
+
+def test_inspect_prints_the_graph(cnn_json: Path) -> None:
+    r = mcutrain("inspect", str(cnn_json))
+    assert r.returncode == 0 and "conv2d" in r.stdout and "softmax" in r.stdout
