@@ -1,0 +1,381 @@
+"""Code generation: a training graph and its schedule rendered through the Jinja templates of ``codegen/``
+into a self-contained C project (model, parameters, kernel runtime, Makefile).
+
+Python computes what varies per model (buffer addresses, weight tables, kernel dimensions, the call
+sequence) as plain data; the templates lay it out as C. Arithmetic lives in ``firmware/runtime``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from . import __version__, ir
+from .layout import device_weight
+from .memory import MemoryReport, analyze
+from .plan import LossKind, OptimizerKind, PlanError, Update, UpdatePlan
+from .schedule import ArenaPlan
+from .training import Action, BufKind, Step, TrainGraph
+
+
+def resource_dir(name: str) -> Path:
+    """``codegen`` or ``firmware``: inside an installed wheel, else the source checkout."""
+    pkg = Path(__file__).resolve().parent
+    inside = pkg / f"_{name}"
+    return inside if inside.is_dir() else pkg.parent / name
+
+
+def c_float(v: float) -> str:
+    """A float literal with 9 significant digits (exact round trip); rejects NaN and Inf."""
+    f = float(v)
+    if not math.isfinite(f):
+        raise PlanError(f"cannot emit a non-finite constant ({f}): the model has NaN or Inf parameters")
+    s = f"{f:.9g}"
+    if "e" not in s and "." not in s:
+        s += ".0"
+    return s + "f"
+
+
+def c_array(values: np.ndarray, per_line: int = 8) -> str:
+    flat = np.asarray(values, dtype=np.float32).reshape(-1)
+    lines = []
+    for i in range(0, len(flat), per_line):
+        lines.append("    " + ", ".join(c_float(v) for v in flat[i : i + per_line]) + ",")
+    return "\n".join(lines)
+
+
+_ACT = {
+    ir.ActFn.RELU: "MT_ACT_RELU",
+    ir.ActFn.RELU6: "MT_ACT_RELU6",
+    ir.ActFn.LEAKY_RELU: "MT_ACT_LEAKY_RELU",
+    ir.ActFn.SIGMOID: "MT_ACT_SIGMOID",
+    ir.ActFn.TANH: "MT_ACT_TANH",
+}
+
+
+@dataclass(frozen=True)
+class Emitted:
+    out_dir: Path
+    memory: MemoryReport
+    trainable_numel: int
+
+
+class _Ctx:
+    """Everything the templates need, computed once."""
+
+    def __init__(self, graph: ir.Graph, plan: UpdatePlan, mem: MemoryReport) -> None:
+        self.g, self.plan, self.mem = graph, plan, mem
+        self.tg: TrainGraph = mem.train_graph
+        self.input_name = graph.inputs[0][0]
+        self.arrays: list[dict[str, Any]] = []  # parameter tables
+        self.state: list[dict[str, Any]] = []  # trainable vectors: name, n, init, m/v
+        self.dims: list[dict[str, Any]] = []
+        self.weights: dict[str, dict[str, Any]] = {}
+        for node in graph.trainable_nodes():
+            self._params(node)
+        for node in graph.nodes:
+            self._dims(node)
+
+    # -- parameters ---------------------------------------------------------------------------------
+
+    def _params(self, node: ir.Node) -> None:
+        lu = self.plan.layer(node.name)
+        w = device_weight(node.op, self.g.param(node.name, "weight"))
+        b = self.g.param(node.name, "bias")
+        cout, row = w.shape
+        k = lu.channels if lu.update is Update.WEIGHT else 0
+        base = _c_ident(node.name)
+        info: dict[str, Any] = {"cout": cout, "row": row, "k": k, "base": base}
+        if k:
+            self._trainable(f"{base}_w", w[:k], f"{node.name} weight rows 0..{k - 1} [{k}, {row}]")
+            info["w_train"] = f"{base}_w"
+        if k < cout:
+            self.arrays.append({"name": f"{base}_w_frozen", "n": (cout - k) * row, "const": True,
+                                "values": c_array(w[k:]), "doc": f"{node.name} weight rows {k}..{cout - 1} (frozen)"})
+            info["w_frozen"] = f"{base}_w_frozen"
+        if lu.bias:
+            self._trainable(f"{base}_b", b, f"{node.name} bias [{cout}]")
+            info["b"] = f"{base}_b"
+        else:
+            self.arrays.append({"name": f"{base}_b_frozen", "n": cout, "const": True, "values": c_array(b),
+                                "doc": f"{node.name} bias (frozen)"})
+            info["b"] = f"{base}_b_frozen"
+        self.weights[node.name] = info
+
+    def _trainable(self, name: str, values: np.ndarray, doc: str) -> None:
+        n = int(values.size)
+        self.arrays.append({"name": f"{name}_init", "n": n, "const": True, "values": c_array(values),
+                            "doc": f"{doc}: initial values"})
+        self.state.append({"name": name, "n": n, "doc": doc,
+                           "m": self.plan.optimizer.kind is not OptimizerKind.SGD,
+                           "v": self.plan.optimizer.kind is OptimizerKind.ADAM})
+
+    # -- kernel dimensions --------------------------------------------------------------------------
+
+    def _dims(self, node: ir.Node) -> None:
+        op, ins, out = node.op, self.g.in_shapes(node), self.g.shapes[node.name]
+        name = f"{_c_ident(node.name)}_dims"
+        fields: dict[str, Any] | None = None
+        ctype = ""
+        if isinstance(op, (ir.Conv2d, ir.ConvTranspose2d)):
+            ctype = "mt_conv2d_dims_t" if isinstance(op, ir.Conv2d) else "mt_conv_transpose2d_dims_t"
+            fields = dict(in_c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], out_c=out[0], out_h=out[1], out_w=out[2],
+                          kernel_h=op.kernel[0], kernel_w=op.kernel[1], stride_h=op.stride[0], stride_w=op.stride[1],
+                          dilation_h=op.dilation[0], dilation_w=op.dilation[1], pad_top=op.padding[0],
+                          pad_left=op.padding[2], groups=op.groups)
+        elif isinstance(op, ir.Linear):
+            ctype, fields = "mt_linear_dims_t", dict(in_features=ins[0][0], out_features=out[0])
+        elif isinstance(op, ir.ChannelAffine):
+            h, w = (ins[0][1], ins[0][2]) if len(ins[0]) == 3 else (1, 1)
+            ctype, fields = "mt_channel_affine_dims_t", dict(c=ins[0][0], h=h, w=w)
+        elif isinstance(op, ir.MaxPool2d):
+            ctype = "mt_max_pool2d_dims_t"
+            fields = dict(c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], out_h=out[1], out_w=out[2],
+                          kernel_h=op.kernel[0], kernel_w=op.kernel[1], stride_h=op.stride[0], stride_w=op.stride[1],
+                          pad_top=op.padding[0], pad_left=op.padding[2])
+        elif isinstance(op, ir.AvgPool2d):
+            ctype = "mt_avg_pool2d_dims_t"
+            fields = dict(c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], out_h=out[1], out_w=out[2],
+                          kernel_h=op.kernel[0], kernel_w=op.kernel[1], stride_h=op.stride[0], stride_w=op.stride[1],
+                          pad_top=op.padding[0], pad_left=op.padding[2], count_include_pad=int(op.count_include_pad))
+        elif isinstance(op, ir.Upsample):
+            ctype = "mt_upsample_dims_t"
+            fields = dict(c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], scale_h=op.scale[0], scale_w=op.scale[1],
+                          align_corners=int(op.align_corners))
+        elif isinstance(op, ir.Pad):
+            t, b, l, r = op.padding
+            ctype = "mt_pad_dims_t"
+            fields = dict(c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], pad_top=t, pad_bottom=b, pad_left=l, pad_right=r)
+        if fields is not None:
+            self.dims.append({"name": name, "ctype": ctype, "fields": fields, "node": node.name})
+
+    # -- buffers ------------------------------------------------------------------------------------
+
+    def buf(self, name: str, ap: ArenaPlan) -> str:
+        b = self.tg.buffers[name]
+        root, off = name, 0
+        while self.tg.buffers[root].view_of is not None:
+            off += self.tg.buffers[root].view_offset
+            root = self.tg.buffers[root].view_of  # type: ignore[assignment]
+        if self.tg.buffers[root].kind is BufKind.IO:
+            base = {"target": "target", "target_mask": "mask"}.get(root, "x")
+            return f"({base} + {off // 4}u)" if off else base
+        ctype = "uint8_t" if b.kind is BufKind.MASK else "float"
+        return f"(({ctype} *)(mt_arena + {ap.offsets[name]}u))"
+
+    # -- calls --------------------------------------------------------------------------------------
+
+    def calls(self, steps: tuple[Step, ...], ap: ArenaPlan) -> list[dict[str, Any]]:
+        out = []
+        for i, s in enumerate(steps):
+            out.append({"index": i, "comment": _comment(s), "lines": self._call(s, ap)})
+        return out
+
+    def _ranges(self, node: str) -> list[tuple[int, int, str]]:
+        """(co_begin, co_end, weight array) pieces of a parameterized layer."""
+        w = self.weights[node]
+        pieces = []
+        if w["k"]:
+            pieces.append((0, w["k"], w["w_train"]))
+        if w["k"] < w["cout"]:
+            pieces.append((w["k"], w["cout"], w["w_frozen"]))
+        return pieces
+
+    def _call(self, s: Step, ap: ArenaPlan) -> list[str]:  # noqa: C901 - one branch per op kind
+        B = lambda n: self.buf(n, ap)  # noqa: E731
+        if s.action is Action.LOSS:
+            return [self._loss_call(s, ap)]
+        if s.action is Action.ZONE_FW:
+            return [f"mt_zone_pool_fw_f32(&mt_zone_dims, {B(s.reads[0])}, {B(s.writes[0])});"]
+        if s.action is Action.ZONE_BW:
+            return [f"mt_zone_pool_bw_f32(&mt_zone_dims, {B(s.reads[0])}, {B(s.writes[0])}, 0);"]
+        node = self.g.node(s.node or "")
+        op = node.op
+        kind = op.kind
+        dims = f"&{_c_ident(node.name)}_dims"
+        n_out = math.prod(self.g.shapes[node.name])
+        if s.action is Action.UPDATE:
+            return [self._update_call(v) for v in self.state if v["name"].rsplit("_", 1)[0] == _c_ident(node.name)]
+        if isinstance(op, ir.TRAINABLE_OPS):
+            scratch = ", MT_NO_SCRATCH" if not isinstance(op, ir.ChannelAffine) else ""
+            w = self.weights[node.name]
+            if s.action is Action.FORWARD:
+                return [f"mt_{kind}_fw_f32({dims}, {a}, {b}, {B(node.inputs[0])}, {arr}, {w['b']} + {a}, "
+                        f"{B(node.name)}{scratch});" for a, b, arr in self._ranges(node.name)]
+            if s.action is Action.IGRAD:
+                lines = []
+                for j, (a, b, arr) in enumerate(self._ranges(node.name)):
+                    acc = 1 if (j > 0 or s.accumulate) else 0
+                    lines.append(f"mt_{kind}_bw_igrad_f32({dims}, {a}, {b}, {arr}, {B(s.reads[0])}, "
+                                 f"{B(s.writes[0])}, {acc}{scratch});")
+                return lines
+            if s.action is Action.WGRAD:
+                lu = self.plan.layer(node.name)
+                x = B(node.inputs[0]) if lu.update is Update.WEIGHT else "0"
+                gw = B(f"gw_{node.name}") if lu.update is Update.WEIGHT else "0"
+                gb = f"gb_{node.name}"
+                gbx = B(gb) if lu.bias else "0"
+                k = w["k"]
+                lines = []
+                if k:
+                    lines.append(f"mt_{kind}_bw_wgrad_f32({dims}, 0, {k}, {x}, {B(s.reads[0])}, {gw}, {gbx}, 0{scratch});")
+                if lu.bias and k < w["cout"]:
+                    lines.append(f"mt_{kind}_bw_wgrad_f32({dims}, {k}, {w['cout']}, {x}, {B(s.reads[0])}, 0, "
+                                 f"{B(gb)} + {k}, 0{scratch});")
+                return lines
+        if isinstance(op, ir.Activation):
+            fn, alpha = _ACT[op.fn], c_float(op.alpha)
+            if s.action is Action.FORWARD:
+                return [f"mt_activation_fw_f32({fn}, {alpha}, {n_out}, {B(node.inputs[0])}, {B(node.name)});"]
+            if s.action is Action.MASK:
+                return [f"mt_activation_mask_f32({fn}, {n_out}, {B(node.name)}, {B(s.writes[0])});"]
+            acc = int(s.accumulate)
+            if s.backward_via == "mask":
+                return [f"mt_activation_bw_mask_f32({fn}, {alpha}, {n_out}, {B(s.reads[1])}, {B(s.reads[0])}, "
+                        f"{B(s.writes[0])}, {acc});"]
+            return [f"mt_activation_bw_f32({fn}, {alpha}, {n_out}, {B(s.reads[1])}, {B(s.reads[0])}, "
+                    f"{B(s.writes[0])}, {acc});"]
+        acc = int(s.accumulate)
+        if isinstance(op, (ir.MaxPool2d, ir.AvgPool2d)):
+            if s.action is Action.FORWARD:
+                return [f"mt_{kind}_fw_f32({dims}, {B(node.inputs[0])}, {B(node.name)});"]
+            xarg = f"{B(node.inputs[0])}, " if isinstance(op, ir.MaxPool2d) else ""
+            return [f"mt_{kind}_bw_igrad_f32({dims}, {xarg}{B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
+        if isinstance(op, (ir.GlobalAvgPool, ir.GlobalMaxPool)):
+            c, h, w_ = self.g.shapes[node.inputs[0]]
+            if s.action is Action.FORWARD:
+                return [f"mt_{kind}_fw_f32({c}, {h * w_}, {B(node.inputs[0])}, {B(node.name)});"]
+            xarg = f"{B(node.inputs[0])}, " if isinstance(op, ir.GlobalMaxPool) else ""
+            return [f"mt_{kind}_bw_igrad_f32({c}, {h * w_}, {xarg}{B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
+        if isinstance(op, ir.Add):
+            if s.action is Action.FORWARD:
+                return [f"mt_add_fw_f32({n_out}, {B(node.inputs[0])}, {B(node.inputs[1])}, {B(node.name)});"]
+            return [f"mt_accumulate_f32({n_out}, {B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
+        if isinstance(op, ir.Reshape):
+            return [f"mt_accumulate_f32({n_out}, {B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
+        if isinstance(op, ir.Concat):
+            offs = np.cumsum([0] + [math.prod(self.g.shapes[i]) for i in node.inputs])
+            if s.action is Action.FORWARD:
+                return [f"mt_copy_f32({offs[j + 1] - offs[j]}, {B(i)}, {B(node.name)} + {offs[j]});"
+                        for j, i in enumerate(node.inputs)]
+            j = s.input_index
+            return [f"mt_accumulate_f32({offs[j + 1] - offs[j]}, {B(s.reads[0])} + {offs[j]}, {B(s.writes[0])}, {acc});"]
+        if isinstance(op, ir.Upsample):
+            mode = op.mode.value
+            if s.action is Action.FORWARD:
+                return [f"mt_upsample_{mode}_fw_f32({dims}, {B(node.inputs[0])}, {B(node.name)});"]
+            return [f"mt_upsample_{mode}_bw_igrad_f32({dims}, {B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
+        if isinstance(op, ir.Pad):
+            if s.action is Action.FORWARD:
+                return [f"mt_pad_fw_f32({dims}, {c_float(op.value)}, {B(node.inputs[0])}, {B(node.name)});"]
+            return [f"mt_pad_bw_igrad_f32({dims}, {B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
+        if isinstance(op, ir.Softmax):
+            if s.action is Action.FORWARD:
+                return [f"mt_softmax_fw_f32({n_out}, {B(node.inputs[0])}, {B(node.name)});"]
+            return [f"mt_softmax_bw_igrad_f32({n_out}, {B(s.reads[1])}, {B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
+        raise PlanError(f"no code generator for op {kind!r} ({s.action.value}) at node {node.name!r}")
+
+    def _loss_call(self, s: Step, ap: ArenaPlan) -> str:
+        kind = self.plan.loss.kind
+        pred, out = self.buf(s.reads[0], ap), self.buf(s.writes[0], ap)
+        n = math.prod(self.tg.buffers[s.reads[0]].shape)
+        if kind is LossKind.XENT:
+            return f"loss = mt_loss_softmax_xent_f32({n}, {pred}, target, {out});"
+        mask = "mask" if self.plan.loss.masked else "0"
+        return f"loss = mt_loss_{kind.value}_f32({n}, {pred}, target, {mask}, {out});"
+
+    def _update_call(self, v: dict[str, Any]) -> str:
+        o = self.plan.optimizer
+        name, n = v["name"], v["n"]
+        g = self.buf(("gw_" if name.endswith("_w") else "gb_") + self._node_of(name), self._ap)
+        wd = c_float(o.weight_decay)
+        if o.kind is OptimizerKind.SGD:
+            return f"mt_sgd_f32({n}, {name}, {g}, lr, {wd});"
+        if o.kind is OptimizerKind.MOMENTUM:
+            return f"mt_sgd_momentum_f32({n}, {name}, {g}, {name}_m, lr, {c_float(o.momentum)}, {wd});"
+        return (f"mt_adam_f32({n}, {name}, {g}, {name}_m, {name}_v, lr, {c_float(o.beta1)}, {c_float(o.beta2)}, "
+                f"{c_float(o.eps)}, {wd}, (int32_t)(mt_step + 1u));")
+
+    def _node_of(self, array: str) -> str:
+        base = array.rsplit("_", 1)[0]
+        for node in self.weights:
+            if _c_ident(node) == base:
+                return node
+        raise KeyError(array)
+
+    _ap: ArenaPlan
+
+
+def _c_ident(name: str) -> str:
+    s = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+    return "l_" + s
+
+
+def _comment(s: Step) -> str:
+    node = s.node or "loss"
+    return f"{s.action.value:<9} {node}: {', '.join(s.reads)} -> {', '.join(s.writes) or 'parameters'}"
+
+
+def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
+    """Write the C project of ``plan`` on ``graph`` into ``out_dir`` (created; generated files replaced)."""
+    if plan.batch != 1:
+        raise PlanError("the C generator emits batch-1 training steps; plans with --batch > 1 run in the simulator only")
+    if len(graph.inputs) != 1:
+        raise PlanError("the C generator supports single-input models")
+    mem = analyze(graph, plan)
+    ctx = _Ctx(graph, plan, mem)
+    sched = mem.schedule
+    ctx._ap = sched.train
+    train_calls = ctx.calls(ctx.tg.steps, sched.train)
+    loss_idx = [i for i, s in enumerate(ctx.tg.steps) if s.action in (Action.ZONE_FW, Action.LOSS, Action.ZONE_BW)]
+    lo, hi = loss_idx[0], loss_idx[-1] + 1
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("codegen")), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["c_float"] = c_float
+    out_node = graph.outputs[0]
+    io_numel = {
+        "input": math.prod(graph.inputs[0][1]),
+        "output": math.prod(graph.shapes[out_node]),
+        "target": math.prod(ctx.tg.buffers["target"].shape),
+    }
+    zone = plan.loss.zone
+    data = {
+        "version": __version__,
+        "model": graph.name,
+        "model_hash": graph.fingerprint(),
+        "plan": plan,
+        "mem": mem,
+        "arena_bytes": sched.arena_bytes,
+        "arrays": ctx.arrays,
+        "state": ctx.state,
+        "dims": ctx.dims,
+        "forward_calls": train_calls[:lo],
+        "loss_calls": train_calls[lo:hi],
+        "backward_calls": train_calls[hi:],
+        "infer_calls": ctx.calls(ctx.tg.infer_steps, sched.infer),
+        "infer_out": ctx.buf(out_node, sched.infer),
+        "io": io_numel,
+        "trainable_numel": sum(v["n"] for v in ctx.state),
+        "zone": zone,
+        "opt": plan.optimizer,
+        "masked": plan.loss.masked,
+        "cosine": plan.optimizer.schedule == "cosine",
+        "lr": c_float(plan.optimizer.lr),
+    }
+    for tpl, name in (("mt_model.h.j2", "mt_model.h"), ("mt_model.c.j2", "mt_model.c"),
+                      ("mt_params.c.j2", "mt_params.c"), ("mt_params.h.j2", "mt_params.h"),
+                      ("Makefile.host.j2", "Makefile")):
+        (out / name).write_text(env.get_template(tpl).render(**data))
+    rt = out / "runtime"
+    if rt.exists():
+        shutil.rmtree(rt)
+    shutil.copytree(resource_dir("firmware") / "runtime", rt)
+    return Emitted(out, mem, data["trainable_numel"])
