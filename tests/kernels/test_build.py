@@ -1,0 +1,131 @@
+"""The runtime builds clean for the host and Cortex-M4F, its ABI matches the bindings, its scratch-size
+functions exist, and its sources are clang-formatted."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .ckernels import (
+    CM4F_FLAGS,
+    INCLUDE,
+    PROTOTYPES,
+    REPO,
+    RUNTIME,
+    SOURCES,
+    WARN_FLAGS,
+    abi_expected,
+    ptr,
+    scratch,
+)
+from .golden import FW, assert_close, rand
+
+HEADER = INCLUDE / "mt_kernels.h"
+
+
+def test_sources_present():
+    names = {p.name for p in SOURCES}
+    for required in ("mt_conv2d.c", "mt_conv_transpose2d.c", "mt_linear.c", "mt_loss.c", "mt_optim.c"):
+        assert required in names
+
+
+def test_struct_layout_matches_header(kernels):
+    """sizeof / offsetof of every dims struct, from the compiled header, equal the ctypes mirrors."""
+    expected = abi_expected()
+    got = [kernels.lib.mt_abi_probe(i) for i in range(len(expected))]
+    assert got == expected
+
+
+def test_every_declared_function_is_bound():
+    """Every function the public header declares has a ctypes prototype (and vice versa)."""
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    declared = set(re.findall(r"\b(mt_\w+)\s*\(", text))
+    assert declared == set(PROTOTYPES)
+
+
+SCRATCH_OPS = {
+    "mt_conv2d": ("mt_conv2d_dims_t", dict(in_c=4, in_h=9, in_w=8, out_c=6, out_h=5, out_w=4, kernel_h=3,
+                                           kernel_w=3, stride_h=2, stride_w=2, dilation_h=1, dilation_w=1,
+                                           pad_top=1, pad_left=1, groups=2)),
+    "mt_conv_transpose2d": ("mt_conv_transpose2d_dims_t", dict(in_c=4, in_h=3, in_w=3, out_c=2, out_h=6, out_w=6,
+                                                               kernel_h=3, kernel_w=3, stride_h=2, stride_w=2,
+                                                               dilation_h=1, dilation_w=1, pad_top=1, pad_left=1,
+                                                               groups=1)),
+    "mt_linear": ("mt_linear_dims_t", dict(in_features=12, out_features=5)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("op", list(SCRATCH_OPS))
+def test_scratch_interface(kernels, op):
+    """Each pass reports its scratch size (whole floats) and runs with exactly that much."""
+    struct, fields = SCRATCH_OPS[op]
+    d = kernels.dims(struct, **fields)
+    sizes = {ps: getattr(kernels, f"{op}_{ps}_scratch_bytes")(d) for ps in ("fw", "bw_wgrad", "bw_igrad")}
+    for ps, nbytes in sizes.items():
+        assert nbytes % 4 == 0 and nbytes < 1 << 20, f"{op}_{ps}_scratch_bytes = {nbytes}"
+    rng = np.random.default_rng(0)
+    if op == "mt_linear":
+        x, w, gy = rand(rng, d.in_features), rand(rng, d.out_features, d.in_features), rand(rng, d.out_features)
+        n_out = d.out_features
+    else:
+        x = rand(rng, d.in_c, d.in_h, d.in_w)
+        w = rand(rng, d.out_c, d.in_c // d.groups, d.kernel_h, d.kernel_w)
+        gy = rand(rng, d.out_c, d.out_h, d.out_w)
+        n_out = d.out_c
+    b = rand(rng, n_out)
+    y = np.full(gy.shape, np.nan, np.float32)
+    gw, gb, gx = np.empty_like(w), np.empty_like(b), np.empty_like(x)
+    getattr(kernels, f"{op}_fw_f32")(d, 0, n_out, ptr(x), ptr(w), ptr(b), ptr(y), ptr(scratch(sizes["fw"])))
+    getattr(kernels, f"{op}_bw_wgrad_f32")(d, 0, n_out, ptr(x), ptr(gy), ptr(gw), ptr(gb), 0,
+                                           ptr(scratch(sizes["bw_wgrad"])))  # fmt: skip
+    getattr(kernels, f"{op}_bw_igrad_f32")(d, 0, n_out, ptr(w), ptr(gy), ptr(gx), 0, ptr(scratch(sizes["bw_igrad"])))
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(gw)) and np.all(np.isfinite(gx))
+    assert_close(gb, gy.reshape(n_out, -1).sum(axis=1), FW, f"{op} gb")
+
+
+def _compile_each(cc: list[str], flags: list[str], out: Path) -> list[Path]:
+    objs = []
+    for src in SOURCES:
+        obj = out / (src.stem + ".o")
+        cmd = [*cc, *flags, f"-I{INCLUDE}", "-c", str(src), "-o", str(obj)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
+        objs.append(obj)
+    return objs
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc is not on PATH")
+def test_cortex_m4f_build(tmp_path):
+    """Cortex-M4F (single-precision FPU) build with -Werror; no double-precision helper is linked in."""
+    objs = _compile_each(["arm-none-eabi-gcc"], CM4F_FLAGS, tmp_path)
+    nm = shutil.which("arm-none-eabi-nm")
+    if nm is None:
+        return
+    res = subprocess.run([nm, "-u", *map(str, objs)], capture_output=True, text=True, check=True)
+    undefined = set(res.stdout.split())
+    doubles = sorted(s for s in undefined if re.match(r"__aeabi_(d\w+|f2d|i2d|ui2d|l2d)$", s))
+    assert not doubles, f"double-precision arithmetic in the kernels: {doubles}"
+    allowed = {"U", "expf", "logf", "powf", "sqrtf", "tanhf", "memset", "memcpy", "memmove"}
+    extra = {s for s in undefined if not s.endswith(":")} - allowed
+    assert not extra, f"unexpected external symbols: {sorted(extra)}"
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not on PATH")
+def test_clang_build(tmp_path):
+    """A second host compiler with the same warnings (and -Wpedantic)."""
+    _compile_each(["clang"], ["-O1", *WARN_FLAGS, "-Wpedantic"], tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("clang-format") is None, reason="clang-format is not on PATH")
+def test_clang_format():
+    files = [*SOURCES, *RUNTIME.glob("src/*.h"), *INCLUDE.glob("*.h")]
+    res = subprocess.run(
+        ["clang-format", f"--style=file:{REPO / 'firmware' / '.clang-format'}", "--dry-run", "-Werror",
+         *map(str, files)], capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, f"run clang-format -i on the runtime sources:\n{res.stderr[:2000]}"
