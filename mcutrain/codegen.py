@@ -77,6 +77,8 @@ class _Ctx:
         self.state: list[dict[str, Any]] = []  # trainable vectors: name, n, init, m/v
         self.dims: list[dict[str, Any]] = []
         self.weights: dict[str, dict[str, Any]] = {}
+        self.macros: dict[str, dict[str, dict[str, Any]]] = {}
+        self._train_ap = mem.schedule.train
         for node in graph.trainable_nodes():
             self._params(node)
         for node in graph.nodes:
@@ -158,6 +160,8 @@ class _Ctx:
     # -- buffers ------------------------------------------------------------------------------------
 
     def buf(self, name: str, ap: ArenaPlan) -> str:
+        """The C expression of a buffer: a caller argument, or a named arena address (collected as a
+        macro definition of the phase ``ap``)."""
         b = self.tg.buffers[name]
         root, off = name, 0
         while self.tg.buffers[root].view_of is not None:
@@ -165,9 +169,17 @@ class _Ctx:
             root = self.tg.buffers[root].view_of  # type: ignore[assignment]
         if self.tg.buffers[root].kind is BufKind.IO:
             base = {"target": "target", "target_mask": "mask"}.get(root, "x")
-            return f"({base} + {off // 4}u)" if off else base
-        ctype = "uint8_t" if b.kind is BufKind.MASK else "float"
-        return f"(({ctype} *)(mt_arena + {ap.offsets[name]}u))"
+            return f"({base} + {off // 4})" if off else base
+        prefix = "T_" if ap is self._train_ap else "I_"
+        macro = prefix + "".join(ch if ch.isalnum() else "_" for ch in name).upper()
+        macros = self.macros.setdefault(prefix, {})
+        if macro not in macros:
+            ctype = "uint8_t" if b.kind is BufKind.MASK else "float"
+            shape = "x".join(map(str, b.shape))
+            note = f"{b.kind.value} [{shape}]" + (f", view of {b.view_of}" if b.view_of else "")
+            macros[macro] = {"name": macro, "expr": f"(({ctype} *)(mt_arena + {ap.offsets[name]}u))", "doc": note,
+                             "offset": ap.offsets[name]}
+        return macro
 
     # -- calls --------------------------------------------------------------------------------------
 
@@ -206,7 +218,7 @@ class _Ctx:
             scratch = ", MT_NO_SCRATCH" if not isinstance(op, ir.ChannelAffine) else ""
             w = self.weights[node.name]
             if s.action is Action.FORWARD:
-                return [f"mt_{kind}_fw_f32({dims}, {a}, {b}, {B(node.inputs[0])}, {arr}, {w['b']} + {a}, "
+                return [f"mt_{kind}_fw_f32({dims}, {a}, {b}, {B(node.inputs[0])}, {arr}, {_plus(w['b'], a)}, "
                         f"{B(node.name)}{scratch});" for a, b, arr in self._ranges(node.name)]
             if s.action is Action.IGRAD:
                 lines = []
@@ -227,7 +239,7 @@ class _Ctx:
                     lines.append(f"mt_{kind}_bw_wgrad_f32({dims}, 0, {k}, {x}, {B(s.reads[0])}, {gw}, {gbx}, 0{scratch});")
                 if lu.bias and k < w["cout"]:
                     lines.append(f"mt_{kind}_bw_wgrad_f32({dims}, {k}, {w['cout']}, {x}, {B(s.reads[0])}, 0, "
-                                 f"{B(gb)} + {k}, 0{scratch});")
+                                 f"{_plus(B(gb), k)}, 0{scratch});")
                 return lines
         if isinstance(op, ir.Activation):
             fn, alpha = _ACT[op.fn], c_float(op.alpha)
@@ -262,10 +274,11 @@ class _Ctx:
         if isinstance(op, ir.Concat):
             offs = np.cumsum([0] + [math.prod(self.g.shapes[i]) for i in node.inputs])
             if s.action is Action.FORWARD:
-                return [f"mt_copy_f32({offs[j + 1] - offs[j]}, {B(i)}, {B(node.name)} + {offs[j]});"
+                return [f"mt_copy_f32({offs[j + 1] - offs[j]}, {B(i)}, {_plus(B(node.name), offs[j])});"
                         for j, i in enumerate(node.inputs)]
             j = s.input_index
-            return [f"mt_accumulate_f32({offs[j + 1] - offs[j]}, {B(s.reads[0])} + {offs[j]}, {B(s.writes[0])}, {acc});"]
+            return [f"mt_accumulate_f32({offs[j + 1] - offs[j]}, {_plus(B(s.reads[0]), offs[j])}, {B(s.writes[0])}, "
+                    f"{acc});"]
         if isinstance(op, ir.Upsample):
             mode = op.mode.value
             if s.action is Action.FORWARD:
@@ -293,7 +306,7 @@ class _Ctx:
     def _update_call(self, v: dict[str, Any]) -> str:
         o = self.plan.optimizer
         name, n = v["name"], v["n"]
-        g = self.buf(("gw_" if name.endswith("_w") else "gb_") + self._node_of(name), self._ap)
+        g = self.buf(("gw_" if name.endswith("_w") else "gb_") + self._node_of(name), self._train_ap)
         wd = c_float(o.weight_decay)
         if o.kind is OptimizerKind.SGD:
             return f"mt_sgd_f32({n}, {name}, {g}, lr, {wd});"
@@ -309,7 +322,10 @@ class _Ctx:
                 return node
         raise KeyError(array)
 
-    _ap: ArenaPlan
+
+
+def _plus(expr: str, n: int) -> str:
+    return f"{expr} + {n}" if n else expr
 
 
 def _c_ident(name: str) -> str:
@@ -331,7 +347,6 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
     mem = analyze(graph, plan)
     ctx = _Ctx(graph, plan, mem)
     sched = mem.schedule
-    ctx._ap = sched.train
     train_calls = ctx.calls(ctx.tg.steps, sched.train)
     loss_idx = [i for i, s in enumerate(ctx.tg.steps) if s.action in (Action.ZONE_FW, Action.LOSS, Action.ZONE_BW)]
     lo, hi = loss_idx[0], loss_idx[-1] + 1
@@ -362,6 +377,8 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
         "backward_calls": train_calls[hi:],
         "infer_calls": ctx.calls(ctx.tg.infer_steps, sched.infer),
         "infer_out": ctx.buf(out_node, sched.infer),
+        "train_macros": sorted(ctx.macros.get("T_", {}).values(), key=lambda m: (m["offset"], m["name"])),
+        "infer_macros": sorted(ctx.macros.get("I_", {}).values(), key=lambda m: (m["offset"], m["name"])),
         "io": io_numel,
         "trainable_numel": sum(v["n"] for v in ctx.state),
         "zone": zone,
@@ -372,7 +389,7 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
     }
     for tpl, name in (("mt_model.h.j2", "mt_model.h"), ("mt_model.c.j2", "mt_model.c"),
                       ("mt_params.c.j2", "mt_params.c"), ("mt_params.h.j2", "mt_params.h"),
-                      ("Makefile.host.j2", "Makefile")):
+                      ("mt_host_main.c.j2", "mt_host_main.c"), ("Makefile.host.j2", "Makefile")):
         (out / name).write_text(env.get_template(tpl).render(**data))
     rt = out / "runtime"
     if rt.exists():

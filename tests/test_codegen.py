@@ -105,3 +105,38 @@ def test_nonfinite_loss_changes_nothing(tmp_path: Path) -> None:
     rc, loss = host.train_step(x[0], t[0])
     assert rc == 1 and not np.isfinite(loss)
     np.testing.assert_array_equal(host.export_flat(), before)
+
+
+def _write_samples(path: Path, x: np.ndarray, t: np.ndarray, m: np.ndarray | None = None) -> None:
+    m = np.ones_like(t) if m is None else m
+    recs = np.concatenate([x.reshape(len(x), -1), t.reshape(len(t), -1), m.reshape(len(m), -1)], axis=1)
+    recs.astype("<f4").tofile(path)
+
+
+@pytest.mark.parametrize("model", ["small_cnn", "residual"])
+def test_driver_runs_clean_under_asan_and_ubsan(model: str, tmp_path: Path) -> None:
+    import subprocess
+
+    g = MODELS[model]()
+    nodes = g.trainable_nodes()
+    plan = UpdatePlan(g.name, g.fingerprint(), "subset", tuple(
+        LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 2)) for n in nodes),
+        optimizer=OptimizerConfig(OptimizerKind.ADAM, lr=1e-3))
+    out = tmp_path / "gen"
+    emit(g, plan, out)
+    exe = build_host(out, "mt_train_host_asan")
+    x, t = _samples(g, 5)
+    _write_samples(tmp_path / "s.bin", x, t)
+    r = subprocess.run([str(exe), str(tmp_path / "s.bin"), str(tmp_path / "p.bin")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr
+    losses = [float(line.split()[1]) for line in r.stdout.splitlines()]
+    sim = Simulator(g, plan)
+    want = [sim.train_step(x[i : i + 1], t[i : i + 1]) for i in range(5)]
+    np.testing.assert_allclose(losses, want, rtol=1e-5)
+    flat = np.fromfile(tmp_path / "p.bin", dtype="<f4")
+    host_flat = np.concatenate([
+        np.concatenate([sim.numpy_params()[f"{lu.name}.weight"][: lu.channels].reshape(-1),
+                        sim.numpy_params()[f"{lu.name}.bias"]]) for lu in plan.layers])
+    np.testing.assert_allclose(flat, host_flat, rtol=1e-5, atol=1e-7)
