@@ -42,13 +42,16 @@ def _dims(name: str, fields: list[str]) -> type[C.Structure]:
     return type(name, (C.Structure,), {"_fields_": [(f, i32) for f in fields]})
 
 
+# fmt: off
 _CONV_FIELDS = [
     "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kernel_h", "kernel_w",
     "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left", "groups",
-]  # fmt: skip
+]
 _POOL_FIELDS = [
-    "c", "in_h", "in_w", "out_h", "out_w", "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_top", "pad_left",
-]  # fmt: skip
+    "c", "in_h", "in_w", "out_h", "out_w", "kernel_h", "kernel_w", "stride_h", "stride_w",
+    "pad_top", "pad_left",
+]
+# fmt: on
 
 #: C struct name -> ctypes structure (every field is an int32_t).
 STRUCTS: dict[str, type[C.Structure]] = {
@@ -59,7 +62,9 @@ STRUCTS: dict[str, type[C.Structure]] = {
     "mt_max_pool2d_dims_t": _dims("MaxPool2dDims", _POOL_FIELDS),
     "mt_avg_pool2d_dims_t": _dims("AvgPool2dDims", [*_POOL_FIELDS, "count_include_pad"]),
     "mt_upsample_dims_t": _dims("UpsampleDims", ["c", "in_h", "in_w", "scale_h", "scale_w", "align_corners"]),
-    "mt_pad_dims_t": _dims("PadDims", ["c", "in_h", "in_w", "pad_top", "pad_bottom", "pad_left", "pad_right"]),
+    "mt_pad_dims_t": _dims(
+        "PadDims", ["c", "in_h", "in_w", "pad_top", "pad_bottom", "pad_left", "pad_right"]
+    ),
     "mt_zone_dims_t": _dims("ZoneDims", ["h", "w", "top", "left", "zone_h", "zone_w", "rows", "cols"]),
 }
 
@@ -73,8 +78,11 @@ def _p(name: str) -> type:
 def _prototypes() -> dict[str, tuple[object, list]]:
     """Function name -> (restype, argtypes), as declared in mt_kernels.h."""
     protos: dict[str, tuple[object, list]] = {}
-    for op, dims in (("conv2d", "mt_conv2d_dims_t"), ("conv_transpose2d", "mt_conv_transpose2d_dims_t"),
-                     ("linear", "mt_linear_dims_t")):  # fmt: skip
+    for op, dims in (
+        ("conv2d", "mt_conv2d_dims_t"),
+        ("conv_transpose2d", "mt_conv_transpose2d_dims_t"),
+        ("linear", "mt_linear_dims_t"),
+    ):
         d = _p(dims)
         for ps in ("fw", "bw_wgrad", "bw_igrad"):
             protos[f"mt_{op}_{ps}_scratch_bytes"] = (size_t, [d])
@@ -209,9 +217,12 @@ def scratch(nbytes: int) -> np.ndarray | None:
 
 
 def convt_weight_to_c(w: np.ndarray, groups: int) -> np.ndarray:
-    """PyTorch transposed-conv weight [Cin, Cout/G, kh, kw] -> the kernels' output-major [Cout, Cin/G, kh, kw]."""
+    """PyTorch transposed-conv weight ``[Cin, Cout/G, kh, kw]`` -> the kernels' output-major
+    ``[Cout, Cin/G, kh, kw]``. The inverse (reading trained weights back) is the same transpose."""
     cin, cout_g, kh, kw = w.shape
     cin_g = cin // groups
     return np.ascontiguousarray(
-        w.reshape(groups, cin_g, cout_g, kh, kw).transpose(0, 2, 1, 3, 4).reshape(groups * cout_g, cin_g, kh, kw)
+        w.reshape(groups, cin_g, cout_g, kh, kw)
+        .transpose(0, 2, 1, 3, 4)
+        .reshape(groups * cout_g, cin_g, kh, kw)
     )

@@ -35,14 +35,17 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, tol: Tol, what: str) 
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    assert np.all(np.isfinite(actual)), f"{what}: non-finite values at {np.argwhere(~np.isfinite(actual))[:5]}"
+    assert np.all(np.isfinite(actual)), (
+        f"{what}: non-finite values at {np.argwhere(~np.isfinite(actual))[:5]}"
+    )
     err = np.abs(actual - expected)
     bound = tol.atol + tol.rtol * np.abs(expected)
     if not np.all(err <= bound):
         i = np.unravel_index(np.argmax(err - bound), err.shape)
         raise AssertionError(
             f"{what}: {int(np.sum(err > bound))}/{err.size} elements off; worst at {tuple(map(int, i))}: "
-            f"got {actual[i]:.9g}, expected {expected[i]:.9g} (err {err[i]:.3g}, rtol {tol.rtol}, atol {tol.atol})"
+            f"got {actual[i]:.9g}, expected {expected[i]:.9g} "
+            f"(err {err[i]:.3g}, rtol {tol.rtol}, atol {tol.atol})"
         )
 
 

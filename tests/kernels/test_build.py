@@ -48,16 +48,16 @@ def test_every_declared_function_is_bound():
     assert declared == set(PROTOTYPES)
 
 
+# fmt: off
+_CONV = dict(in_c=4, in_h=9, in_w=8, out_c=6, out_h=5, out_w=4, kernel_h=3, kernel_w=3, stride_h=2,
+             stride_w=2, dilation_h=1, dilation_w=1, pad_top=1, pad_left=1, groups=2)
+# fmt: on
+_CONVT = dict(_CONV, in_h=3, in_w=3, out_h=6, out_w=6)
 SCRATCH_OPS = {
-    "mt_conv2d": ("mt_conv2d_dims_t", dict(in_c=4, in_h=9, in_w=8, out_c=6, out_h=5, out_w=4, kernel_h=3,
-                                           kernel_w=3, stride_h=2, stride_w=2, dilation_h=1, dilation_w=1,
-                                           pad_top=1, pad_left=1, groups=2)),
-    "mt_conv_transpose2d": ("mt_conv_transpose2d_dims_t", dict(in_c=4, in_h=3, in_w=3, out_c=2, out_h=6, out_w=6,
-                                                               kernel_h=3, kernel_w=3, stride_h=2, stride_w=2,
-                                                               dilation_h=1, dilation_w=1, pad_top=1, pad_left=1,
-                                                               groups=1)),
+    "mt_conv2d": ("mt_conv2d_dims_t", _CONV),
+    "mt_conv_transpose2d": ("mt_conv_transpose2d_dims_t", _CONVT),
     "mt_linear": ("mt_linear_dims_t", dict(in_features=12, out_features=5)),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("op", list(SCRATCH_OPS))
@@ -70,7 +70,11 @@ def test_scratch_interface(kernels, op):
         assert nbytes % 4 == 0 and nbytes < 1 << 20, f"{op}_{ps}_scratch_bytes = {nbytes}"
     rng = np.random.default_rng(0)
     if op == "mt_linear":
-        x, w, gy = rand(rng, d.in_features), rand(rng, d.out_features, d.in_features), rand(rng, d.out_features)
+        x, w, gy = (
+            rand(rng, d.in_features),
+            rand(rng, d.out_features, d.in_features),
+            rand(rng, d.out_features),
+        )
         n_out = d.out_features
     else:
         x = rand(rng, d.in_c, d.in_h, d.in_w)
@@ -81,9 +85,12 @@ def test_scratch_interface(kernels, op):
     y = np.full(gy.shape, np.nan, np.float32)
     gw, gb, gx = np.empty_like(w), np.empty_like(b), np.empty_like(x)
     getattr(kernels, f"{op}_fw_f32")(d, 0, n_out, ptr(x), ptr(w), ptr(b), ptr(y), ptr(scratch(sizes["fw"])))
-    getattr(kernels, f"{op}_bw_wgrad_f32")(d, 0, n_out, ptr(x), ptr(gy), ptr(gw), ptr(gb), 0,
-                                           ptr(scratch(sizes["bw_wgrad"])))  # fmt: skip
-    getattr(kernels, f"{op}_bw_igrad_f32")(d, 0, n_out, ptr(w), ptr(gy), ptr(gx), 0, ptr(scratch(sizes["bw_igrad"])))
+    getattr(kernels, f"{op}_bw_wgrad_f32")(
+        d, 0, n_out, ptr(x), ptr(gy), ptr(gw), ptr(gb), 0, ptr(scratch(sizes["bw_wgrad"]))
+    )
+    getattr(kernels, f"{op}_bw_igrad_f32")(
+        d, 0, n_out, ptr(w), ptr(gy), ptr(gx), 0, ptr(scratch(sizes["bw_igrad"]))
+    )
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(gw)) and np.all(np.isfinite(gx))
     assert_close(gb, gy.reshape(n_out, -1).sum(axis=1), FW, f"{op} gb")
 
@@ -125,7 +132,14 @@ def test_clang_build(tmp_path):
 def test_clang_format():
     files = [*SOURCES, *RUNTIME.glob("src/*.h"), *INCLUDE.glob("*.h")]
     res = subprocess.run(
-        ["clang-format", f"--style=file:{REPO / 'firmware' / '.clang-format'}", "--dry-run", "-Werror",
-         *map(str, files)], capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            "clang-format",
+            f"--style=file:{REPO / 'firmware' / '.clang-format'}",
+            "--dry-run",
+            "-Werror",
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, f"run clang-format -i on the runtime sources:\n{res.stderr[:2000]}"

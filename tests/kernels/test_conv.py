@@ -34,20 +34,25 @@ class ConvCase:
         return self.ranges or ((0, self.out_c),)
 
 
+# fmt: off
 CONV2D_CASES = [
     ConvCase("3x3_same_odd", (3, 7, 9), 4, (3, 3), padding=(1, 1, 1, 1), seed=1),
-    ConvCase("s2_asym_pad_tflite_same", (4, 9, 8), 6, (3, 3), (2, 2), (0, 1, 1, 0), ranges=((0, 2), (2, 6)), seed=2),
+    ConvCase("s2_asym_pad_tflite_same", (4, 9, 8), 6, (3, 3), (2, 2), (0, 1, 1, 0),
+             ranges=((0, 2), (2, 6)), seed=2),
     ConvCase("dilation_2x1", (2, 11, 10), 3, (3, 3), padding=(2, 2, 1, 1), dilation=(2, 1), seed=3),
     ConvCase("groups2_split_mid_group", (4, 8, 7), 6, (3, 2), padding=(1, 0, 0, 1), groups=2,
              ranges=((0, 2), (2, 5), (5, 6)), seed=4),
-    ConvCase("depthwise_s2", (5, 9, 9), 5, (3, 3), (2, 2), (1, 1, 1, 1), groups=5, ranges=((0, 2), (2, 5)), seed=5),
+    ConvCase("depthwise_s2", (5, 9, 9), 5, (3, 3), (2, 2), (1, 1, 1, 1), groups=5,
+             ranges=((0, 2), (2, 5)), seed=5),
     ConvCase("depthwise_multiplier2", (3, 6, 7), 6, (3, 3), padding=(1, 1, 1, 1), groups=3,
              ranges=((0, 1), (1, 4), (4, 6)), seed=6),
     ConvCase("pointwise_1x1", (8, 5, 5), 4, (1, 1), ranges=((1, 3), (0, 1), (3, 4)), seed=7),
     ConvCase("rect_kernel_s3_pad_beyond", (2, 10, 11), 3, (2, 5), (3, 2), (3, 2, 3, 1), seed=8),
     ConvCase("pad_wider_than_kernel", (2, 5, 6), 2, (2, 2), (1, 1), (3, 0, 0, 3), seed=9),
-    ConvCase("dilated_strided_grouped", (6, 13, 12), 4, (3, 3), (2, 2), (2, 1, 2, 2), (2, 2), groups=2, seed=10),
+    ConvCase("dilated_strided_grouped", (6, 13, 12), 4, (3, 3), (2, 2), (2, 1, 2, 2), (2, 2), groups=2,
+             seed=10),
     ConvCase("single_pixel", (3, 1, 1), 2, (1, 1), seed=11),
+    ConvCase("negative_pad_crops_input", (2, 7, 6), 3, (3, 3), padding=(-1, 0, 1, -2), seed=12),
 ]
 
 CONVT_CASES = [
@@ -56,10 +61,13 @@ CONVT_CASES = [
     ConvCase("outpad_beyond_full", (2, 3, 4), 3, (3, 2), (2, 3), (0, -1, 1, -2), seed=23),
     ConvCase("groups2_dilation2", (4, 5, 5), 6, (3, 3), (2, 1), (1, 2, 0, 1), (2, 2), groups=2,
              ranges=((0, 2), (2, 5), (5, 6)), seed=24),
-    ConvCase("depthwise_s2", (5, 4, 4), 5, (3, 3), (2, 2), (1, 0, 1, 0), groups=5, ranges=((0, 3), (3, 5)), seed=25),
+    ConvCase("depthwise_s2", (5, 4, 4), 5, (3, 3), (2, 2), (1, 0, 1, 0), groups=5,
+             ranges=((0, 3), (3, 5)), seed=25),
     ConvCase("rect_k_s1_no_crop", (3, 6, 3), 2, (2, 3), seed=26),
     ConvCase("stride_larger_than_kernel", (2, 4, 3), 2, (2, 2), (3, 3), (0, 0, 1, 0), seed=27),
-]  # fmt: skip
+    ConvCase("extend_top_left", (3, 4, 3), 2, (3, 3), (2, 1), (-1, 1, -2, 0), seed=28),
+]
+# fmt: on
 
 
 def _op(case: ConvCase, transposed: bool) -> ir.Op:
@@ -91,11 +99,23 @@ class _Setup:
         self.name = "mt_conv_transpose2d" if transposed else "mt_conv2d"
         struct = "mt_conv_transpose2d_dims_t" if transposed else "mt_conv2d_dims_t"
         self.dims = kernels.dims(
-            struct, in_c=cin, in_h=h, in_w=w, out_c=case.out_c, out_h=self.out_shape[1], out_w=self.out_shape[2],
-            kernel_h=case.kernel[0], kernel_w=case.kernel[1], stride_h=case.stride[0], stride_w=case.stride[1],
-            dilation_h=case.dilation[0], dilation_w=case.dilation[1], pad_top=case.padding[0],
-            pad_left=case.padding[2], groups=case.groups,
-        )  # fmt: skip
+            struct,
+            in_c=cin,
+            in_h=h,
+            in_w=w,
+            out_c=case.out_c,
+            out_h=self.out_shape[1],
+            out_w=self.out_shape[2],
+            kernel_h=case.kernel[0],
+            kernel_w=case.kernel[1],
+            stride_h=case.stride[0],
+            stride_w=case.stride[1],
+            dilation_h=case.dilation[0],
+            dilation_w=case.dilation[1],
+            pad_top=case.padding[0],
+            pad_left=case.padding[2],
+            groups=case.groups,
+        )
 
     def fn(self, ps: str):
         return getattr(self.k, f"{self.name}_{ps}_f32")
@@ -119,7 +139,9 @@ def test_fw(setup: _Setup) -> None:
     s = setup
     y = np.full(s.out_shape, np.nan, dtype=np.float32)
     for cb, ce in s.case.split():  # compact weight rows and bias of the range only
-        s.fn("fw")(s.dims, cb, ce, ptr(s.x), ptr(s.w[cb:ce].copy()), ptr(s.b[cb:ce].copy()), ptr(y), s.scratch("fw"))
+        s.fn("fw")(
+            s.dims, cb, ce, ptr(s.x), ptr(s.w[cb:ce].copy()), ptr(s.b[cb:ce].copy()), ptr(y), s.scratch("fw")
+        )
     assert_close(y, s.y_ref, FW, f"{s.name} fw")
 
 
@@ -133,7 +155,9 @@ def test_bw_wgrad(setup: _Setup, accumulate: int) -> None:
         gw0 = rand(rng, n, *s.w.shape[1:]) if accumulate else np.full((n, *s.w.shape[1:]), np.nan, np.float32)
         gb0 = rand(rng, n) if accumulate else np.full(n, np.nan, np.float32)
         gw, gb = gw0.copy(), gb0.copy()
-        s.fn("bw_wgrad")(s.dims, cb, ce, ptr(s.x), ptr(s.gy), ptr(gw), ptr(gb), accumulate, s.scratch("bw_wgrad"))
+        s.fn("bw_wgrad")(
+            s.dims, cb, ce, ptr(s.x), ptr(s.gy), ptr(gw), ptr(gb), accumulate, s.scratch("bw_wgrad")
+        )
         base_w, base_b = (gw0, gb0) if accumulate else (0.0, 0.0)
         assert_close(gw, base_w + s.gw_ref[cb:ce], GRAD, f"{s.name} gw[{cb}:{ce}] acc={accumulate}")
         assert_close(gb, base_b + s.gb_ref[cb:ce], GRAD, f"{s.name} gb[{cb}:{ce}] acc={accumulate}")
@@ -159,5 +183,7 @@ def test_bw_igrad(setup: _Setup, accumulate: int) -> None:
     gx = gx0.copy() if accumulate else np.full(s.x.shape, np.nan, np.float32)
     for i, (cb, ce) in enumerate(s.case.split()):
         acc = 1 if (accumulate or i > 0) else 0
-        s.fn("bw_igrad")(s.dims, cb, ce, ptr(s.w[cb:ce].copy()), ptr(s.gy), ptr(gx), acc, s.scratch("bw_igrad"))
+        s.fn("bw_igrad")(
+            s.dims, cb, ce, ptr(s.w[cb:ce].copy()), ptr(s.gy), ptr(gx), acc, s.scratch("bw_igrad")
+        )
     assert_close(gx, (gx0 if accumulate else 0.0) + s.gx_ref, GRAD, f"{s.name} gx acc={accumulate}")

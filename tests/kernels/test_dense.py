@@ -35,7 +35,11 @@ def _grads_check(name, fw, wgrad, igrad, x, w, b, gy, y_ref, gx_ref, gw_ref, gb_
     rng = np.random.default_rng(5)
     for acc in (0, 1):
         for cb, ce in ranges:
-            gw0 = rand(rng, ce - cb, *w.shape[1:]) if acc else np.full((ce - cb, *w.shape[1:]), np.nan, np.float32)
+            gw0 = (
+                rand(rng, ce - cb, *w.shape[1:])
+                if acc
+                else np.full((ce - cb, *w.shape[1:]), np.nan, np.float32)
+            )
             gb0 = rand(rng, ce - cb) if acc else np.full(ce - cb, np.nan, np.float32)
             gw, gb = gw0.copy(), gb0.copy()
             wgrad(cb, ce, ptr(x), ptr(gy), ptr(gw), ptr(gb), acc)
@@ -67,8 +71,17 @@ def test_linear(kernels, name, nin, nout, ranges, seed):
         lambda cb, ce, *a: k.mt_linear_fw_f32(d, cb, ce, *a, sc("fw")),
         lambda cb, ce, *a: k.mt_linear_bw_wgrad_f32(d, cb, ce, *a, sc("bw_wgrad")),
         lambda cb, ce, *a: k.mt_linear_bw_igrad_f32(d, cb, ce, *a, sc("bw_igrad")),
-        x, w, b, gy, y_ref, gx_ref, gp["weight"], gp["bias"], ranges, (nout,),
-    )  # fmt: skip
+        x,
+        w,
+        b,
+        gy,
+        y_ref,
+        gx_ref,
+        gp["weight"],
+        gp["bias"],
+        ranges,
+        (nout,),
+    )
 
 
 @pytest.mark.parametrize("name,shape,ranges,seed", AFFINE_CASES, ids=[c[0] for c in AFFINE_CASES])
@@ -84,8 +97,17 @@ def test_channel_affine(kernels, name, shape, ranges, seed):
         lambda cb, ce, *a: k.mt_channel_affine_fw_f32(d, cb, ce, *a),
         lambda cb, ce, *a: k.mt_channel_affine_bw_wgrad_f32(d, cb, ce, *a),
         lambda cb, ce, *a: k.mt_channel_affine_bw_igrad_f32(d, cb, ce, *a),
-        x, w, b, gy, y_ref, gx_ref, gp["weight"], gp["bias"], ranges, shape,
-    )  # fmt: skip
+        x,
+        w,
+        b,
+        gy,
+        y_ref,
+        gx_ref,
+        gp["weight"],
+        gp["bias"],
+        ranges,
+        shape,
+    )
 
 
 def test_channel_affine_in_place(kernels):

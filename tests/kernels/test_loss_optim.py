@@ -147,7 +147,9 @@ def test_zone_pool(kernels, h, w, top, left, zh, zw, rows, cols, seed, accumulat
     p = torch.tensor(pred, dtype=torch.float64, requires_grad=True)
     z_ref = F.avg_pool2d(p[None, :, top : top + rows * zh, left : left + cols * zw], (zh, zw))[0, 0]
     (g_ref,) = torch.autograd.grad(z_ref, p, torch.tensor(gz, dtype=torch.float64))
-    d = kernels.dims("mt_zone_dims_t", h=h, w=w, top=top, left=left, zone_h=zh, zone_w=zw, rows=rows, cols=cols)
+    d = kernels.dims(
+        "mt_zone_dims_t", h=h, w=w, top=top, left=left, zone_h=zh, zone_w=zw, rows=rows, cols=cols
+    )
     zones = np.full((rows, cols), np.nan, np.float32)
     kernels.mt_zone_pool_fw_f32(d, ptr(pred), ptr(zones))
     assert_close(zones, z_ref.detach().numpy(), FW, "zone_pool fw")

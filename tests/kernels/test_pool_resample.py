@@ -39,9 +39,21 @@ def _pool_input(shape, ties, seed):
 
 
 def _pool_dims(k, struct, shape, out, kernel, stride, padding, **extra):
-    return k.dims(struct, c=shape[0], in_h=shape[1], in_w=shape[2], out_h=out[1], out_w=out[2],
-                  kernel_h=kernel[0], kernel_w=kernel[1], stride_h=stride[0], stride_w=stride[1],
-                  pad_top=padding[0], pad_left=padding[2], **extra)  # fmt: skip
+    return k.dims(
+        struct,
+        c=shape[0],
+        in_h=shape[1],
+        in_w=shape[2],
+        out_h=out[1],
+        out_w=out[2],
+        kernel_h=kernel[0],
+        kernel_w=kernel[1],
+        stride_h=stride[0],
+        stride_w=stride[1],
+        pad_top=padding[0],
+        pad_left=padding[2],
+        **extra,
+    )
 
 
 @pytest.mark.parametrize("accumulate", [0, 1])
@@ -56,8 +68,13 @@ def test_max_pool2d(kernels, name, shape, kernel, stride, padding, ties, seed, a
     y = np.full(out, np.nan, np.float32)
     kernels.mt_max_pool2d_fw_f32(d, ptr(x), ptr(y))
     assert_close(y, y_ref, FW, "max_pool2d fw")
-    _bw_check("max_pool2d bw", lambda g, a: kernels.mt_max_pool2d_bw_igrad_f32(d, ptr(x), ptr(gy), g, a),
-              shape, gx_ref, accumulate)  # fmt: skip
+    _bw_check(
+        "max_pool2d bw",
+        lambda g, a: kernels.mt_max_pool2d_bw_igrad_f32(d, ptr(x), ptr(gy), g, a),
+        shape,
+        gx_ref,
+        accumulate,
+    )
 
 
 @pytest.mark.parametrize("count_include_pad", [1, 0])
@@ -69,13 +86,26 @@ def test_avg_pool2d(kernels, name, shape, kernel, stride, padding, ties, seed, a
     x = _pool_input(shape, ties, seed)
     gy = rand(np.random.default_rng(seed + 1), *out)
     y_ref, (gx_ref,), _ = op_reference(op, [x], {}, gy)
-    d = _pool_dims(kernels, "mt_avg_pool2d_dims_t", shape, out, kernel, stride, padding,
-                   count_include_pad=count_include_pad)  # fmt: skip
+    d = _pool_dims(
+        kernels,
+        "mt_avg_pool2d_dims_t",
+        shape,
+        out,
+        kernel,
+        stride,
+        padding,
+        count_include_pad=count_include_pad,
+    )
     y = np.full(out, np.nan, np.float32)
     kernels.mt_avg_pool2d_fw_f32(d, ptr(x), ptr(y))
     assert_close(y, y_ref, FW, "avg_pool2d fw")
-    _bw_check("avg_pool2d bw", lambda g, a: kernels.mt_avg_pool2d_bw_igrad_f32(d, ptr(gy), g, a),
-              shape, gx_ref, accumulate)  # fmt: skip
+    _bw_check(
+        "avg_pool2d bw",
+        lambda g, a: kernels.mt_avg_pool2d_bw_igrad_f32(d, ptr(gy), g, a),
+        shape,
+        gx_ref,
+        accumulate,
+    )
 
 
 # (name, (C, H, W), ties, seed); ties: relu-like input where whole channels share the maximum
@@ -118,8 +148,11 @@ UPSAMPLE_CASES = [
 
 
 @pytest.mark.parametrize("accumulate", [0, 1])
-@pytest.mark.parametrize("mode,align", [("nearest", 0), ("bilinear", 0), ("bilinear", 1)],
-                         ids=["nearest", "bilinear", "bilinear_align"])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode,align",
+    [("nearest", 0), ("bilinear", 0), ("bilinear", 1)],
+    ids=["nearest", "bilinear", "bilinear_align"],
+)
 @pytest.mark.parametrize("name,shape,scale,seed", UPSAMPLE_CASES, ids=[c[0] for c in UPSAMPLE_CASES])
 def test_upsample(kernels, name, shape, scale, seed, mode, align, accumulate):
     op = ir.Upsample(scale, ir.UpsampleMode(mode), bool(align))
@@ -127,8 +160,15 @@ def test_upsample(kernels, name, shape, scale, seed, mode, align, accumulate):
     rng = np.random.default_rng(seed)
     x, gy = rand(rng, *shape), rand(rng, *out)
     y_ref, (gx_ref,), _ = op_reference(op, [x], {}, gy)
-    d = kernels.dims("mt_upsample_dims_t", c=shape[0], in_h=shape[1], in_w=shape[2], scale_h=scale[0],
-                     scale_w=scale[1], align_corners=align)  # fmt: skip
+    d = kernels.dims(
+        "mt_upsample_dims_t",
+        c=shape[0],
+        in_h=shape[1],
+        in_w=shape[2],
+        scale_h=scale[0],
+        scale_w=scale[1],
+        align_corners=align,
+    )
     y = np.full(out, np.nan, np.float32)
     getattr(kernels, f"mt_upsample_{mode}_fw_f32")(d, ptr(x), ptr(y))
     assert_close(y, y_ref, FW, f"upsample {mode} fw")

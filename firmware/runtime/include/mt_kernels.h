@@ -55,7 +55,7 @@ typedef struct {
     int32_t kernel_h, kernel_w;     /**< kernel size */
     int32_t stride_h, stride_w;     /**< strides (>= 1) */
     int32_t dilation_h, dilation_w; /**< dilations (>= 1) */
-    int32_t pad_top, pad_left;      /**< zero rows above / columns left of the input (>= 0) */
+    int32_t pad_top, pad_left;      /**< zero rows above / columns left of the input (< 0 crops it) */
     int32_t groups;                 /**< divides in_c and out_c */
 } mt_conv2d_dims_t;
 
@@ -107,7 +107,7 @@ void mt_conv2d_bw_igrad_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t
  * `(ky, kx)` contribute to full position `(iy*stride_h + ky*dilation_h, ix*stride_w + kx*dilation_w)`.
  * Output index `oy` is full index `oy + pad_top` (`ox + pad_left`): the pads crop the full output. An
  * output position whose full index lies outside the full output (PyTorch's `output_padding`, a negative
- * bottom/right crop) receives only the bias.
+ * crop) receives only the bias.
  *
  * **Weight layout** (output-major, differs from PyTorch): `wc[co][ci_g][ky][kx]` with `G = groups`,
  * `cin_g = in_c/G`, `cout_g = out_c/G`, `g = co / cout_g`, equals PyTorch's
@@ -121,7 +121,7 @@ typedef struct {
     int32_t kernel_h, kernel_w;     /**< kernel size */
     int32_t stride_h, stride_w;     /**< strides (>= 1) */
     int32_t dilation_h, dilation_w; /**< dilations (>= 1) */
-    int32_t pad_top, pad_left;      /**< crop of the full output: output index o is full index o + pad */
+    int32_t pad_top, pad_left;      /**< crop of the full output (< 0 extends it): output o = full o + pad */
     int32_t groups;                 /**< divides in_c and out_c */
 } mt_conv_transpose2d_dims_t;
 
