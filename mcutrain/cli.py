@@ -70,6 +70,51 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_emit(args: argparse.Namespace) -> int:
+    from . import api
+    from .codegen import emit
+    from .memory import format_bytes
+    from .plan import PlanError, UpdatePlan
+
+    plan = UpdatePlan.load(args.plan)
+    source = args.model or json.loads(open(args.plan).read()).get("model_source")
+    if not source:
+        raise PlanError(f"{args.plan} does not say which model it was made for: pass --model")
+    graph = api.load(source, args.input_shape)
+    if args.target != "host":
+        raise PlanError(f"unknown target {args.target!r}: this version emits projects for 'host'")
+    em = emit(graph, plan, args.out)
+    m = em.memory
+    print(f"emitted {graph.name} ({plan.strategy} plan) into {em.out_dir}/")
+    print(f"  arena {m.arena_bytes:,} B (lower bound {m.arena_lower_bound:,} B), trainable parameters "
+          f"{em.trainable_numel:,} floats, frozen weights {format_bytes(m.flash_bytes)} in flash")
+    print(f"  steps: {len(m.train_graph.steps)} per training sample; peak RAM of the plan "
+          f"{m.peak_ram_bytes:,} B")
+    print(f"  build it with: mcutrain build {em.out_dir}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .hostbuild import BuildError, build_host
+
+    from pathlib import Path
+
+    if not (Path(args.dir) / "mt_model.c").exists():
+        print(f"mcutrain build: error: {args.dir} is not a generated project (run `mcutrain emit` first)",
+              file=sys.stderr)
+        return 2
+    try:
+        build_host(args.dir, "all")
+    except BuildError as e:
+        print(f"mcutrain build: error: {e}", file=sys.stderr)
+        return 1
+    for name in ("libmt.so", "mt_train_host"):
+        p = Path(args.dir) / name
+        if p.exists():
+            print(f"built {p} ({p.stat().st_size:,} bytes)")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from . import api
 
@@ -107,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--plot", help="write a PNG of memory by category and by layer")
     pl.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
     pl.set_defaults(func=cmd_plan)
+
+    em = sub.add_parser("emit", help="generate the C project of a plan")
+    em.add_argument("plan", help="plan file written by `mcutrain plan`")
+    em.add_argument("--target", default="host", help="host (a native build for tests and bindings)")
+    em.add_argument("--model", help="the model, if not the one recorded in the plan file")
+    em.add_argument("--input-shape", type=_shape)
+    em.add_argument("--out", required=True, help="project folder to write")
+    em.set_defaults(func=cmd_emit)
+
+    bd = sub.add_parser("build", help="build a generated project (host: shared library and driver)")
+    bd.add_argument("dir")
+    bd.set_defaults(func=cmd_build)
 
     ins = sub.add_parser("inspect", help="print a model's graph as mcutrain sees it")
     ins.add_argument("model")

@@ -99,3 +99,25 @@ def test_plan_real_tflite_model(tmp_path: Path) -> None:
 def test_inspect_prints_the_graph(cnn_json: Path) -> None:
     r = mcutrain("inspect", str(cnn_json))
     assert r.returncode == 0 and "conv2d" in r.stdout and "softmax" in r.stdout
+
+
+def test_emit_and_build(tmp_path: Path, cnn_json: Path) -> None:
+    plan = tmp_path / "plan.json"
+    assert mcutrain("plan", str(cnn_json), "--strategy", "last-layer", "--out", str(plan)).returncode == 0
+    r = mcutrain("emit", str(plan), "--target", "host", "--out", str(tmp_path / "proj"))
+    assert r.returncode == 0, r.stderr
+    assert "arena" in r.stdout and (tmp_path / "proj" / "mt_model.c").exists()
+    r = mcutrain("build", str(tmp_path / "proj"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "proj" / "libmt.so").exists() and (tmp_path / "proj" / "mt_train_host").exists()
+    bad = mcutrain("build", str(tmp_path))
+    assert bad.returncode == 2 and "not a generated project" in bad.stderr
+
+
+def test_emit_rejects_a_plan_for_another_model(tmp_path: Path, cnn_json: Path) -> None:
+    plan = tmp_path / "plan.json"
+    assert mcutrain("plan", str(cnn_json), "--strategy", "full", "--out", str(plan)).returncode == 0
+    other = tmp_path / "other.json"
+    other.write_text(small_cnn(seed=5).to_json())
+    r = mcutrain("emit", str(plan), "--model", str(other), "--out", str(tmp_path / "proj"))
+    assert r.returncode == 2 and "re-run `mcutrain plan`" in r.stderr
