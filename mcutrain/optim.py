@@ -13,11 +13,11 @@ from .plan import OptimizerConfig, OptimizerKind
 class FlatOptimizer:
     """Updates one flat parameter vector in place; keeps its state (momentum or Adam moments)."""
 
-    def __init__(self, cfg: OptimizerConfig, n: int) -> None:
+    def __init__(self, cfg: OptimizerConfig, n: int, dtype: torch.dtype = torch.float32) -> None:
         self.cfg = cfg
         k = cfg.kind.state_per_param
-        self.m = torch.zeros(n) if k >= 1 else None
-        self.v = torch.zeros(n) if k >= 2 else None
+        self.m = torch.zeros(n, dtype=dtype) if k >= 1 else None
+        self.v = torch.zeros(n, dtype=dtype) if k >= 2 else None
 
     @torch.no_grad()
     def step(self, w: torch.Tensor, g: torch.Tensor, lr: float, step: int) -> None:

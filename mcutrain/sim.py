@@ -22,30 +22,35 @@ from .plan import LossKind, Update, UpdatePlan
 class _Trainable:
     """The trainable elements of one parameter tensor and their optimizer state."""
 
-    def __init__(self, key: str, index: np.ndarray, plan: UpdatePlan) -> None:
+    def __init__(self, key: str, index: np.ndarray, plan: UpdatePlan, dtype: torch.dtype) -> None:
         self.key = key
         self.index = torch.from_numpy(index.reshape(-1).astype(np.int64))
-        self.opt = FlatOptimizer(plan.optimizer, int(self.index.numel()))
+        self.opt = FlatOptimizer(plan.optimizer, int(self.index.numel()), dtype)
 
 
 class Simulator:
-    def __init__(self, graph: ir.Graph, plan: UpdatePlan, check_plan: bool = True) -> None:
+    def __init__(
+        self, graph: ir.Graph, plan: UpdatePlan, check_plan: bool = True, dtype: torch.dtype = torch.float32
+    ) -> None:
+        """``dtype=torch.float64`` runs the same semantics in double precision: a reference for how much
+        float32 round-off a model amplifies."""
         if check_plan:
             plan.validate(graph)
         self.graph = graph
         self.plan = plan
-        self.params = {k: torch.from_numpy(v.copy()) for k, v in graph.params.items()}
+        self.dtype = dtype
+        self.params = {k: torch.from_numpy(v.copy()).to(dtype) for k, v in graph.params.items()}
         self.trainables: list[_Trainable] = []
         for node in graph.trainable_nodes():
             lu = plan.layer(node.name)
             if lu.update is Update.WEIGHT:
                 w = graph.param(node.name, "weight")
                 self.trainables.append(
-                    _Trainable(f"{node.name}.weight", row_index(node.op, w.shape)[: lu.channels], plan)
+                    _Trainable(f"{node.name}.weight", row_index(node.op, w.shape)[: lu.channels], plan, dtype)
                 )
             if lu.bias:
                 self.trainables.append(
-                    _Trainable(f"{node.name}.bias", np.arange(graph.shapes[node.name][0]), plan)
+                    _Trainable(f"{node.name}.bias", np.arange(graph.shapes[node.name][0]), plan, dtype)
                 )
         self.steps = 0  # updates applied so far
         last = graph.node(graph.outputs[0])
@@ -69,7 +74,7 @@ class Simulator:
     @torch.no_grad()
     def predict(self, x: torch.Tensor | np.ndarray, batch_size: int = 256) -> torch.Tensor:
         """Model outputs (with the final softmax) for a batch of samples."""
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32)).to(self.dtype)
         return torch.cat([self._forward(x[i : i + batch_size], False) for i in range(0, len(x), batch_size)])
 
     # -- training -----------------------------------------------------------------------------------
@@ -93,8 +98,8 @@ class Simulator:
         self, x: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray | None = None
     ) -> float:
         """One update from a batch of samples (``plan.batch`` of them on the device). Returns the loss."""
-        x, target = _t(x), _t(target)
-        m = None if mask is None else _t(mask)
+        x, target = _t(x, self.dtype), _t(target, self.dtype)
+        m = None if mask is None else _t(mask, self.dtype)
         loss, grads = self.loss_and_grads(x, target, m)
         self.steps += 1
         lr = self.plan.optimizer.lr_at(self.steps - 1)
@@ -124,18 +129,20 @@ class Simulator:
 
     @torch.no_grad()
     def eval_loss(self, xs: np.ndarray, targets: np.ndarray, masks: np.ndarray | None = None) -> float:
-        pred = self._forward(_t(xs), True)
-        return float(losses.loss(self.plan.loss, pred, _t(targets), None if masks is None else _t(masks)))
+        pred = self._forward(_t(xs, self.dtype), True)
+        m = None if masks is None else _t(masks, self.dtype)
+        return float(losses.loss(self.plan.loss, pred, _t(targets, self.dtype), m))
 
     # -- results ------------------------------------------------------------------------------------
 
     def numpy_params(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().numpy().copy() for k, v in self.params.items()}
+        return {k: v.detach().to(torch.float32).numpy().copy() for k, v in self.params.items()}
 
     def trained_graph(self) -> ir.Graph:
         """The model with the fine-tuned parameters (a new graph; its fingerprint changes)."""
         return self.graph.replace(params=self.numpy_params())
 
 
-def _t(a: torch.Tensor | np.ndarray) -> torch.Tensor:
-    return a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+def _t(a: torch.Tensor | np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    return t.to(dtype)

@@ -1,7 +1,10 @@
 """End-to-end parity: the generated C (host build, -ffp-contract=off) against the simulator.
 
 For each model and plan, 20 training steps on the same samples give the same losses and parameters to
-1e-5 relative; the arena in the C source equals the plan's bytes.
+1e-5 relative; the arena in the C source equals the plan's bytes. The tolerance only widens where the
+float32 simulator itself strays further than that from the same run in float64 (the C may then differ
+from it by 4x that measured float32 noise): that happens for the MLPerf ResNet-8, whose raw 0..255
+inputs amplify round-off to ~1e-4 over 20 steps (see docs/codegen.md).
 """
 
 from __future__ import annotations
@@ -11,22 +14,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from graphs import residual, small_cnn, tiny_mlp
 
 from mcutrain import api
 from mcutrain.codegen import emit
 from mcutrain.hostbuild import HostModel, build_host
-from mcutrain.plan import LayerUpdate, OptimizerConfig, OptimizerKind, UpdatePlan
+from mcutrain.plan import LayerUpdate, LossConfig, LossKind, OptimizerConfig, OptimizerKind, UpdatePlan, ZoneSpec
 from mcutrain.sim import Simulator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 STEPS = 20
 
 
-def _samples(g, n: int, seed: int = 0):
+def _samples(g, n: int, seed: int = 0, loss: LossConfig | None = None):
     rng = np.random.default_rng(seed)
-    scale = 255.0 if g.name.startswith("mlperf") else 1.0
-    x = (rng.random((n, *g.inputs[0][1])) * scale if scale > 1 else rng.standard_normal((n, *g.inputs[0][1])))
+    if g.name.startswith("mlperf_tiny_resnet8"):  # real CIFAR-10 test images (raw 0..255) and labels
+        d = np.load(SHARED / "datasets" / "cifar10_test_1000.npz")
+        idx = rng.permutation(len(d["y"]))[:n]
+        return d["x"][idx].transpose(0, 3, 1, 2).astype(np.float32), np.eye(10, dtype=np.float32)[d["y"][idx]]
+    if loss is not None and loss.kind is not LossKind.XENT:  # dense regression targets in [0, 1]
+        x = rng.standard_normal((n, *g.inputs[0][1])).astype(np.float32)
+        numel = loss.target_numel(g.shapes[g.outputs[0]])
+        return x, rng.random((n, numel)).astype(np.float32)
+    x = rng.standard_normal((n, *g.inputs[0][1]))
     k = g.shapes[g.outputs[0]][0]
     return x.astype(np.float32), np.eye(k, dtype=np.float32)[rng.integers(0, k, n)]
 
@@ -39,18 +50,29 @@ def _parity(g, plan: UpdatePlan, tmp_path: Path) -> None:
     assert re.search(rf"_Static_assert\(sizeof\(mt_arena\) == {em.memory.arena_bytes}u", src)
     host = HostModel(build_host(out), g, plan)
     sim = Simulator(g, plan)
-    x, t = _samples(g, STEPS)
+    exact = Simulator(g, plan, dtype=torch.float64)  # how much float32 round-off the model amplifies
+    x, t = _samples(g, STEPS, loss=plan.loss)
+    m = None
+    if plan.loss.masked:
+        m = (np.random.default_rng(7).random(t.shape) > 0.3).astype(np.float32)
+        m[0] = 0.0  # a sample with no valid element at all
+    floor = 0.0
     for i in range(STEPS):
-        rc, loss_c = host.train_step(x[i], t[i])
-        loss_s = sim.train_step(x[i : i + 1], t[i : i + 1])
+        mi = None if m is None else m[i : i + 1]
+        rc, loss_c = host.train_step(x[i], t[i], None if m is None else m[i])
+        loss_s = sim.train_step(x[i : i + 1], t[i : i + 1], mi)
+        loss_x = exact.train_step(x[i : i + 1], t[i : i + 1], mi)
+        floor = max(floor, abs(loss_s - loss_x) / max(abs(loss_x), 1e-3))
         assert rc == 0
-        assert loss_c == pytest.approx(loss_s, rel=1e-5, abs=1e-6), f"step {i}"
-    got, want = host.params(), sim.numpy_params()
+        # 1e-5 relative, unless PyTorch's own float32 run strays further from exact arithmetic
+        assert loss_c == pytest.approx(loss_s, rel=max(1e-5, 4 * floor), abs=1e-6), f"step {i}"
+    got, want, ref = host.params(), sim.numpy_params(), exact.numpy_params()
     for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5 * float(np.abs(want[k]).max() + 1e-12),
-                                   err_msg=k)
+        scale = float(np.abs(want[k]).max() + 1e-12)
+        pfloor = float(np.abs(want[k] - ref[k]).max()) / scale
+        np.testing.assert_allclose(got[k], want[k], rtol=0, atol=max(1e-5, 4 * pfloor) * scale, err_msg=k)
     # inference of the trained model agrees too
-    np.testing.assert_allclose(host.infer(x[0]), sim.predict(x[:1])[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(host.infer(x[0]), sim.predict(x[:1])[0].numpy().reshape(-1), rtol=1e-5, atol=1e-6)
 
 
 MODELS = {"tiny_mlp": tiny_mlp, "small_cnn": small_cnn, "residual": residual}
@@ -74,6 +96,40 @@ def test_generated_c_matches_simulator(model: str, strategy: str, tmp_path: Path
     _parity(g, plan, tmp_path)
 
 
+@pytest.mark.parametrize("model", ["mlp", "resnet_block", "mbv2_block", "tiny_unet"])
+@pytest.mark.parametrize("strategy", ["full", "subset"])
+def test_builtin_pytorch_models(model: str, strategy: str, tmp_path: Path) -> None:
+    g = api.load(model)
+    loss = api.default_loss(g)
+    if strategy == "subset":
+        plan = UpdatePlan(g.name, g.fingerprint(), "subset", tuple(
+            LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 4), bias=i % 2 == 1)
+            for i, n in enumerate(g.trainable_nodes())), loss=loss)
+    else:
+        plan = api.plan(g, None, strategy, loss=loss).plan
+    _parity(g, plan, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        LossConfig(LossKind.MSE),
+        LossConfig(LossKind.L1, masked=True),
+        LossConfig(LossKind.BERHU, masked=True),
+        LossConfig(LossKind.BERHU, masked=True, zone=ZoneSpec(top=4, left=4, zone_h=2, zone_w=3, rows=8, cols=8)),
+        LossConfig(LossKind.L1, masked=True, zone=ZoneSpec(top=0, left=0, zone_h=3, zone_w=4, rows=8, cols=8)),
+    ],
+    ids=["mse", "l1-masked", "berhu-masked", "berhu-zones", "l1-zones-full-frame"],
+)
+def test_dense_losses(loss: LossConfig, tmp_path: Path) -> None:
+    g = api.load("tiny_unet")
+    nodes = g.trainable_nodes()
+    plan = UpdatePlan(g.name, g.fingerprint(), "t", tuple(
+        LayerUpdate.weights(n.name, g.shapes[n.name][0]) for n in nodes[len(nodes) // 2:]), loss=loss,
+        optimizer=OptimizerConfig(lr=0.05))
+    _parity(g, plan, tmp_path)
+
+
 @pytest.mark.parametrize("kind", [OptimizerKind.MOMENTUM, OptimizerKind.ADAM])
 def test_optimizers_and_cosine_schedule(kind: OptimizerKind, tmp_path: Path) -> None:
     g = small_cnn()
@@ -83,14 +139,23 @@ def test_optimizers_and_cosine_schedule(kind: OptimizerKind, tmp_path: Path) -> 
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not present")
-@pytest.mark.parametrize("strategy", ["last-layer", "subset"])
-def test_real_handposture_model(strategy: str, tmp_path: Path) -> None:
-    g = api.load(SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite")
-    if strategy == "subset":
+@pytest.mark.parametrize("model", ["st_handposture_vl53l5cx_cnn2d_float", "mlperf_tiny_resnet8_cifar10_float"])
+@pytest.mark.parametrize("strategy", ["full", "bias-only", "last-layer", "subset", "auto"])
+def test_real_models(model: str, strategy: str, tmp_path: Path) -> None:
+    g = api.load(SHARED / "models" / f"{model}.tflite")
+    # ResNet-8 takes raw 0..255 pixels: per-sample SGD diverges even at lr 1e-6, Adam at 1e-5 is stable
+    resnet = model.startswith("mlperf")
+    opt = OptimizerConfig(OptimizerKind.ADAM, lr=1e-5) if resnet else OptimizerConfig(lr=0.01)
+    if strategy == "auto":
+        full = api.plan(g, None, "full").memory.peak_ram_bytes
+        last = api.plan(g, None, "last-layer").memory.peak_ram_bytes
+        plan = api.plan(g, (full + last) // 2, "auto", score="proxy", optimizer=opt).plan
+    elif strategy == "subset":
         plan = UpdatePlan(g.name, g.fingerprint(), "subset", tuple(
-            LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 4)) for n in g.trainable_nodes()))
+            LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 4)) for n in g.trainable_nodes()),
+            optimizer=opt)
     else:
-        plan = api.plan(g, None, strategy).plan
+        plan = api.plan(g, None, strategy, optimizer=opt).plan
     _parity(g, plan, tmp_path)
 
 
