@@ -47,11 +47,14 @@ def main() -> None:
     ap.add_argument("--score", choices=["measured", "proxy"], default="measured")
     args = ap.parse_args()
     cases = [("ResNet-8", resnet8, (208, 224, 256, 320)), ("depth", depth, (256, 384, 512, 768))]
-    print(f"{'model':<10} {'budget':>9} {'strategy':<9} {'peak RAM':>10} {'vs full':>8} {'score':>8} {'plan s':>7}  calib")
+    print(
+        f"{'model':<10} {'budget':>9} {'strategy':<9} {'peak RAM':>10} {'vs full':>8} {'score':>8} "
+        f"{'plan s':>7}  calib"
+    )
     for name, make, budgets_kb in cases:
         try:
             g, calib, calib_name = make()
-        except Exception as e:  # noqa: BLE001 - a missing model is reported, not fatal
+        except Exception as e:
             print(f"{name:<10} skipped: {e}", file=sys.stderr)
             continue
         full = api.plan(g, None, "full").memory.peak_ram_bytes
@@ -65,8 +68,10 @@ def main() -> None:
                 continue
             dt = time.perf_counter() - t0
             peak = r.memory.peak_ram_bytes
-            print(f"{name:<10} {kb:>7}KB {'auto':<9} {format_bytes(peak):>10} {full / peak:>7.2f}x "
-                  f"{r.score:>8.3g} {dt:>7.1f}  {calib_name}")
+            print(
+                f"{name:<10} {kb:>7}KB {'auto':<9} {format_bytes(peak):>10} {full / peak:>7.2f}x "
+                f"{r.score:>8.3g} {dt:>7.1f}  {calib_name}"
+            )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def load_calibration(path: str | Path, graph: ir.Graph, loss: LossConfig) -> Cal
         raise PlanError(f"cannot read calibration data {path}: {e} (expected an .npz with x and y)") from None
     want = graph.inputs[0][1]
     if tuple(x.shape[1:]) != tuple(want):
-        raise PlanError(f"calibration inputs have per-sample shape {tuple(x.shape[1:])}, the model wants {want}")
+        raise PlanError(
+            f"calibration inputs have per-sample shape {tuple(x.shape[1:])}, the model wants {want}"
+        )
     if loss.kind is LossKind.XENT and y.ndim == 1:
         n = graph.shapes[graph.outputs[0]][0]
         if y.min() < 0 or y.max() >= n:

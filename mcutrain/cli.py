@@ -42,20 +42,40 @@ def cmd_plan(args: argparse.Namespace) -> int:
     opt = OptimizerConfig(OptimizerKind(args.optimizer), lr=args.lr)
     calib = api.load_calibration(args.calib, graph, loss) if args.calib else None
     if args.strategy == "auto" and calib is None:
-        print("note: no --calib data: scores come from random inputs and labels (a structural prior); "
-              "pass --calib DATA.npz for a data-driven plan", file=sys.stderr)
-    res = api.plan(graph, args.budget, args.strategy, calib, opt, loss, score=args.score, k=args.k,
-                   batch=args.batch, progress=sys.stderr.isatty() or args.progress)
-    print(f"model {graph.name}: {graph.num_params():,} parameters, {graph.macs():,} MACs per sample, "
-          f"hash {graph.fingerprint()[:12]}")
-    print(f"strategy {res.plan.strategy}, optimizer {opt.kind.value}, loss {loss.kind.value}, batch {res.plan.batch}")
+        print(
+            "note: no --calib data: scores come from random inputs and labels (a structural prior); "
+            "pass --calib DATA.npz for a data-driven plan",
+            file=sys.stderr,
+        )
+    res = api.plan(
+        graph,
+        args.budget,
+        args.strategy,
+        calib,
+        opt,
+        loss,
+        score=args.score,
+        k=args.k,
+        batch=args.batch,
+        progress=sys.stderr.isatty() or args.progress,
+    )
+    print(
+        f"model {graph.name}: {graph.num_params():,} parameters, {graph.macs():,} MACs per sample, "
+        f"hash {graph.fingerprint()[:12]}"
+    )
+    print(
+        f"strategy {res.plan.strategy}, optimizer {opt.kind.value}, loss {loss.kind.value}, "
+        f"batch {res.plan.batch}"
+    )
     print()
     print(report.plan_table(graph, res))
     print()
     print(report.memory_table(res.memory, args.budget))
     if res.plan.strategy == "auto":
-        print(f"score {res.score:.4g} (upper bound {res.upper_bound:.4g}, gap {res.gap:.3g}); "
-              f"{res.evaluated} exact memory analyses in {res.seconds:.2f} s")
+        print(
+            f"score {res.score:.4g} (upper bound {res.upper_bound:.4g}, gap {res.gap:.3g}); "
+            f"{res.evaluated} exact memory analyses in {res.seconds:.2f} s"
+        )
     extra = {
         "model_source": str(args.model),
         **res.memory.to_dict(),
@@ -77,7 +97,9 @@ def cmd_emit(args: argparse.Namespace) -> int:
     from .plan import PlanError, UpdatePlan
 
     plan = UpdatePlan.load(args.plan)
-    source = args.model or json.loads(open(args.plan).read()).get("model_source")
+    from pathlib import Path
+
+    source = args.model or json.loads(Path(args.plan).read_text()).get("model_source")
     if not source:
         raise PlanError(f"{args.plan} does not say which model it was made for: pass --model")
     graph = api.load(source, args.input_shape)
@@ -86,22 +108,28 @@ def cmd_emit(args: argparse.Namespace) -> int:
     em = emit(graph, plan, args.out)
     m = em.memory
     print(f"emitted {graph.name} ({plan.strategy} plan) into {em.out_dir}/")
-    print(f"  arena {m.arena_bytes:,} B (lower bound {m.arena_lower_bound:,} B), trainable parameters "
-          f"{em.trainable_numel:,} floats, frozen weights {format_bytes(m.flash_bytes)} in flash")
-    print(f"  steps: {len(m.train_graph.steps)} per training sample; peak RAM of the plan "
-          f"{m.peak_ram_bytes:,} B")
+    print(
+        f"  arena {m.arena_bytes:,} B (lower bound {m.arena_lower_bound:,} B), trainable parameters "
+        f"{em.trainable_numel:,} floats, frozen weights {format_bytes(m.flash_bytes)} in flash"
+    )
+    print(
+        f"  steps: {len(m.train_graph.steps)} per training sample; peak RAM of the plan "
+        f"{m.peak_ram_bytes:,} B"
+    )
     print(f"  build it with: mcutrain build {em.out_dir}")
     return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .hostbuild import BuildError, build_host
-
     from pathlib import Path
 
+    from .hostbuild import BuildError, build_host
+
     if not (Path(args.dir) / "mt_model.c").exists():
-        print(f"mcutrain build: error: {args.dir} is not a generated project (run `mcutrain emit` first)",
-              file=sys.stderr)
+        print(
+            f"mcutrain build: error: {args.dir} is not a generated project (run `mcutrain emit` first)",
+            file=sys.stderr,
+        )
         return 2
     try:
         build_host(args.dir, "all")
@@ -126,27 +154,40 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for name, shape in graph.inputs:
         print(f"  input  {name:<24} {'x'.join(map(str, shape))}")
     for n in graph.nodes:
-        print(f"  {n.op.kind:<18} {n.name:<24} {'x'.join(map(str, graph.shapes[n.name])):<12} <- {', '.join(n.inputs)}")
+        print(
+            f"  {n.op.kind:<18} {n.name:<24} {'x'.join(map(str, graph.shapes[n.name])):<12} "
+            f"<- {', '.join(n.inputs)}"
+        )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mcutrain", description="Plan, compile and run fine-tuning on microcontrollers.")
+    p = argparse.ArgumentParser(
+        prog="mcutrain", description="Plan, compile and run fine-tuning on microcontrollers."
+    )
     p.add_argument("--version", action="version", version=f"mcutrain {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     pl = sub.add_parser("plan", help="choose what to update under a RAM budget and write a plan file")
     pl.add_argument("model", help="a .tflite or .pt2 file, package.module:factory, or a built-in model name")
     pl.add_argument("--budget", type=_budget, help="RAM budget, e.g. 256KB or 1.2MB (KB = 1024 bytes)")
-    pl.add_argument("--input-shape", type=_shape, help="per-sample input shape for PyTorch models, e.g. 1,3,32,32")
+    pl.add_argument(
+        "--input-shape", type=_shape, help="per-sample input shape for PyTorch models, e.g. 1,3,32,32"
+    )
     pl.add_argument("--calib", help="calibration data: .npz with x, y (and mask)")
     pl.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="sgd")
     pl.add_argument("--lr", type=float, default=0.01)
     pl.add_argument("--loss", choices=["xent", "mse", "l1", "berhu"])
-    pl.add_argument("--strategy", choices=["auto", "full", "last-layer", "bias-only", "last-k"], default="auto")
+    pl.add_argument(
+        "--strategy", choices=["auto", "full", "last-layer", "bias-only", "last-k"], default="auto"
+    )
     pl.add_argument("--k", type=int, help="layers for --strategy last-k (default: as many as fit)")
-    pl.add_argument("--score", choices=["measured", "proxy"], default="measured",
-                    help="measured: short fine-tuning per candidate; proxy: gradient norms (faster)")
+    pl.add_argument(
+        "--score",
+        choices=["measured", "proxy"],
+        default="measured",
+        help="measured: short fine-tuning per candidate; proxy: gradient norms (faster)",
+    )
     pl.add_argument("--batch", type=int, default=1, help="samples per update (gradient accumulation)")
     pl.add_argument("--out", default="plan.json")
     pl.add_argument("--plot", help="write a PNG of memory by category and by layer")

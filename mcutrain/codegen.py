@@ -98,25 +98,52 @@ class _Ctx:
             self._trainable(f"{base}_w", w[:k], f"{node.name} weight rows 0..{k - 1} [{k}, {row}]")
             info["w_train"] = f"{base}_w"
         if k < cout:
-            self.arrays.append({"name": f"{base}_w_frozen", "n": (cout - k) * row, "const": True,
-                                "values": c_array(w[k:]), "doc": f"{node.name} weight rows {k}..{cout - 1} (frozen)"})
+            self.arrays.append(
+                {
+                    "name": f"{base}_w_frozen",
+                    "n": (cout - k) * row,
+                    "const": True,
+                    "values": c_array(w[k:]),
+                    "doc": f"{node.name} weight rows {k}..{cout - 1} (frozen)",
+                }
+            )
             info["w_frozen"] = f"{base}_w_frozen"
         if lu.bias:
             self._trainable(f"{base}_b", b, f"{node.name} bias [{cout}]")
             info["b"] = f"{base}_b"
         else:
-            self.arrays.append({"name": f"{base}_b_frozen", "n": cout, "const": True, "values": c_array(b),
-                                "doc": f"{node.name} bias (frozen)"})
+            self.arrays.append(
+                {
+                    "name": f"{base}_b_frozen",
+                    "n": cout,
+                    "const": True,
+                    "values": c_array(b),
+                    "doc": f"{node.name} bias (frozen)",
+                }
+            )
             info["b"] = f"{base}_b_frozen"
         self.weights[node.name] = info
 
     def _trainable(self, name: str, values: np.ndarray, doc: str) -> None:
         n = int(values.size)
-        self.arrays.append({"name": f"{name}_init", "n": n, "const": True, "values": c_array(values),
-                            "doc": f"{doc}: initial values"})
-        self.state.append({"name": name, "n": n, "doc": doc,
-                           "m": self.plan.optimizer.kind is not OptimizerKind.SGD,
-                           "v": self.plan.optimizer.kind is OptimizerKind.ADAM})
+        self.arrays.append(
+            {
+                "name": f"{name}_init",
+                "n": n,
+                "const": True,
+                "values": c_array(values),
+                "doc": f"{doc}: initial values",
+            }
+        )
+        self.state.append(
+            {
+                "name": name,
+                "n": n,
+                "doc": doc,
+                "m": self.plan.optimizer.kind is not OptimizerKind.SGD,
+                "v": self.plan.optimizer.kind is OptimizerKind.ADAM,
+            }
+        )
 
     # -- kernel dimensions --------------------------------------------------------------------------
 
@@ -127,10 +154,23 @@ class _Ctx:
         ctype = ""
         if isinstance(op, (ir.Conv2d, ir.ConvTranspose2d)):
             ctype = "mt_conv2d_dims_t" if isinstance(op, ir.Conv2d) else "mt_conv_transpose2d_dims_t"
-            fields = dict(in_c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], out_c=out[0], out_h=out[1], out_w=out[2],
-                          kernel_h=op.kernel[0], kernel_w=op.kernel[1], stride_h=op.stride[0], stride_w=op.stride[1],
-                          dilation_h=op.dilation[0], dilation_w=op.dilation[1], pad_top=op.padding[0],
-                          pad_left=op.padding[2], groups=op.groups)
+            fields = dict(
+                in_c=ins[0][0],
+                in_h=ins[0][1],
+                in_w=ins[0][2],
+                out_c=out[0],
+                out_h=out[1],
+                out_w=out[2],
+                kernel_h=op.kernel[0],
+                kernel_w=op.kernel[1],
+                stride_h=op.stride[0],
+                stride_w=op.stride[1],
+                dilation_h=op.dilation[0],
+                dilation_w=op.dilation[1],
+                pad_top=op.padding[0],
+                pad_left=op.padding[2],
+                groups=op.groups,
+            )
         elif isinstance(op, ir.Linear):
             ctype, fields = "mt_linear_dims_t", dict(in_features=ins[0][0], out_features=out[0])
         elif isinstance(op, ir.ChannelAffine):
@@ -138,22 +178,51 @@ class _Ctx:
             ctype, fields = "mt_channel_affine_dims_t", dict(c=ins[0][0], h=h, w=w)
         elif isinstance(op, ir.MaxPool2d):
             ctype = "mt_max_pool2d_dims_t"
-            fields = dict(c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], out_h=out[1], out_w=out[2],
-                          kernel_h=op.kernel[0], kernel_w=op.kernel[1], stride_h=op.stride[0], stride_w=op.stride[1],
-                          pad_top=op.padding[0], pad_left=op.padding[2])
+            fields = dict(
+                c=ins[0][0],
+                in_h=ins[0][1],
+                in_w=ins[0][2],
+                out_h=out[1],
+                out_w=out[2],
+                kernel_h=op.kernel[0],
+                kernel_w=op.kernel[1],
+                stride_h=op.stride[0],
+                stride_w=op.stride[1],
+                pad_top=op.padding[0],
+                pad_left=op.padding[2],
+            )
         elif isinstance(op, ir.AvgPool2d):
             ctype = "mt_avg_pool2d_dims_t"
-            fields = dict(c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], out_h=out[1], out_w=out[2],
-                          kernel_h=op.kernel[0], kernel_w=op.kernel[1], stride_h=op.stride[0], stride_w=op.stride[1],
-                          pad_top=op.padding[0], pad_left=op.padding[2], count_include_pad=int(op.count_include_pad))
+            fields = dict(
+                c=ins[0][0],
+                in_h=ins[0][1],
+                in_w=ins[0][2],
+                out_h=out[1],
+                out_w=out[2],
+                kernel_h=op.kernel[0],
+                kernel_w=op.kernel[1],
+                stride_h=op.stride[0],
+                stride_w=op.stride[1],
+                pad_top=op.padding[0],
+                pad_left=op.padding[2],
+                count_include_pad=int(op.count_include_pad),
+            )
         elif isinstance(op, ir.Upsample):
             ctype = "mt_upsample_dims_t"
-            fields = dict(c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], scale_h=op.scale[0], scale_w=op.scale[1],
-                          align_corners=int(op.align_corners))
+            fields = dict(
+                c=ins[0][0],
+                in_h=ins[0][1],
+                in_w=ins[0][2],
+                scale_h=op.scale[0],
+                scale_w=op.scale[1],
+                align_corners=int(op.align_corners),
+            )
         elif isinstance(op, ir.Pad):
             t, b, l, r = op.padding
             ctype = "mt_pad_dims_t"
-            fields = dict(c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], pad_top=t, pad_bottom=b, pad_left=l, pad_right=r)
+            fields = dict(
+                c=ins[0][0], in_h=ins[0][1], in_w=ins[0][2], pad_top=t, pad_bottom=b, pad_left=l, pad_right=r
+            )
         if fields is not None:
             self.dims.append({"name": name, "ctype": ctype, "fields": fields, "node": node.name})
 
@@ -177,8 +246,12 @@ class _Ctx:
             ctype = "uint8_t" if b.kind is BufKind.MASK else "float"
             shape = "x".join(map(str, b.shape))
             note = f"{b.kind.value} [{shape}]" + (f", view of {b.view_of}" if b.view_of else "")
-            macros[macro] = {"name": macro, "expr": f"(({ctype} *)(mt_arena + {ap.offsets[name]}u))", "doc": note,
-                             "offset": ap.offsets[name]}
+            macros[macro] = {
+                "name": macro,
+                "expr": f"(({ctype} *)(mt_arena + {ap.offsets[name]}u))",
+                "doc": note,
+                "offset": ap.offsets[name],
+            }
         return macro
 
     # -- calls --------------------------------------------------------------------------------------
@@ -199,7 +272,7 @@ class _Ctx:
             pieces.append((w["k"], w["cout"], w["w_frozen"]))
         return pieces
 
-    def _call(self, s: Step, ap: ArenaPlan) -> list[str]:  # noqa: C901 - one branch per op kind
+    def _call(self, s: Step, ap: ArenaPlan) -> list[str]:
         B = lambda n: self.buf(n, ap)  # noqa: E731
         if s.action is Action.LOSS:
             return [self._loss_call(s, ap)]
@@ -213,19 +286,26 @@ class _Ctx:
         dims = f"&{_c_ident(node.name)}_dims"
         n_out = math.prod(self.g.shapes[node.name])
         if s.action is Action.UPDATE:
-            return [self._update_call(v) for v in self.state if v["name"].rsplit("_", 1)[0] == _c_ident(node.name)]
+            return [
+                self._update_call(v) for v in self.state if v["name"].rsplit("_", 1)[0] == _c_ident(node.name)
+            ]
         if isinstance(op, ir.TRAINABLE_OPS):
             scratch = ", MT_NO_SCRATCH" if not isinstance(op, ir.ChannelAffine) else ""
             w = self.weights[node.name]
             if s.action is Action.FORWARD:
-                return [f"mt_{kind}_fw_f32({dims}, {a}, {b}, {B(node.inputs[0])}, {arr}, {_plus(w['b'], a)}, "
-                        f"{B(node.name)}{scratch});" for a, b, arr in self._ranges(node.name)]
+                return [
+                    f"mt_{kind}_fw_f32({dims}, {a}, {b}, {B(node.inputs[0])}, {arr}, {_plus(w['b'], a)}, "
+                    f"{B(node.name)}{scratch});"
+                    for a, b, arr in self._ranges(node.name)
+                ]
             if s.action is Action.IGRAD:
                 lines = []
                 for j, (a, b, arr) in enumerate(self._ranges(node.name)):
                     acc = 1 if (j > 0 or s.accumulate) else 0
-                    lines.append(f"mt_{kind}_bw_igrad_f32({dims}, {a}, {b}, {arr}, {B(s.reads[0])}, "
-                                 f"{B(s.writes[0])}, {acc}{scratch});")
+                    lines.append(
+                        f"mt_{kind}_bw_igrad_f32({dims}, {a}, {b}, {arr}, {B(s.reads[0])}, "
+                        f"{B(s.writes[0])}, {acc}{scratch});"
+                    )
                 return lines
             if s.action is Action.WGRAD:
                 lu = self.plan.layer(node.name)
@@ -236,10 +316,15 @@ class _Ctx:
                 k = w["k"]
                 lines = []
                 if k:
-                    lines.append(f"mt_{kind}_bw_wgrad_f32({dims}, 0, {k}, {x}, {B(s.reads[0])}, {gw}, {gbx}, 0{scratch});")
+                    lines.append(
+                        f"mt_{kind}_bw_wgrad_f32({dims}, 0, {k}, {x}, {B(s.reads[0])}, {gw}, {gbx}, "
+                        f"0{scratch});"
+                    )
                 if lu.bias and k < w["cout"]:
-                    lines.append(f"mt_{kind}_bw_wgrad_f32({dims}, {k}, {w['cout']}, {x}, {B(s.reads[0])}, 0, "
-                                 f"{_plus(B(gb), k)}, 0{scratch});")
+                    lines.append(
+                        f"mt_{kind}_bw_wgrad_f32({dims}, {k}, {w['cout']}, {x}, {B(s.reads[0])}, 0, "
+                        f"{_plus(B(gb), k)}, 0{scratch});"
+                    )
                 return lines
         if isinstance(op, ir.Activation):
             fn, alpha = _ACT[op.fn], c_float(op.alpha)
@@ -249,10 +334,14 @@ class _Ctx:
                 return [f"mt_activation_mask_f32({fn}, {n_out}, {B(node.name)}, {B(s.writes[0])});"]
             acc = int(s.accumulate)
             if s.backward_via == "mask":
-                return [f"mt_activation_bw_mask_f32({fn}, {alpha}, {n_out}, {B(s.reads[1])}, {B(s.reads[0])}, "
-                        f"{B(s.writes[0])}, {acc});"]
-            return [f"mt_activation_bw_f32({fn}, {alpha}, {n_out}, {B(s.reads[1])}, {B(s.reads[0])}, "
-                    f"{B(s.writes[0])}, {acc});"]
+                return [
+                    f"mt_activation_bw_mask_f32({fn}, {alpha}, {n_out}, {B(s.reads[1])}, {B(s.reads[0])}, "
+                    f"{B(s.writes[0])}, {acc});"
+                ]
+            return [
+                f"mt_activation_bw_f32({fn}, {alpha}, {n_out}, {B(s.reads[1])}, {B(s.reads[0])}, "
+                f"{B(s.writes[0])}, {acc});"
+            ]
         acc = int(s.accumulate)
         if isinstance(op, (ir.MaxPool2d, ir.AvgPool2d)):
             if s.action is Action.FORWARD:
@@ -274,11 +363,15 @@ class _Ctx:
         if isinstance(op, ir.Concat):
             offs = np.cumsum([0] + [math.prod(self.g.shapes[i]) for i in node.inputs])
             if s.action is Action.FORWARD:
-                return [f"mt_copy_f32({offs[j + 1] - offs[j]}, {B(i)}, {_plus(B(node.name), offs[j])});"
-                        for j, i in enumerate(node.inputs)]
+                return [
+                    f"mt_copy_f32({offs[j + 1] - offs[j]}, {B(i)}, {_plus(B(node.name), offs[j])});"
+                    for j, i in enumerate(node.inputs)
+                ]
             j = s.input_index
-            return [f"mt_accumulate_f32({offs[j + 1] - offs[j]}, {_plus(B(s.reads[0]), offs[j])}, {B(s.writes[0])}, "
-                    f"{acc});"]
+            return [
+                f"mt_accumulate_f32({offs[j + 1] - offs[j]}, {_plus(B(s.reads[0]), offs[j])}, "
+                f"{B(s.writes[0])}, {acc});"
+            ]
         if isinstance(op, ir.Upsample):
             mode = op.mode.value
             if s.action is Action.FORWARD:
@@ -291,7 +384,10 @@ class _Ctx:
         if isinstance(op, ir.Softmax):
             if s.action is Action.FORWARD:
                 return [f"mt_softmax_fw_f32({n_out}, {B(node.inputs[0])}, {B(node.name)});"]
-            return [f"mt_softmax_bw_igrad_f32({n_out}, {B(s.reads[1])}, {B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
+            return [
+                f"mt_softmax_bw_igrad_f32({n_out}, {B(s.reads[1])}, {B(s.reads[0])}, {B(s.writes[0])}, "
+                f"{acc});"
+            ]
         raise PlanError(f"no code generator for op {kind!r} ({s.action.value}) at node {node.name!r}")
 
     def _loss_call(self, s: Step, ap: ArenaPlan) -> str:
@@ -312,8 +408,10 @@ class _Ctx:
             return f"mt_sgd_f32({n}, {name}, {g}, lr, {wd});"
         if o.kind is OptimizerKind.MOMENTUM:
             return f"mt_sgd_momentum_f32({n}, {name}, {g}, {name}_m, lr, {c_float(o.momentum)}, {wd});"
-        return (f"mt_adam_f32({n}, {name}, {g}, {name}_m, {name}_v, lr, {c_float(o.beta1)}, {c_float(o.beta2)}, "
-                f"{c_float(o.eps)}, {wd}, (int32_t)(mt_step + 1u));")
+        return (
+            f"mt_adam_f32({n}, {name}, {g}, {name}_m, {name}_v, lr, {c_float(o.beta1)}, {c_float(o.beta2)}, "
+            f"{c_float(o.eps)}, {wd}, (int32_t)(mt_step + 1u));"
+        )
 
     def _node_of(self, array: str) -> str:
         base = array.rsplit("_", 1)[0]
@@ -321,7 +419,6 @@ class _Ctx:
             if _c_ident(node) == base:
                 return node
         raise KeyError(array)
-
 
 
 def _plus(expr: str, n: int) -> str:
@@ -341,19 +438,28 @@ def _comment(s: Step) -> str:
 def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
     """Write the C project of ``plan`` on ``graph`` into ``out_dir`` (created; generated files replaced)."""
     if plan.batch != 1:
-        raise PlanError("the C generator emits batch-1 training steps; plans with --batch > 1 run in the simulator only")
+        raise PlanError(
+            "the C generator emits batch-1 training steps; plans with --batch > 1 run in the simulator only"
+        )
     if len(graph.inputs) != 1:
         raise PlanError("the C generator supports single-input models")
     mem = analyze(graph, plan)
     ctx = _Ctx(graph, plan, mem)
     sched = mem.schedule
     train_calls = ctx.calls(ctx.tg.steps, sched.train)
-    loss_idx = [i for i, s in enumerate(ctx.tg.steps) if s.action in (Action.ZONE_FW, Action.LOSS, Action.ZONE_BW)]
+    loss_idx = [
+        i for i, s in enumerate(ctx.tg.steps) if s.action in (Action.ZONE_FW, Action.LOSS, Action.ZONE_BW)
+    ]
     lo, hi = loss_idx[0], loss_idx[-1] + 1
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("codegen")), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_dir("codegen")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["c_float"] = c_float
     out_node = graph.outputs[0]
     io_numel = {
@@ -387,9 +493,14 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
         "cosine": plan.optimizer.schedule == "cosine",
         "lr": c_float(plan.optimizer.lr),
     }
-    for tpl, name in (("mt_model.h.j2", "mt_model.h"), ("mt_model.c.j2", "mt_model.c"),
-                      ("mt_params.c.j2", "mt_params.c"), ("mt_params.h.j2", "mt_params.h"),
-                      ("mt_host_main.c.j2", "mt_host_main.c"), ("Makefile.host.j2", "Makefile")):
+    for tpl, name in (
+        ("mt_model.h.j2", "mt_model.h"),
+        ("mt_model.c.j2", "mt_model.c"),
+        ("mt_params.c.j2", "mt_params.c"),
+        ("mt_params.h.j2", "mt_params.h"),
+        ("mt_host_main.c.j2", "mt_host_main.c"),
+        ("Makefile.host.j2", "Makefile"),
+    ):
         (out / name).write_text(env.get_template(tpl).render(**data))
     rt = out / "runtime"
     if rt.exists():

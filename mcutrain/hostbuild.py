@@ -19,7 +19,9 @@ class BuildError(RuntimeError):
 
 def build_host(project: str | Path, target: str = "libmt.so") -> Path:
     project = Path(project)
-    r = subprocess.run(["make", "-s", "-C", str(project), target], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        ["make", "-s", "-C", str(project), target], capture_output=True, text=True, timeout=600
+    )
     if r.returncode != 0:
         raise BuildError(f"host build of {project} failed:\n{r.stdout}{r.stderr}")
     return project / target
@@ -32,7 +34,7 @@ class _Stats(ctypes.Structure):
 _F = ctypes.POINTER(ctypes.c_float)
 
 
-def _ptr(a: np.ndarray | None):  # noqa: ANN202
+def _ptr(a: np.ndarray | None):
     return None if a is None else a.ctypes.data_as(_F)
 
 
@@ -70,7 +72,9 @@ class HostModel:
     def _rows(self, node: ir.Node) -> int:
         return row_index(node.op, self.graph.param(node.name, "weight").shape).shape[0]
 
-    def train_step(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> tuple[int, float]:
+    def train_step(
+        self, x: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None
+    ) -> tuple[int, float]:
         xs = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
         ts = np.ascontiguousarray(target, dtype=np.float32).reshape(-1)
         ms = None if mask is None else np.ascontiguousarray(mask, dtype=np.float32).reshape(-1)

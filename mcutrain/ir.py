@@ -448,7 +448,9 @@ class Graph:
                 raise IRError(f"tensor name {node.name!r} is defined twice")
             for i in node.inputs:
                 if i not in shapes:
-                    raise IRError(f"node {node.name!r} ({node.op.kind}) reads {i!r}, which is not defined before it")
+                    raise IRError(
+                        f"node {node.name!r} ({node.op.kind}) reads {i!r}, which is not defined before it"
+                    )
             n = node.op.arity
             if (n >= 0 and len(node.inputs) != n) or (n < 0 and not node.inputs):
                 raise IRError(f"node {node.name!r} ({node.op.kind}) takes {n} inputs, got {len(node.inputs)}")
@@ -540,7 +542,9 @@ class Graph:
         for nd in d["nodes"]:
             if nd["op"] not in OP_TYPES:
                 raise IRError(f"unknown op kind {nd['op']!r} in node {nd['name']!r}")
-            nodes.append(Node(nd["name"], _attrs_from_json(OP_TYPES[nd["op"]], nd["attrs"]), tuple(nd["inputs"])))
+            nodes.append(
+                Node(nd["name"], _attrs_from_json(OP_TYPES[nd["op"]], nd["attrs"]), tuple(nd["inputs"]))
+            )
         params = {
             k: np.frombuffer(base64.b64decode(v["f32le"]), dtype="<f4").reshape(v["shape"])
             for k, v in d.get("params", {}).items()

@@ -54,6 +54,8 @@ def per_sample_loss(
     raise NotImplementedError(cfg.kind)
 
 
-def loss(cfg: LossConfig, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def loss(
+    cfg: LossConfig, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean of :func:`per_sample_loss` over the batch."""
     return per_sample_loss(cfg, pred, target, mask).mean()

@@ -115,12 +115,22 @@ def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
         if node.inputs[0] in {n for n, _ in graph.inputs}:
             saved_in = 0  # the caller's input buffer, counted under io_buffers
         layers.append(
-            LayerMemory(node.name, node.op.kind, lu.describe(graph.shapes[node.name][0]), t, f,
-                        t * plan.optimizer.kind.state_per_param, grads, saved_in)
+            LayerMemory(
+                node.name,
+                node.op.kind,
+                lu.describe(graph.shapes[node.name][0]),
+                t,
+                f,
+                t * plan.optimizer.kind.state_per_param,
+                grads,
+                saved_in,
+            )
         )
     peak = static + arena
     assert sum(cats.values()) == peak, (cats, peak)
-    return MemoryReport(peak, flash, arena, tr.lower_bound, static, cats, tuple(layers), sched.infer.size, sched, tg)
+    return MemoryReport(
+        peak, flash, arena, tr.lower_bound, static, cats, tuple(layers), sched.infer.size, sched, tg
+    )
 
 
 def _category(tg: TrainGraph, names: list[str]) -> str:
@@ -150,16 +160,12 @@ def parse_bytes(text: str) -> int:
     """'256KB', '1.2MB', '4096', '64 KiB' -> bytes (KB = 1024 bytes, as MCU datasheets count)."""
     s = text.strip().upper().replace(" ", "").replace("IB", "B")
     units = {"MB": 1024 * 1024, "KB": 1024, "M": 1024 * 1024, "K": 1024, "B": 1}
-    for u, mult in units.items():
-        if s.endswith(u):
-            num = s[: -len(u)]
-            break
-    else:
-        num, mult = s, 1
+    unit = next((u for u in units if s.endswith(u)), "")
+    num, mult = (s[: -len(unit)], units[unit]) if unit else (s, 1)
     try:
         value = float(num)
     except ValueError:
         raise ValueError(f"cannot read a memory size from {text!r}: use e.g. 256KB, 1.2MB or 65536") from None
     if value <= 0:
         raise ValueError(f"memory size must be positive, got {text!r}")
-    return int(round(value * mult))
+    return round(value * mult)

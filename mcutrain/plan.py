@@ -130,8 +130,11 @@ class ZoneSpec:
         if len(shape) != 3 or shape[0] != 1:
             raise PlanError(f"a zone loss needs a (1, H, W) prediction, the model outputs {shape}")
         _, h, w = shape
-        if self.top < 0 or self.left < 0 or self.top + self.rows * self.zone_h > h or (
-            self.left + self.cols * self.zone_w > w
+        if (
+            self.top < 0
+            or self.left < 0
+            or self.top + self.rows * self.zone_h > h
+            or (self.left + self.cols * self.zone_w > w)
         ):
             raise PlanError(f"zone footprint {self} does not fit inside the {h}x{w} prediction")
 

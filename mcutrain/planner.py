@@ -88,8 +88,8 @@ def baseline_layers(graph: ir.Graph, strategy: str, k: int = 1) -> tuple[LayerUp
 def _check_budget(rep: MemoryReport, budget: int | None, what: str) -> None:
     if budget is not None and rep.peak_ram_bytes > budget:
         raise BudgetError(
-            f"{what} needs {format_bytes(rep.peak_ram_bytes)} ({rep.peak_ram_bytes} bytes) of RAM, more than the "
-            f"budget of {format_bytes(budget)} ({budget} bytes). Smallest budget that would work: "
+            f"{what} needs {format_bytes(rep.peak_ram_bytes)} ({rep.peak_ram_bytes} bytes) of RAM, more "
+            f"than the budget of {format_bytes(budget)} ({budget} bytes). Smallest budget that would work: "
             f"{rep.peak_ram_bytes} bytes",
             rep.peak_ram_bytes,
         )
@@ -142,7 +142,9 @@ def _saved_input_cost(graph: ir.Graph, lu: LayerUpdate, node: ir.Node) -> int:
     return math.prod(graph.shapes[node.inputs[0]]) * 4
 
 
-def _knapsack(options: list[list[tuple[int, float]]], capacity: int, quantum: int) -> tuple[float, list[int]] | None:
+def _knapsack(
+    options: list[list[tuple[int, float]]], capacity: int, quantum: int
+) -> tuple[float, list[int]] | None:
     """Exact multiple-choice knapsack: one option per group, total cost <= capacity, max total score.
     Costs are rounded up to ``quantum`` bytes. Returns (score, chosen index per group) or None."""
     if capacity < 0:
@@ -191,7 +193,9 @@ def plan_auto(
     if not nodes:
         raise PlanError(f"model {graph.name} has no trainable layer")
     cands = {n.name: candidates(graph, n) for n in nodes}
-    scores = {(lu.name, lu): max(0.0, float(score(lu))) if lu.trains else 0.0 for c in cands.values() for lu in c}
+    scores = {
+        (lu.name, lu): max(0.0, float(score(lu))) if lu.trains else 0.0 for c in cands.values() for lu in c
+    }
     evaluated = 0
     best: tuple[float, UpdatePlan, MemoryReport] | None = None
     upper = 0.0
@@ -213,14 +217,21 @@ def plan_auto(
             groups.append(opts)
         fixed = base.peak_ram_bytes - _static_cost(graph, template, base_plan.layers[0], node_d)
 
-        def costs(with_saved: bool, groups: list[list[LayerUpdate]] = groups, d: int = d) -> list[list[tuple[int, float]]]:
+        def costs(
+            with_saved: bool, groups: list[list[LayerUpdate]] = groups, d: int = d
+        ) -> list[list[tuple[int, float]]]:
             out = []
             for n, opts in zip(nodes[d:], groups, strict=True):
-                out.append([
-                    (_static_cost(graph, template, lu, n) + (_saved_input_cost(graph, lu, n) if with_saved else 0),
-                     scores[(lu.name, lu)])
-                    for lu in opts
-                ])
+                out.append(
+                    [
+                        (
+                            _static_cost(graph, template, lu, n)
+                            + (_saved_input_cost(graph, lu, n) if with_saved else 0),
+                            scores[(lu.name, lu)],
+                        )
+                        for lu in opts
+                    ]
+                )
             return out
 
         bound = _knapsack(costs(False), budget - fixed, quantum)
@@ -239,8 +250,10 @@ def plan_auto(
             rep = analyze(graph, plan)
             evaluated += 1
             if rep.peak_ram_bytes <= budget:
-                if best is None or val > best[0] + 1e-12 or (
-                    abs(val - best[0]) <= 1e-12 and rep.peak_ram_bytes < best[2].peak_ram_bytes
+                if (
+                    best is None
+                    or val > best[0] + 1e-12
+                    or (abs(val - best[0]) <= 1e-12 and rep.peak_ram_bytes < best[2].peak_ram_bytes)
                 ):
                     best = (val, plan, rep)
                 lo = cap
@@ -255,8 +268,8 @@ def plan_auto(
     if best is None:
         assert min_peak is not None
         raise BudgetError(
-            f"no plan fits the budget of {format_bytes(budget)} ({budget} bytes): even updating a single bias "
-            f"needs {format_bytes(min_peak)}. Smallest budget that would work: {min_peak} bytes",
+            f"no plan fits the budget of {format_bytes(budget)} ({budget} bytes): even updating a single "
+            f"bias needs {format_bytes(min_peak)}. Smallest budget that would work: {min_peak} bytes",
             min_peak,
         )
     val, plan, rep = best

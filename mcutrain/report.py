@@ -16,10 +16,17 @@ def plan_table(graph: ir.Graph, res: PlanResult) -> str:
         n_params = sum(int(graph.param(lm.name, p).size) for p in node.op.param_names)
         ram = lm.trainable_bytes + lm.optimizer_bytes
         sc = res.layer_scores.get(lm.name)
-        rows.append((
-            lm.name, lm.kind, "x".join(map(str, graph.shapes[lm.name])), f"{n_params:,}", lm.update,
-            format_bytes(ram) if ram else "-", f"{sc:.4g}" if sc is not None else "-",
-        ))
+        rows.append(
+            (
+                lm.name,
+                lm.kind,
+                "x".join(map(str, graph.shapes[lm.name])),
+                f"{n_params:,}",
+                lm.update,
+                format_bytes(ram) if ram else "-",
+                f"{sc:.4g}" if sc is not None else "-",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -30,11 +37,21 @@ def memory_table(mem: MemoryReport, budget: int | None) -> str:
     lines = ["RAM at the peak of one training step:"]
     for c in CATEGORIES:
         if mem.categories[c]:
-            lines.append(f"  {c.replace('_', ' '):<22}{mem.categories[c]:>10,} B  {format_bytes(mem.categories[c]):>9}")
-    lines.append(f"  {'peak RAM':<22}{mem.peak_ram_bytes:>10,} B  {format_bytes(mem.peak_ram_bytes):>9}"
-                 + (f"   (budget {format_bytes(budget)}, {100 * mem.peak_ram_bytes / budget:.0f}% used)" if budget else ""))
-    lines.append(f"  arena {mem.arena_bytes:,} B (lower bound {mem.arena_lower_bound:,} B); "
-                 f"flash for frozen weights {mem.flash_bytes:,} B ({format_bytes(mem.flash_bytes)})")
+            lines.append(
+                f"  {c.replace('_', ' '):<22}{mem.categories[c]:>10,} B  {format_bytes(mem.categories[c]):>9}"
+            )
+    lines.append(
+        f"  {'peak RAM':<22}{mem.peak_ram_bytes:>10,} B  {format_bytes(mem.peak_ram_bytes):>9}"
+        + (
+            f"   (budget {format_bytes(budget)}, {100 * mem.peak_ram_bytes / budget:.0f}% used)"
+            if budget
+            else ""
+        )
+    )
+    lines.append(
+        f"  arena {mem.arena_bytes:,} B (lower bound {mem.arena_lower_bound:,} B); "
+        f"flash for frozen weights {mem.flash_bytes:,} B ({format_bytes(mem.flash_bytes)})"
+    )
     return "\n".join(lines)
 
 
@@ -70,7 +87,9 @@ def plot_memory(mem: MemoryReport, path: str | Path, title: str) -> None:
     for i, (label, vals) in enumerate(parts.items()):
         kb = [v / 1024 for v in vals]
         hatch = "//" if label.startswith("frozen") else None
-        b.bar(x, kb, bottom=bot, label=label, color="0.85" if hatch else cmap(i), hatch=hatch, edgecolor="0.5")
+        b.bar(
+            x, kb, bottom=bot, label=label, color="0.85" if hatch else cmap(i), hatch=hatch, edgecolor="0.5"
+        )
         bot = [p + q for p, q in zip(bot, kb, strict=True)]
     b.set_xticks(list(x), names, rotation=60, ha="right", fontsize=7)
     b.set_ylabel("KB")

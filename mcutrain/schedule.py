@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .training import Action, BufKind, Buffer, Step, TrainGraph
+from .training import Action, Buffer, BufKind, Step, TrainGraph
 
 ALIGN = 8  # bytes; every arena offset is a multiple of this
 
@@ -107,7 +107,9 @@ def plan_phase(
 
     used_roots = {resolve(n)[0] for n in used}
     names = sorted(
-        n for n in buffers if inside(n) and (n in used or (buffers[n].view_of and resolve(n)[0] in used_roots))
+        n
+        for n in buffers
+        if inside(n) and (n in used or (buffers[n].view_of and resolve(n)[0] in used_roots))
     )
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -173,7 +175,9 @@ def schedule(tg: TrainGraph) -> StepSchedule:
     outside = {BufKind.IO}
     if tg.plan.batch > 1:  # gradients accumulate over several calls: they cannot live in the arena
         outside.add(BufKind.WGRAD)
-    return StepSchedule(plan_phase(tg.buffers, tg.steps, frozenset(outside)), plan_phase(tg.buffers, tg.infer_steps))
+    return StepSchedule(
+        plan_phase(tg.buffers, tg.steps, frozenset(outside)), plan_phase(tg.buffers, tg.infer_steps)
+    )
 
 
 def backward_steps(tg: TrainGraph) -> list[Step]:

@@ -77,15 +77,17 @@ class _Gradients:
     def share(self, lu: LayerUpdate) -> float:
         """Fraction of the layer's squared weight gradient in the updated rows."""
         total = float(self.rows[lu.name].sum())
-        return float(self.rows[lu.name][: lu.channels].sum()) / total if total > 0 else lu.channels / len(
-            self.rows[lu.name]
+        return (
+            float(self.rows[lu.name][: lu.channels].sum()) / total
+            if total > 0
+            else lu.channels / len(self.rows[lu.name])
         )
 
     def score(self, lu: LayerUpdate) -> float:
         return self.weight(lu) + (self.lr * self.bias[lu.name] if lu.bias else 0.0)
 
 
-def _tensors(c: Calibration):  # noqa: ANN202
+def _tensors(c: Calibration):
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(c.x, dtype=np.float32))
@@ -112,9 +114,9 @@ def measured_scorer(
     if len(val) == 0:
         val = train
     probe = replace(template, batch=min(batch, len(train)))
-    base_loss = Simulator(graph, probe.with_layers(baseline_layers(graph, "bias-only")), check_plan=False).eval_loss(
-        val.x, val.target, val.mask
-    )
+    base_loss = Simulator(
+        graph, probe.with_layers(baseline_layers(graph, "bias-only")), check_plan=False
+    ).eval_loss(val.x, val.target, val.mask)
     nodes = graph.trainable_nodes()
     measured: dict[tuple[str, str], float] = {}
     runs = [(n, kind) for n in nodes for kind in ("bias", "weight", "weight+bias")]

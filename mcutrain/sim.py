@@ -92,10 +92,15 @@ class Simulator:
         finally:
             for tr in self.trainables:
                 self.params[tr.key].requires_grad_(False)
-        return float(loss.detach()), [g.reshape(-1)[tr.index] for g, tr in zip(grads, self.trainables, strict=True)]
+        return float(loss.detach()), [
+            g.reshape(-1)[tr.index] for g, tr in zip(grads, self.trainables, strict=True)
+        ]
 
     def train_step(
-        self, x: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray | None = None
+        self,
+        x: torch.Tensor | np.ndarray,
+        target: torch.Tensor | np.ndarray,
+        mask: torch.Tensor | np.ndarray | None = None,
     ) -> float:
         """One update from a batch of samples (``plan.batch`` of them on the device). Returns the loss."""
         x, target = _t(x, self.dtype), _t(target, self.dtype)
@@ -122,7 +127,11 @@ class Simulator:
         b = self.plan.batch
         out = []
         for i in range(0, len(xs) - b + 1, b):
-            out.append(self.train_step(xs[i : i + b], targets[i : i + b], None if masks is None else masks[i : i + b]))
+            out.append(
+                self.train_step(
+                    xs[i : i + b], targets[i : i + b], None if masks is None else masks[i : i + b]
+                )
+            )
             if progress is not None:
                 progress.update(b)  # type: ignore[attr-defined]
         return out

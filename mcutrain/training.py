@@ -191,16 +191,25 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     for n in nodes:
         shape = graph.shapes[n.name]
         if isinstance(n.op, ir.Reshape):
-            add_buf(Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, view_of=n.inputs[0], node=n.name))
+            add_buf(
+                Buffer(
+                    n.name,
+                    shape,
+                    BufKind.ACTIVATION,
+                    math.prod(shape) * F32,
+                    view_of=n.inputs[0],
+                    node=n.name,
+                )
+            )
             continue
         add_buf(Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, node=n.name))
         elementwise = isinstance(n.op, (ir.Activation, ir.Add))
         steps.append(Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=elementwise))
-        if isinstance(n.op, ir.Activation) and rg[n.name] and any(rg[i] for i in n.inputs):
-            if not _act_bw_needs_output(n.op) and n.name not in saved:
-                nbytes = _round8((math.prod(shape) + 7) // 8)
-                add_buf(Buffer(mask_name(n.name), shape, BufKind.MASK, nbytes, node=n.name))
-                steps.append(Step(Action.MASK, n.name, (n.name,), (mask_name(n.name),)))
+        needs_igrad = isinstance(n.op, ir.Activation) and rg[n.name] and any(rg[i] for i in n.inputs)
+        if needs_igrad and not _act_bw_needs_output(n.op) and n.name not in saved:  # type: ignore[arg-type]
+            nbytes = _round8((math.prod(shape) + 7) // 8)
+            add_buf(Buffer(mask_name(n.name), shape, BufKind.MASK, nbytes, node=n.name))
+            steps.append(Step(Action.MASK, n.name, (n.name,), (mask_name(n.name),)))
 
     # loss
     gp = grad_name(pred)
@@ -238,7 +247,17 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
             ishape = graph.shapes[i]
             view = _grad_view(n, idx, graph) if grad_consumers[i] == 1 and n.inputs.count(i) == 1 else None
             if view is not None:
-                add_buf(Buffer(g_in, ishape, BufKind.GRAD, math.prod(ishape) * F32, view_of=g_out, view_offset=view, node=i))
+                add_buf(
+                    Buffer(
+                        g_in,
+                        ishape,
+                        BufKind.GRAD,
+                        math.prod(ishape) * F32,
+                        view_of=g_out,
+                        view_offset=view,
+                        node=i,
+                    )
+                )
                 written.add(g_in)
                 continue
             if g_in not in buffers:
@@ -257,8 +276,16 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
             acc = g_in in written
             elementwise = isinstance(n.op, ir.Activation) and not acc
             steps.append(
-                Step(Action.IGRAD, n.name, reads, (g_in,), input_index=idx, accumulate=acc,
-                     inplace=elementwise, backward_via=via)
+                Step(
+                    Action.IGRAD,
+                    n.name,
+                    reads,
+                    (g_in,),
+                    input_index=idx,
+                    accumulate=acc,
+                    inplace=elementwise,
+                    backward_via=via,
+                )
             )
             written.add(g_in)
         if lu.trains:
@@ -272,7 +299,15 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                 writes.append(gw)
             if lu.bias:
                 gb = f"gb_{n.name}"
-                add_buf(Buffer(gb, (graph.shapes[n.name][0],), BufKind.WGRAD, graph.shapes[n.name][0] * F32, node=n.name))
+                add_buf(
+                    Buffer(
+                        gb,
+                        (graph.shapes[n.name][0],),
+                        BufKind.WGRAD,
+                        graph.shapes[n.name][0] * F32,
+                        node=n.name,
+                    )
+                )
                 writes.append(gb)
             reads = (g_out, n.inputs[0]) if lu.update is Update.WEIGHT else (g_out,)
             steps.append(Step(Action.WGRAD, n.name, reads, tuple(writes)))
@@ -284,13 +319,18 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                 ws = tuple(b for b in (f"gw_{n.name}", f"gb_{n.name}") if b in buffers)
                 steps.append(Step(Action.UPDATE, n.name, ws, ()))
 
-    infer = [Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=isinstance(n.op, (ir.Activation, ir.Add)))
-             for n in graph.nodes if not isinstance(n.op, ir.Reshape)]
+    infer = [
+        Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=isinstance(n.op, (ir.Activation, ir.Add)))
+        for n in graph.nodes
+        if not isinstance(n.op, ir.Reshape)
+    ]
     for n in graph.nodes:
         if n.name not in buffers:
             shape = graph.shapes[n.name]
             view = n.inputs[0] if isinstance(n.op, ir.Reshape) else None
-            add_buf(Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, view_of=view, node=n.name))
+            add_buf(
+                Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, view_of=view, node=n.name)
+            )
     return TrainGraph(graph, plan, buffers, tuple(steps), tuple(infer), pred, frozenset(saved))
 
 

@@ -23,7 +23,9 @@ def small_cnn(seed: int = 0) -> ir.Graph:
     rng = np.random.default_rng(seed)
     b = ir.GraphBuilder("small_cnn")
     x = b.input("x", (2, 8, 8))
-    c = b.add("conv", ir.Conv2d(8, (3, 3)), [x], weight=rng.standard_normal((8, 2, 3, 3)) * 0.3, bias=np.zeros(8))
+    c = b.add(
+        "conv", ir.Conv2d(8, (3, 3)), [x], weight=rng.standard_normal((8, 2, 3, 3)) * 0.3, bias=np.zeros(8)
+    )
     r = b.add("relu", ir.Activation(ir.ActFn.RELU), [c])
     p = b.add("pool", ir.MaxPool2d((2, 2), (2, 2)), [r])
     f = b.add("flat", ir.Reshape((72,)), [p])
@@ -42,9 +44,13 @@ def residual(seed: int = 0) -> ir.Graph:
 
     def conv(name: str, src: str, cin: int, cout: int, k: int, s: int) -> str:
         p = k // 2
-        return b.add(name, ir.Conv2d(cout, (k, k), (s, s), (p, p, p, p)), [src],
-                     weight=rng.standard_normal((cout, cin, k, k)) * (1.0 / np.sqrt(cin * k * k)),
-                     bias=rng.standard_normal(cout) * 0.1)
+        return b.add(
+            name,
+            ir.Conv2d(cout, (k, k), (s, s), (p, p, p, p)),
+            [src],
+            weight=rng.standard_normal((cout, cin, k, k)) * (1.0 / np.sqrt(cin * k * k)),
+            bias=rng.standard_normal(cout) * 0.1,
+        )
 
     s0 = b.add("r0", ir.Activation(ir.ActFn.RELU), [conv("stem", x, 3, 8, 3, 1)])
     a = b.add("r1", ir.Activation(ir.ActFn.RELU), [conv("c1", s0, 8, 16, 3, 2)])

@@ -15,8 +15,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def mcutrain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mcutrain", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mcutrain", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 @pytest.fixture
@@ -28,11 +29,26 @@ def cnn_json(tmp_path: Path) -> Path:
 
 def test_plan_writes_the_documented_json(tmp_path: Path, cnn_json: Path) -> None:
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((16, 2, 8, 8)).astype(np.float32),
-             y=rng.integers(0, 8, 16))
+    np.savez(
+        tmp_path / "calib.npz",
+        x=rng.standard_normal((16, 2, 8, 8)).astype(np.float32),
+        y=rng.integers(0, 8, 16),
+    )
     out, png = tmp_path / "plan.json", tmp_path / "mem.png"
-    r = mcutrain("plan", str(cnn_json), "--budget", "12KB", "--calib", str(tmp_path / "calib.npz"),
-                 "--optimizer", "momentum", "--out", str(out), "--plot", str(png))
+    r = mcutrain(
+        "plan",
+        str(cnn_json),
+        "--budget",
+        "12KB",
+        "--calib",
+        str(tmp_path / "calib.npz"),
+        "--optimizer",
+        "momentum",
+        "--out",
+        str(out),
+        "--plot",
+        str(png),
+    )
     assert r.returncode == 0, r.stderr
     assert "peak RAM" in r.stdout and "layer" in r.stdout
     d = json.loads(out.read_text())
@@ -46,7 +62,9 @@ def test_plan_writes_the_documented_json(tmp_path: Path, cnn_json: Path) -> None
 
 
 def test_infeasible_budget_exits_nonzero_with_minimum(tmp_path: Path, cnn_json: Path) -> None:
-    r = mcutrain("plan", str(cnn_json), "--budget", "1KB", "--score", "proxy", "--out", str(tmp_path / "p.json"))
+    r = mcutrain(
+        "plan", str(cnn_json), "--budget", "1KB", "--score", "proxy", "--out", str(tmp_path / "p.json")
+    )
     assert r.returncode == 2
     assert "Smallest budget that would work" in r.stderr
     assert "Traceback" not in r.stderr
@@ -90,7 +108,9 @@ def test_corrupt_model_file(tmp_path: Path) -> None:
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not present")
 def test_plan_real_tflite_model(tmp_path: Path) -> None:
     model = SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite"
-    r = mcutrain("plan", str(model), "--budget", "16KB", "--score", "proxy", "--out", str(tmp_path / "p.json"))
+    r = mcutrain(
+        "plan", str(model), "--budget", "16KB", "--score", "proxy", "--out", str(tmp_path / "p.json")
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads((tmp_path / "p.json").read_text())
     assert d["peak_ram_bytes"] <= 16 * 1024

@@ -20,7 +20,15 @@ from graphs import residual, small_cnn, tiny_mlp
 from mcutrain import api
 from mcutrain.codegen import emit
 from mcutrain.hostbuild import HostModel, build_host
-from mcutrain.plan import LayerUpdate, LossConfig, LossKind, OptimizerConfig, OptimizerKind, UpdatePlan, ZoneSpec
+from mcutrain.plan import (
+    LayerUpdate,
+    LossConfig,
+    LossKind,
+    OptimizerConfig,
+    OptimizerKind,
+    UpdatePlan,
+    ZoneSpec,
+)
 from mcutrain.sim import Simulator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -72,7 +80,9 @@ def _parity(g, plan: UpdatePlan, tmp_path: Path) -> None:
         pfloor = float(np.abs(want[k] - ref[k]).max()) / scale
         np.testing.assert_allclose(got[k], want[k], rtol=0, atol=max(1e-5, 4 * pfloor) * scale, err_msg=k)
     # inference of the trained model agrees too
-    np.testing.assert_allclose(host.infer(x[0]), sim.predict(x[:1])[0].numpy().reshape(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        host.infer(x[0]), sim.predict(x[:1])[0].numpy().reshape(-1), rtol=1e-5, atol=1e-6
+    )
 
 
 MODELS = {"tiny_mlp": tiny_mlp, "small_cnn": small_cnn, "residual": residual}
@@ -84,8 +94,10 @@ def test_generated_c_matches_simulator(model: str, strategy: str, tmp_path: Path
     g = MODELS[model]()
     if strategy == "subset":
         nodes = g.trainable_nodes()
-        layers = [LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 2), bias=i % 2 == 0)
-                  for i, n in enumerate(nodes)]
+        layers = [
+            LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 2), bias=i % 2 == 0)
+            for i, n in enumerate(nodes)
+        ]
         plan = UpdatePlan(g.name, g.fingerprint(), "subset", tuple(layers))
     elif strategy == "auto":
         full = api.plan(g, None, "full").memory.peak_ram_bytes
@@ -102,9 +114,16 @@ def test_builtin_pytorch_models(model: str, strategy: str, tmp_path: Path) -> No
     g = api.load(model)
     loss = api.default_loss(g)
     if strategy == "subset":
-        plan = UpdatePlan(g.name, g.fingerprint(), "subset", tuple(
-            LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 4), bias=i % 2 == 1)
-            for i, n in enumerate(g.trainable_nodes())), loss=loss)
+        plan = UpdatePlan(
+            g.name,
+            g.fingerprint(),
+            "subset",
+            tuple(
+                LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 4), bias=i % 2 == 1)
+                for i, n in enumerate(g.trainable_nodes())
+            ),
+            loss=loss,
+        )
     else:
         plan = api.plan(g, None, strategy, loss=loss).plan
     _parity(g, plan, tmp_path)
@@ -116,17 +135,26 @@ def test_builtin_pytorch_models(model: str, strategy: str, tmp_path: Path) -> No
         LossConfig(LossKind.MSE),
         LossConfig(LossKind.L1, masked=True),
         LossConfig(LossKind.BERHU, masked=True),
-        LossConfig(LossKind.BERHU, masked=True, zone=ZoneSpec(top=4, left=4, zone_h=2, zone_w=3, rows=8, cols=8)),
-        LossConfig(LossKind.L1, masked=True, zone=ZoneSpec(top=0, left=0, zone_h=3, zone_w=4, rows=8, cols=8)),
+        LossConfig(
+            LossKind.BERHU, masked=True, zone=ZoneSpec(top=4, left=4, zone_h=2, zone_w=3, rows=8, cols=8)
+        ),
+        LossConfig(
+            LossKind.L1, masked=True, zone=ZoneSpec(top=0, left=0, zone_h=3, zone_w=4, rows=8, cols=8)
+        ),
     ],
     ids=["mse", "l1-masked", "berhu-masked", "berhu-zones", "l1-zones-full-frame"],
 )
 def test_dense_losses(loss: LossConfig, tmp_path: Path) -> None:
     g = api.load("tiny_unet")
     nodes = g.trainable_nodes()
-    plan = UpdatePlan(g.name, g.fingerprint(), "t", tuple(
-        LayerUpdate.weights(n.name, g.shapes[n.name][0]) for n in nodes[len(nodes) // 2:]), loss=loss,
-        optimizer=OptimizerConfig(lr=0.05))
+    plan = UpdatePlan(
+        g.name,
+        g.fingerprint(),
+        "t",
+        tuple(LayerUpdate.weights(n.name, g.shapes[n.name][0]) for n in nodes[len(nodes) // 2 :]),
+        loss=loss,
+        optimizer=OptimizerConfig(lr=0.05),
+    )
     _parity(g, plan, tmp_path)
 
 
@@ -139,7 +167,9 @@ def test_optimizers_and_cosine_schedule(kind: OptimizerKind, tmp_path: Path) -> 
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not present")
-@pytest.mark.parametrize("model", ["st_handposture_vl53l5cx_cnn2d_float", "mlperf_tiny_resnet8_cifar10_float"])
+@pytest.mark.parametrize(
+    "model", ["st_handposture_vl53l5cx_cnn2d_float", "mlperf_tiny_resnet8_cifar10_float"]
+)
 @pytest.mark.parametrize("strategy", ["full", "bias-only", "last-layer", "subset", "auto"])
 def test_real_models(model: str, strategy: str, tmp_path: Path) -> None:
     g = api.load(SHARED / "models" / f"{model}.tflite")
@@ -151,9 +181,13 @@ def test_real_models(model: str, strategy: str, tmp_path: Path) -> None:
         last = api.plan(g, None, "last-layer").memory.peak_ram_bytes
         plan = api.plan(g, (full + last) // 2, "auto", score="proxy", optimizer=opt).plan
     elif strategy == "subset":
-        plan = UpdatePlan(g.name, g.fingerprint(), "subset", tuple(
-            LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 4)) for n in g.trainable_nodes()),
-            optimizer=opt)
+        plan = UpdatePlan(
+            g.name,
+            g.fingerprint(),
+            "subset",
+            tuple(LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 4)) for n in g.trainable_nodes()),
+            optimizer=opt,
+        )
     else:
         plan = api.plan(g, None, strategy, optimizer=opt).plan
     _parity(g, plan, tmp_path)
@@ -184,16 +218,24 @@ def test_driver_runs_clean_under_asan_and_ubsan(model: str, tmp_path: Path) -> N
 
     g = MODELS[model]()
     nodes = g.trainable_nodes()
-    plan = UpdatePlan(g.name, g.fingerprint(), "subset", tuple(
-        LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 2)) for n in nodes),
-        optimizer=OptimizerConfig(OptimizerKind.ADAM, lr=1e-3))
+    plan = UpdatePlan(
+        g.name,
+        g.fingerprint(),
+        "subset",
+        tuple(LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 2)) for n in nodes),
+        optimizer=OptimizerConfig(OptimizerKind.ADAM, lr=1e-3),
+    )
     out = tmp_path / "gen"
     emit(g, plan, out)
     exe = build_host(out, "mt_train_host_asan")
     x, t = _samples(g, 5)
     _write_samples(tmp_path / "s.bin", x, t)
-    r = subprocess.run([str(exe), str(tmp_path / "s.bin"), str(tmp_path / "p.bin")], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [str(exe), str(tmp_path / "s.bin"), str(tmp_path / "p.bin")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr
     losses = [float(line.split()[1]) for line in r.stdout.splitlines()]
@@ -201,7 +243,15 @@ def test_driver_runs_clean_under_asan_and_ubsan(model: str, tmp_path: Path) -> N
     want = [sim.train_step(x[i : i + 1], t[i : i + 1]) for i in range(5)]
     np.testing.assert_allclose(losses, want, rtol=1e-5)
     flat = np.fromfile(tmp_path / "p.bin", dtype="<f4")
-    host_flat = np.concatenate([
-        np.concatenate([sim.numpy_params()[f"{lu.name}.weight"][: lu.channels].reshape(-1),
-                        sim.numpy_params()[f"{lu.name}.bias"]]) for lu in plan.layers])
+    host_flat = np.concatenate(
+        [
+            np.concatenate(
+                [
+                    sim.numpy_params()[f"{lu.name}.weight"][: lu.channels].reshape(-1),
+                    sim.numpy_params()[f"{lu.name}.bias"],
+                ]
+            )
+            for lu in plan.layers
+        ]
+    )
     np.testing.assert_allclose(flat, host_flat, rtol=1e-5, atol=1e-7)

@@ -104,7 +104,7 @@ def test_arena_never_overlaps_live_buffers() -> None:
                 spans[r] = (min(lo, i), max(hi, i))
     roots = list(spans)
     for i, a in enumerate(roots):
-        for b in roots[i + 1:]:
+        for b in roots[i + 1 :]:
             (a0, a1), (b0, b1) = spans[a], spans[b]
             if a0 <= b1 and b0 <= a1:
                 oa, ob = ap.offsets[a], ap.offsets[b]
@@ -120,7 +120,9 @@ def test_place_and_lower_bound() -> None:
     assert offs[3] == 0
 
 
-@pytest.mark.parametrize(("text", "n"), [("256KB", 262144), ("1.2MB", 1258291), ("4096", 4096), ("64 KiB", 65536)])
+@pytest.mark.parametrize(
+    ("text", "n"), [("256KB", 262144), ("1.2MB", 1258291), ("4096", 4096), ("64 KiB", 65536)]
+)
 def test_parse_bytes(text: str, n: int) -> None:
     assert parse_bytes(text) == n
 

@@ -13,9 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_install_is_complete(tmp_path: Path) -> None:
     target = tmp_path / "site"
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-compile", "-q",
-         "--target", str(target), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-compile",
+            "-q",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     pkg = target / "mcutrain"
@@ -24,9 +37,21 @@ def test_wheel_install_is_complete(tmp_path: Path) -> None:
     assert (pkg / "_codegen").is_dir()
     assert (target / "bin" / "mcutrain").is_file()
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", "import mcutrain, sys; print(mcutrain.__file__)"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", "import mcutrain, sys; print(mcutrain.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert out.stdout.strip().startswith(str(target)), out
-    cli = subprocess.run([sys.executable, "-m", "mcutrain", "--help"], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=60)
+    cli = subprocess.run(
+        [sys.executable, "-m", "mcutrain", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert cli.returncode == 0 and "plan" in cli.stdout

@@ -55,7 +55,9 @@ def test_baselines_follow_their_definition() -> None:
     names = [n.name for n in g.trainable_nodes()]
     full = api.plan(g, None, "full").plan
     assert [lu.name for lu in full.layers] == names
-    assert all(lu.update is Update.WEIGHT and lu.channels == g.shapes[lu.name][0] and lu.bias for lu in full.layers)
+    assert all(
+        lu.update is Update.WEIGHT and lu.channels == g.shapes[lu.name][0] and lu.bias for lu in full.layers
+    )
     bias = api.plan(g, None, "bias-only").plan
     assert all(lu.update is Update.BIAS for lu in bias.layers) and len(bias.layers) == len(names)
     last = api.plan(g, None, "last-layer").plan
@@ -91,11 +93,15 @@ def test_knapsack_is_exact() -> None:
     import itertools
 
     for _ in range(20):
-        groups = [[(0, 0.0)] + [(int(rng.integers(1, 40)) * 8, float(rng.random())) for _ in range(3)]
-                  for _ in range(4)]
+        groups = [
+            [(0, 0.0)] + [(int(rng.integers(1, 40)) * 8, float(rng.random())) for _ in range(3)]
+            for _ in range(4)
+        ]
         cap = int(rng.integers(0, 120)) * 8
         best = max(
-            (sum(o[1] for o in combo) for combo in itertools.product(*groups) if sum(o[0] for o in combo) <= cap)
+            sum(o[1] for o in combo)
+            for combo in itertools.product(*groups)
+            if sum(o[0] for o in combo) <= cap
         )
         val, picks = _knapsack(groups, cap, 8)
         assert val == pytest.approx(best)

@@ -38,10 +38,17 @@ def _reference(g, layers_full: list[str], opt_cfg: OptimizerConfig, x, y, batch:
     if opt_cfg.kind is OptimizerKind.SGD:
         opt = torch.optim.SGD(train, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
     elif opt_cfg.kind is OptimizerKind.MOMENTUM:
-        opt = torch.optim.SGD(train, lr=opt_cfg.lr, momentum=opt_cfg.momentum, weight_decay=opt_cfg.weight_decay)
+        opt = torch.optim.SGD(
+            train, lr=opt_cfg.lr, momentum=opt_cfg.momentum, weight_decay=opt_cfg.weight_decay
+        )
     else:
-        opt = torch.optim.Adam(train, lr=opt_cfg.lr, betas=(opt_cfg.beta1, opt_cfg.beta2), eps=opt_cfg.eps,
-                               weight_decay=opt_cfg.weight_decay)
+        opt = torch.optim.Adam(
+            train,
+            lr=opt_cfg.lr,
+            betas=(opt_cfg.beta1, opt_cfg.beta2),
+            eps=opt_cfg.eps,
+            weight_decay=opt_cfg.weight_decay,
+        )
     nested: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in params.items():
         node, p = k.rsplit(".", 1)
@@ -49,8 +56,8 @@ def _reference(g, layers_full: list[str], opt_cfg: OptimizerConfig, x, y, batch:
     logits_name = g.node(g.outputs[0]).inputs[0]
     for i in range(0, len(x), batch):
         opt.zero_grad()
-        env = torchops.run_graph(g, torch.from_numpy(x[i:i + batch]), nested, keep=True)
-        loss = -(torch.from_numpy(y[i:i + batch]) * torch.log_softmax(env[logits_name], 1)).sum(1).mean()
+        env = torchops.run_graph(g, torch.from_numpy(x[i : i + batch]), nested, keep=True)
+        loss = -(torch.from_numpy(y[i : i + batch]) * torch.log_softmax(env[logits_name], 1)).sum(1).mean()
         loss.backward()
         opt.step()
     return {k: v.detach().numpy() for k, v in params.items()}
@@ -62,8 +69,13 @@ def test_full_update_matches_torch_optim(kind: OptimizerKind, wd: float) -> None
     g = small_cnn()
     cfg = OptimizerConfig(kind, lr=0.05 if kind is not OptimizerKind.ADAM else 0.005, weight_decay=wd)
     names = [n.name for n in g.trainable_nodes()]
-    plan = UpdatePlan(g.name, g.fingerprint(), "full",
-                      tuple(LayerUpdate.weights(n, g.shapes[n][0]) for n in names), optimizer=cfg)
+    plan = UpdatePlan(
+        g.name,
+        g.fingerprint(),
+        "full",
+        tuple(LayerUpdate.weights(n, g.shapes[n][0]) for n in names),
+        optimizer=cfg,
+    )
     x, y = _data(g, 12)
     sim = Simulator(g, plan)
     sim.fit(x, y)
@@ -86,8 +98,9 @@ def test_minibatch_accumulation_matches_torch() -> None:
 
 def test_channel_subset_updates_only_its_rows() -> None:
     g = residual()
-    plan = UpdatePlan(g.name, g.fingerprint(), "t", (LayerUpdate.weights("c2", 4, bias=False),
-                                                     LayerUpdate.bias_only("fc")))
+    plan = UpdatePlan(
+        g.name, g.fingerprint(), "t", (LayerUpdate.weights("c2", 4, bias=False), LayerUpdate.bias_only("fc"))
+    )
     x = np.random.default_rng(0).standard_normal((6, 3, 12, 12)).astype(np.float32)
     y = np.eye(5, dtype=np.float32)[[0, 1, 2, 3, 4, 0]]
     sim = Simulator(g, plan)
@@ -131,6 +144,8 @@ def test_zone_loss_and_masks() -> None:
     per = per_sample_loss(cfg, pred, target, mask)
     assert per[0].item() == pytest.approx(1.0)
     assert per[1].item() == 0.0  # no valid zone: zero loss
-    berhu = per_sample_loss(LossConfig(LossKind.BERHU), torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 0.0]]))
+    berhu = per_sample_loss(
+        LossConfig(LossKind.BERHU), torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 0.0]])
+    )
     # c = 0.2: |0| <= c -> 0 ; |1| > c -> (1 + 0.04) / 0.4
     assert berhu.item() == pytest.approx((0.0 + 1.04 / 0.4) / 2)

@@ -21,9 +21,13 @@ SNAP = Path(__file__).parent / "snapshots" / "tiny_mlp"
 @pytest.mark.parametrize("name", ["mt_model.c", "mt_model.h", "mt_params.c"])
 def test_emitted_c_matches_snapshot(name: str, tmp_path: Path) -> None:
     g = tiny_mlp()
-    plan = UpdatePlan(g.name, g.fingerprint(), "snapshot",
-                      (LayerUpdate.bias_only("fc1"), LayerUpdate.weights("fc2", 1)),
-                      optimizer=OptimizerConfig(OptimizerKind.MOMENTUM, lr=0.05))
+    plan = UpdatePlan(
+        g.name,
+        g.fingerprint(),
+        "snapshot",
+        (LayerUpdate.bias_only("fc1"), LayerUpdate.weights("fc2", 1)),
+        optimizer=OptimizerConfig(OptimizerKind.MOMENTUM, lr=0.05),
+    )
     emit(g, plan, tmp_path)
     got = (tmp_path / name).read_text()
     if os.environ.get("MCUTRAIN_UPDATE_SNAPSHOTS"):

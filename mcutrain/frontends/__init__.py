@@ -1,9 +1,10 @@
 """Frontends: turn a model file or a PyTorch module into an :class:`mcutrain.ir.Graph`.
 
-``load_model(spec)`` accepts a ``.tflite`` file, an mcutrain IR ``.json`` file, a ``.pt2`` file (a saved ``torch.export`` program)
-or ``package.module:factory`` (a callable returning an ``nn.Module``). Every failure a user can cause
-(missing file, corrupt or truncated file, unsupported op or data type) raises :class:`FrontendError`
-with a message that says what to do; the CLI prints it without a traceback.
+``load_model(spec)`` accepts a ``.tflite`` file, an mcutrain IR ``.json`` file, a ``.pt2`` file (a
+saved ``torch.export`` program) or ``package.module:factory`` (a callable returning an ``nn.Module``).
+Every failure a user can cause (missing file, corrupt or truncated file, unsupported op or data type)
+raises :class:`FrontendError` with a message that says what to do; the CLI prints it without a
+traceback.
 """
 
 from __future__ import annotations
