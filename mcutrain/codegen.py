@@ -78,6 +78,7 @@ class _Ctx:
         self.dims: list[dict[str, Any]] = []
         self.weights: dict[str, dict[str, Any]] = {}
         self.macros: dict[str, dict[str, dict[str, Any]]] = {}
+        self.persistent: dict[str, dict[str, Any]] = {}  # gradients accumulated over a mini-batch
         self._train_ap = mem.schedule.train
         for node in graph.trainable_nodes():
             self._params(node)
@@ -239,6 +240,12 @@ class _Ctx:
         if self.tg.buffers[root].kind is BufKind.IO:
             base = {"target": "target", "target_mask": "mask"}.get(root, "x")
             return f"({base} + {off // 4})" if off else base
+        if b.kind is BufKind.WGRAD and self.plan.batch > 1:  # accumulates across calls: static, not arena
+            name_c = "G_" + "".join(ch if ch.isalnum() else "_" for ch in name).upper()
+            self.persistent.setdefault(
+                name_c, {"name": name_c, "n": b.nbytes // 4, "doc": f"{name} [{b.shape}]"}
+            )
+            return name_c
         prefix = "T_" if ap is self._train_ap else "I_"
         macro = prefix + "".join(ch if ch.isalnum() else "_" for ch in name).upper()
         macros = self.macros.setdefault(prefix, {})
@@ -286,9 +293,14 @@ class _Ctx:
         dims = f"&{_c_ident(node.name)}_dims"
         n_out = math.prod(self.g.shapes[node.name])
         if s.action is Action.UPDATE:
-            return [
-                self._update_call(v) for v in self.state if v["name"].rsplit("_", 1)[0] == _c_ident(node.name)
-            ]
+            vecs = [v for v in self.state if v["name"].rsplit("_", 1)[0] == _c_ident(node.name)]
+            scale = []
+            if self.plan.batch > 1:  # the mini-batch's gradient is the mean of its samples' gradients
+                scale = [
+                    f"mt_scale_f32({v['n']}, {self._grad_of(v['name'])}, {c_float(1 / self.plan.batch)});"
+                    for v in vecs
+                ]
+            return scale + [self._update_call(v) for v in vecs]
         if isinstance(op, ir.TRAINABLE_OPS):
             scratch = ", MT_NO_SCRATCH" if not isinstance(op, ir.ChannelAffine) else ""
             w = self.weights[node.name]
@@ -314,16 +326,17 @@ class _Ctx:
                 gb = f"gb_{node.name}"
                 gbx = B(gb) if lu.bias else "0"
                 k = w["k"]
+                acc = "acc" if self.plan.batch > 1 else "0"
                 lines = []
                 if k:
                     lines.append(
                         f"mt_{kind}_bw_wgrad_f32({dims}, 0, {k}, {x}, {B(s.reads[0])}, {gw}, {gbx}, "
-                        f"0{scratch});"
+                        f"{acc}{scratch});"
                     )
                 if lu.bias and k < w["cout"]:
                     lines.append(
                         f"mt_{kind}_bw_wgrad_f32({dims}, {k}, {w['cout']}, {x}, {B(s.reads[0])}, 0, "
-                        f"{_plus(B(gb), k)}, 0{scratch});"
+                        f"{_plus(B(gb), k)}, {acc}{scratch});"
                     )
                 return lines
         if isinstance(op, ir.Activation):
@@ -402,7 +415,7 @@ class _Ctx:
     def _update_call(self, v: dict[str, Any]) -> str:
         o = self.plan.optimizer
         name, n = v["name"], v["n"]
-        g = self.buf(("gw_" if name.endswith("_w") else "gb_") + self._node_of(name), self._train_ap)
+        g = self._grad_of(name)
         wd = c_float(o.weight_decay)
         if o.kind is OptimizerKind.SGD:
             return f"mt_sgd_f32({n}, {name}, {g}, lr, {wd});"
@@ -412,6 +425,9 @@ class _Ctx:
             f"mt_adam_f32({n}, {name}, {g}, {name}_m, {name}_v, lr, {c_float(o.beta1)}, {c_float(o.beta2)}, "
             f"{c_float(o.eps)}, {wd}, (int32_t)(mt_step + 1u));"
         )
+
+    def _grad_of(self, array: str) -> str:
+        return self.buf(("gw_" if array.endswith("_w") else "gb_") + self._node_of(array), self._train_ap)
 
     def _node_of(self, array: str) -> str:
         base = array.rsplit("_", 1)[0]
@@ -437,10 +453,6 @@ def _comment(s: Step) -> str:
 
 def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
     """Write the C project of ``plan`` on ``graph`` into ``out_dir`` (created; generated files replaced)."""
-    if plan.batch != 1:
-        raise PlanError(
-            "the C generator emits batch-1 training steps; plans with --batch > 1 run in the simulator only"
-        )
     if len(graph.inputs) != 1:
         raise PlanError("the C generator supports single-input models")
     mem = analyze(graph, plan)
@@ -480,7 +492,27 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
         "dims": ctx.dims,
         "forward_calls": train_calls[:lo],
         "loss_calls": train_calls[lo:hi],
-        "backward_calls": train_calls[hi:],
+        "backward_calls": [
+            c
+            for c, s in zip(train_calls[hi:], ctx.tg.steps[hi:], strict=True)
+            if plan.batch == 1 or s.action is not Action.UPDATE
+        ],
+        "update_calls": [
+            c
+            for c, s in zip(train_calls[hi:], ctx.tg.steps[hi:], strict=True)
+            if plan.batch > 1 and s.action is Action.UPDATE
+        ],
+        "persistent": list(ctx.persistent.values()),
+        "scratch_queries": sorted(
+            {
+                f"mt_{graph.node(s.node).op.kind}_{s.action.value}_scratch_bytes(&{_c_ident(s.node)}_dims)"
+                for s in (*ctx.tg.steps, *ctx.tg.infer_steps)
+                if s.node
+                and s.action in (Action.FORWARD, Action.IGRAD, Action.WGRAD)
+                and isinstance(graph.node(s.node).op, (ir.Conv2d, ir.ConvTranspose2d, ir.Linear))
+            }
+        ),
+        "batch": plan.batch,
         "infer_calls": ctx.calls(ctx.tg.infer_steps, sched.infer),
         "infer_out": ctx.buf(out_node, sched.infer),
         "train_macros": sorted(ctx.macros.get("T_", {}).values(), key=lambda m: (m["offset"], m["name"])),

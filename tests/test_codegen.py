@@ -9,6 +9,7 @@ inputs amplify round-off to ~1e-4 over 20 steps (see docs/codegen.md).
 
 from __future__ import annotations
 
+import ctypes
 import re
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def _parity(g, plan: UpdatePlan, tmp_path: Path) -> None:
     assert f"#define MT_ARENA_BYTES {em.memory.arena_bytes}u" in (out / "mt_model.h").read_text()
     assert re.search(rf"_Static_assert\(sizeof\(mt_arena\) == {em.memory.arena_bytes}u", src)
     host = HostModel(build_host(out), g, plan)
+    host.lib.mt_scratch_bytes_needed.restype = ctypes.c_size_t
+    assert host.lib.mt_scratch_bytes_needed() == em.memory.categories["kernel_scratch"] == 0
     sim = Simulator(g, plan)
     exact = Simulator(g, plan, dtype=torch.float64)  # how much float32 round-off the model amplifies
     x, t = _samples(g, STEPS, loss=plan.loss)
@@ -255,3 +258,28 @@ def test_driver_runs_clean_under_asan_and_ubsan(model: str, tmp_path: Path) -> N
         ]
     )
     np.testing.assert_allclose(flat, host_flat, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", [OptimizerKind.SGD, OptimizerKind.ADAM])
+def test_gradient_accumulation_over_a_minibatch(kind: OptimizerKind, tmp_path: Path) -> None:
+    g = residual()
+    plan = UpdatePlan(
+        g.name,
+        g.fingerprint(),
+        "t",
+        (LayerUpdate.weights("c2", 8), LayerUpdate.weights("fc", 5)),
+        optimizer=OptimizerConfig(kind, lr=0.01),
+        batch=4,
+    )
+    em = emit(g, plan, tmp_path / "gen")
+    assert em.memory.categories["gradients"] > 0  # persistent gradient buffers are counted as static RAM
+    host = HostModel(build_host(tmp_path / "gen"), g, plan)
+    sim = Simulator(g, plan)
+    x, t = _samples(g, 12)
+    for b in range(3):
+        losses = [host.train_step(x[i], t[i])[1] for i in range(4 * b, 4 * b + 4)]
+        want = sim.train_step(x[4 * b : 4 * b + 4], t[4 * b : 4 * b + 4])
+        assert np.mean(losses) == pytest.approx(want, rel=1e-5)
+    got, ref = host.params(), sim.numpy_params()
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6, err_msg=k)

@@ -110,6 +110,7 @@ def _prototypes() -> dict[str, tuple[object, list]]:
     protos["mt_add_fw_f32"] = (None, [i32, fp, fp, fp])
     protos["mt_copy_f32"] = (None, [i32, fp, fp])
     protos["mt_accumulate_f32"] = (None, [i32, fp, fp, i32])
+    protos["mt_scale_f32"] = (None, [i32, fp, f32])
     d = _p("mt_upsample_dims_t")
     for mode in ("nearest", "bilinear"):
         protos[f"mt_upsample_{mode}_fw_f32"] = (None, [d, fp, fp])

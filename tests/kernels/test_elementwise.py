@@ -202,3 +202,11 @@ def test_softmax(kernels, n, scale, seed, accumulate):
     gx = gx0.copy() if accumulate else np.full(n, np.nan, np.float32)
     kernels.mt_softmax_bw_igrad_f32(n, ptr(y), ptr(gy), ptr(gx), accumulate)
     assert_close(gx, (gx0 if accumulate else 0) + gx_ref, GRAD, "softmax bw")
+
+
+def test_scale(kernels):
+    rng = np.random.default_rng(3)
+    x0 = rand(rng, 37)
+    x = x0.copy()
+    kernels.mt_scale_f32(x.size, ptr(x), 0.25)
+    assert_close(x, x0.astype(np.float64) * 0.25, FW, "scale")

@@ -306,6 +306,11 @@ void mt_copy_f32(int32_t n, const float *src, float *dst);
 /** @brief `dst = src` (accumulate 0) or `dst += src` (accumulate 1) over `n` elements. */
 void mt_accumulate_f32(int32_t n, const float *src, float *dst, int32_t accumulate);
 
+/**
+ * @brief x[i] *= s for i in [0, n), in place (averages gradients summed over a mini-batch).
+ */
+void mt_scale_f32(int32_t n, float *x, float s);
+
 /* ================================================================================================== */
 /* upsample                                                                                           */
 /* ================================================================================================== */

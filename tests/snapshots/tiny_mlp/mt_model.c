@@ -69,6 +69,23 @@ void mt_init(void)
 
 uint32_t mt_steps(void) { return mt_step; }
 
+size_t mt_scratch_bytes_needed(void)
+{
+    size_t n = 0u, s;
+    s = mt_linear_bw_igrad_scratch_bytes(&l_fc2_dims);
+    n = s > n ? s : n;
+    s = mt_linear_bw_wgrad_scratch_bytes(&l_fc1_dims);
+    n = s > n ? s : n;
+    s = mt_linear_bw_wgrad_scratch_bytes(&l_fc2_dims);
+    n = s > n ? s : n;
+    s = mt_linear_fw_scratch_bytes(&l_fc1_dims);
+    n = s > n ? s : n;
+    s = mt_linear_fw_scratch_bytes(&l_fc2_dims);
+    n = s > n ? s : n;
+    (void)s;
+    return n;
+}
+
 void mt_infer(const float *x, float *y)
 {
     /* fw        fc1: x -> fc1 */

@@ -61,6 +61,10 @@ int mt_import_params(const float *src, size_t n);
 /** Updates applied since mt_init. */
 uint32_t mt_steps(void);
 
+/** The largest scratch buffer any kernel of this step asks for (its *_scratch_bytes function). The
+ *  plan reserves 0 bytes; a test checks that the two agree. */
+size_t mt_scratch_bytes_needed(void);
+
 #ifdef __cplusplus
 }
 #endif
