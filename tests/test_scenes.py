@@ -196,11 +196,12 @@ def test_domains_differ(batches: dict[str, SceneBatch]) -> None:
     a, b = batches["A"], batches["B"]
     assert a.image.mean() - b.image.mean() > 20  # B is dimmer
 
-    def texture(img: np.ndarray) -> float:  # mean absolute horizontal gradient, relative to brightness
+    def texture(img: np.ndarray) -> float:  # mean |horizontal gradient| at half resolution (less noise)
         x = img.astype(np.float32)
-        return float(np.abs(np.diff(x, axis=-1)).mean() / x.mean())
+        x = x.reshape(x.shape[0], x.shape[1] // 2, 2, x.shape[2] // 2, 2).mean((2, 4))
+        return float(np.abs(np.diff(x, axis=-1)).mean())
 
-    assert abs(texture(a.image) - texture(b.image)) > 0.02
+    assert texture(a.image) > 1.15 * texture(b.image)  # A: high-contrast stripes and checks
     assert np.median(b.depth) < 0.8 * np.median(a.depth)  # B is cluttered and close
 
 

@@ -1,2 +1,2 @@
-"""Data for mcutrain: the synthetic multi-modal indoor scene generator (camera image, dense depth and an
-8x8 time-of-flight frame) in :mod:`mcutrain.data.scenes`, its ray caster and its ToF sensor model."""
+"""Data for mcutrain: dataset generators and readers, e.g. the synthetic multi-modal indoor scenes
+(camera image, dense depth, 8x8 time-of-flight frame) of :mod:`mcutrain.data.scenes`."""

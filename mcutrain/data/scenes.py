@@ -28,7 +28,7 @@ import math
 import sys
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ DEFAULT_SIZE = (48, 64)
 DEFAULT_CAM_HFOV_DEG = 2 * math.degrees(math.atan(2 * math.tan(math.radians(22.5))))
 MAX_BOXES = 14  # box slots per scene (furniture, pillars, cabinets, the near obstacle)
 MAX_PEOPLE = 5
+MAX_LIGHTS = 3
 TEXTURES = ("plain", "stripes", "checker", "noise", "tiles")
 
 
@@ -107,8 +108,10 @@ class DomainParams:
     def __post_init__(self) -> None:
         if len(self.texture_probs) != len(TEXTURES) or not math.isclose(sum(self.texture_probs), 1.0):
             raise ValueError(f"texture_probs must be {len(TEXTURES)} probabilities summing to 1 ({TEXTURES})")
-        if self.n_boxes[1] > MAX_BOXES - 1 or self.n_people[1] > MAX_PEOPLE:
-            raise ValueError(f"at most {MAX_BOXES - 1} boxes and {MAX_PEOPLE} people per scene")
+        if self.n_boxes[1] > MAX_BOXES - 1 or self.n_people[1] > MAX_PEOPLE or self.n_lights[1] > MAX_LIGHTS:
+            raise ValueError(
+                f"at most {MAX_BOXES - 1} boxes, {MAX_PEOPLE} people and {MAX_LIGHTS} lights per scene"
+            )
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> DomainParams:
@@ -183,7 +186,6 @@ class SceneBatch:
     tof_valid: np.ndarray
     footprint: Footprint
     domain: str = ""
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.image.shape[0])
@@ -256,11 +258,15 @@ def _sample_scene(rng: np.random.Generator, dp: DomainParams) -> _Scene:
     nb = int(rng.integers(dp.n_boxes[0], dp.n_boxes[1] + 1))
     for i in range(nb):
         u = rng.random()
-        if u < dp.pillar_prob:
+        pillar, cabinet = u < dp.pillar_prob, dp.pillar_prob <= u < dp.pillar_prob + dp.cabinet_prob
+        side = int(rng.integers(4))  # the wall it may stand against: x = 0, x = w, z = 0, z = l
+        if pillar:
             sx = sz = _u(rng, (0.2, 0.5))
             y0, y1 = 0.0, ceil
-        elif u < dp.pillar_prob + dp.cabinet_prob:
+        elif cabinet:  # shallow, hung on a wall
             sx, sz = _u(rng, dp.box_size_m), _u(rng, (0.3, 0.5))
+            if side < 2:
+                sx, sz = sz, sx
             y0 = _u(rng, (0.9, 1.5))
             y1 = min(y0 + _u(rng, (0.3, 0.8)), ceil)
         else:
@@ -269,8 +275,7 @@ def _sample_scene(rng: np.random.Generator, dp: DomainParams) -> _Scene:
         sx, sz = min(sx, w * 0.6), min(sz, l * 0.6)
         x0 = rng.uniform(0, w - sx)
         z0 = rng.uniform(0, l - sz)
-        if u >= dp.pillar_prob and rng.random() < dp.wall_prob:  # push against a random wall
-            side = rng.integers(4)
+        if cabinet or (not pillar and rng.random() < dp.wall_prob):
             x0 = 0.0 if side == 0 else (w - sx if side == 1 else x0)
             z0 = 0.0 if side == 2 else (l - sz if side == 3 else z0)
         boxes[i] = [[x0, y0, z0], [x0 + sx, y1, z0 + sz]]
@@ -319,7 +324,7 @@ def _sample_scene(rng: np.random.Generator, dp: DomainParams) -> _Scene:
             nb += 1
 
     nl = int(rng.integers(dp.n_lights[0], dp.n_lights[1] + 1))
-    lights = np.zeros((3, 4))
+    lights = np.zeros((MAX_LIGHTS, 4))
     for i in range(nl):
         lights[i] = [rng.uniform(0, w), ceil - 0.1, rng.uniform(0, l), _u(rng, dp.light_power)]
     lights = lights[np.argsort(-lights[:, 3])]  # the strongest first: it casts the shadows
