@@ -3,8 +3,8 @@
 Run:  .venv/bin/python benchmarks/planning.py [--score measured|proxy]
 
 Models: the MLPerf Tiny ResNet-8 (../shared/data/models) and the built-in depth network. Calibration
-data: the real CIFAR-10 images for ResNet-8 when ../shared/data is present; synthetic domain-B scenes
-with ToF zones for the depth network when its generator is available; random data otherwise (said so).
+data: 64 real CIFAR-10 images for ResNet-8 (random data, said so, when ../shared/data is absent); 64
+synthetic domain-B scenes with their 8x8 ToF zones (masked berHu zone loss) for the depth network.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 
 from mcutrain import api
 from mcutrain.memory import format_bytes
+from mcutrain.plan import LossConfig, LossKind, ZoneSpec
 from mcutrain.planner import BudgetError
 from mcutrain.scoring import Calibration
 
@@ -26,20 +27,29 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def resnet8() -> tuple[object, Calibration | None, str]:
+def resnet8() -> tuple[object, Calibration | None, str, LossConfig]:
     g = api.load(SHARED / "models" / "mlperf_tiny_resnet8_cifar10_float.tflite")
     npz = SHARED / "datasets" / "cifar10_test_1000.npz"
     if not npz.exists():
-        return g, None, "random"
+        return g, None, "random", api.default_loss(g)
     d = np.load(npz)
     x = d["x"][:64].astype(np.float32).transpose(0, 3, 1, 2)  # raw 0..255 pixels, as the model expects
     y = np.eye(10, dtype=np.float32)[d["y"][:64].astype(np.int64)]
-    return g, Calibration(x, y), "CIFAR-10 (64 real test images)"
+    return g, Calibration(x, y), "CIFAR-10 (64 real test images)", api.default_loss(g)
 
 
-def depth() -> tuple[object, Calibration | None, str]:
+def depth() -> tuple[object, Calibration | None, str, LossConfig]:
+    from mcutrain.data.scenes import generate
+    from mcutrain.zoo.depth import MAX_DEPTH_M
+
     g = api.load("depth")
-    return g, None, "random"
+    b = generate("B", 64, seed=1)
+    f = b.footprint
+    loss = LossConfig(LossKind.BERHU, masked=True, zone=ZoneSpec(f.top, f.left, f.zone_h, f.zone_w, 8, 8))
+    x = (b.image[:, None] / 255.0).astype(np.float32)
+    t = (b.tof_mm.reshape(len(x), -1) / 1000.0 / MAX_DEPTH_M).astype(np.float32)
+    m = b.tof_valid.reshape(len(x), -1).astype(np.float32)
+    return g, Calibration(x, t, m), "synthetic domain B, 64 frames, ToF zones (berHu)", loss
 
 
 def main() -> None:
@@ -53,16 +63,16 @@ def main() -> None:
     )
     for name, make, budgets_kb in cases:
         try:
-            g, calib, calib_name = make()
+            g, calib, calib_name, loss = make()
         except Exception as e:
             print(f"{name:<10} skipped: {e}", file=sys.stderr)
             continue
-        full = api.plan(g, None, "full").memory.peak_ram_bytes
+        full = api.plan(g, None, "full", loss=loss).memory.peak_ram_bytes
         print(f"{name:<10} {'-':>9} {'full':<9} {format_bytes(full):>10} {'1.00x':>8} {'':>8} {'':>7}")
         for kb in budgets_kb:
             t0 = time.perf_counter()
             try:
-                r = api.plan(g, kb * 1024, "auto", calib=calib, score=args.score)
+                r = api.plan(g, kb * 1024, "auto", calib=calib, loss=loss, score=args.score)
             except BudgetError as e:
                 print(f"{name:<10} {kb:>7}KB {'auto':<9} infeasible (min {format_bytes(e.min_budget)})")
                 continue
