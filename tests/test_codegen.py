@@ -88,36 +88,12 @@ def _parity(g, plan: UpdatePlan, tmp_path: Path) -> None:
     )
 
 
-MODELS = {"tiny_mlp": tiny_mlp, "small_cnn": small_cnn, "residual": residual}
-
-
-@pytest.mark.parametrize("model", list(MODELS))
-@pytest.mark.parametrize("strategy", ["full", "bias-only", "last-layer", "subset", "auto"])
-def test_generated_c_matches_simulator(model: str, strategy: str, tmp_path: Path) -> None:
-    g = MODELS[model]()
+def _strategy_plan(g, strategy: str, loss: LossConfig, opt: OptimizerConfig | None = None) -> UpdatePlan:
+    """full / bias-only / last-layer / subset (a quarter of each layer's channels) / auto (budget halfway
+    between last-layer and full)."""
+    opt = opt or OptimizerConfig()
     if strategy == "subset":
-        nodes = g.trainable_nodes()
-        layers = [
-            LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 2), bias=i % 2 == 0)
-            for i, n in enumerate(nodes)
-        ]
-        plan = UpdatePlan(g.name, g.fingerprint(), "subset", tuple(layers))
-    elif strategy == "auto":
-        full = api.plan(g, None, "full").memory.peak_ram_bytes
-        last = api.plan(g, None, "last-layer").memory.peak_ram_bytes
-        plan = api.plan(g, (full + last) // 2, "auto", score="proxy").plan
-    else:
-        plan = api.plan(g, None, strategy).plan
-    _parity(g, plan, tmp_path)
-
-
-@pytest.mark.parametrize("model", ["mlp", "resnet_block", "mbv2_block", "tiny_unet"])
-@pytest.mark.parametrize("strategy", ["full", "subset"])
-def test_builtin_pytorch_models(model: str, strategy: str, tmp_path: Path) -> None:
-    g = api.load(model)
-    loss = api.default_loss(g)
-    if strategy == "subset":
-        plan = UpdatePlan(
+        return UpdatePlan(
             g.name,
             g.fingerprint(),
             "subset",
@@ -126,10 +102,33 @@ def test_builtin_pytorch_models(model: str, strategy: str, tmp_path: Path) -> No
                 for i, n in enumerate(g.trainable_nodes())
             ),
             loss=loss,
+            optimizer=opt,
         )
-    else:
-        plan = api.plan(g, None, strategy, loss=loss).plan
-    _parity(g, plan, tmp_path)
+    if strategy == "auto":
+        full = api.plan(g, None, "full", loss=loss, optimizer=opt).memory.peak_ram_bytes
+        last = api.plan(g, None, "last-layer", loss=loss, optimizer=opt).memory.peak_ram_bytes
+        return api.plan(g, (full + last) // 2, "auto", score="proxy", loss=loss, optimizer=opt).plan
+    return api.plan(g, None, strategy, loss=loss, optimizer=opt).plan
+
+
+STRATEGIES = ["full", "bias-only", "last-layer", "subset", "auto"]
+
+
+MODELS = {"tiny_mlp": tiny_mlp, "small_cnn": small_cnn, "residual": residual}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_generated_c_matches_simulator(model: str, strategy: str, tmp_path: Path) -> None:
+    g = MODELS[model]()
+    _parity(g, _strategy_plan(g, strategy, api.default_loss(g)), tmp_path)
+
+
+@pytest.mark.parametrize("model", ["mlp", "resnet_block", "mbv2_block", "tiny_unet"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_builtin_pytorch_models(model: str, strategy: str, tmp_path: Path) -> None:
+    g = api.load(model)
+    _parity(g, _strategy_plan(g, strategy, api.default_loss(g)), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -173,27 +172,13 @@ def test_optimizers_and_cosine_schedule(kind: OptimizerKind, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     "model", ["st_handposture_vl53l5cx_cnn2d_float", "mlperf_tiny_resnet8_cifar10_float"]
 )
-@pytest.mark.parametrize("strategy", ["full", "bias-only", "last-layer", "subset", "auto"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_real_models(model: str, strategy: str, tmp_path: Path) -> None:
     g = api.load(SHARED / "models" / f"{model}.tflite")
     # ResNet-8 takes raw 0..255 pixels: per-sample SGD diverges even at lr 1e-6, Adam at 1e-5 is stable
     resnet = model.startswith("mlperf")
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=1e-5) if resnet else OptimizerConfig(lr=0.01)
-    if strategy == "auto":
-        full = api.plan(g, None, "full").memory.peak_ram_bytes
-        last = api.plan(g, None, "last-layer").memory.peak_ram_bytes
-        plan = api.plan(g, (full + last) // 2, "auto", score="proxy", optimizer=opt).plan
-    elif strategy == "subset":
-        plan = UpdatePlan(
-            g.name,
-            g.fingerprint(),
-            "subset",
-            tuple(LayerUpdate.weights(n.name, max(1, g.shapes[n.name][0] // 4)) for n in g.trainable_nodes()),
-            optimizer=opt,
-        )
-    else:
-        plan = api.plan(g, None, strategy, optimizer=opt).plan
-    _parity(g, plan, tmp_path)
+    _parity(g, _strategy_plan(g, strategy, api.default_loss(g), opt), tmp_path)
 
 
 def test_nonfinite_loss_changes_nothing(tmp_path: Path) -> None:
