@@ -18,8 +18,8 @@ test: setup
 
 lint:
 	.venv/bin/ruff check mcutrain tests tools benchmarks scripts
-	clang-format --dry-run --Werror firmware/runtime/src/*.c firmware/runtime/include/*.h
+	clang-format --dry-run --Werror firmware/runtime/src/*.c firmware/runtime/include/*.h firmware/link/*.[ch] tests/link/*.[ch]
 
 format:
 	.venv/bin/ruff format mcutrain tests tools benchmarks scripts
-	clang-format -i firmware/runtime/src/*.c firmware/runtime/include/*.h
+	clang-format -i firmware/runtime/src/*.c firmware/runtime/include/*.h firmware/link/*.[ch] tests/link/*.[ch]

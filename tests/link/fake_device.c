@@ -1,0 +1,100 @@
+/**
+ * @file fake_device.c
+ * @brief A host "device": the link service over stdin/stdout with the toy model behind it.
+ *
+ * Usage: fake_device [--shape C H W] [--target N] [--mask 0|1] [--params N] [--val K] [--frame BYTES]
+ *                    [--log FILE] [--banner]
+ * Ends at EOF on stdin or after RESET(EXIT) (status 0). --banner prints a line of text before the
+ * first frame, like a firmware's boot message on the same UART.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "toy_app.h"
+
+static toy_t toy;
+static float frame_buf[MT_LINK_MAX_FRAME / 4];
+static uint8_t out[8192];
+static size_t out_n;
+
+static void out_flush(void *ctx)
+{
+    size_t done = 0;
+    (void)ctx;
+    while (done < out_n) {
+        const ssize_t k = write(1, out + done, out_n - done);
+        if (k <= 0)
+            exit(3);
+        done += (size_t)k;
+    }
+    out_n = 0;
+}
+
+static void out_putc(void *ctx, uint8_t b)
+{
+    if (out_n == sizeof out)
+        out_flush(ctx);
+    out[out_n++] = b;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned c = 1, h = 64, w = 80, target = 64, masked = 1, params = 3000, val = 2,
+             frame = MT_LINK_MAX_FRAME;
+    int banner = 0, i;
+    mt_link_t link;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--shape") && i + 3 < argc) {
+            c = (unsigned)atoi(argv[++i]);
+            h = (unsigned)atoi(argv[++i]);
+            w = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--target") && i + 1 < argc) {
+            target = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--mask") && i + 1 < argc) {
+            masked = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--params") && i + 1 < argc) {
+            params = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--val") && i + 1 < argc) {
+            val = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--frame") && i + 1 < argc) {
+            frame = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--log") && i + 1 < argc) {
+            toy.log = fopen(argv[++i], "w");
+        } else if (!strcmp(a, "--banner")) {
+            banner = 1;
+        } else {
+            return 2;
+        }
+    }
+    {
+        FILE *log = toy.log;
+        toy_init(&toy, (uint16_t)c, (uint16_t)h, (uint16_t)w, target, (int)masked, params, val);
+        toy.log = log;
+    }
+    if (mt_link_init(&link, (uint8_t *)frame_buf, frame, out_putc, out_flush, NULL) != 0)
+        return 2;
+    if (banner) {
+        static const char text[] = "[fake_device] booting, protocol v1\n";
+        size_t k;
+        for (k = 0; k < sizeof text - 1; k++)
+            out_putc(NULL, (uint8_t)text[k]);
+        out_flush(NULL);
+    }
+    for (;;) {
+        uint8_t in[4096];
+        const ssize_t n = read(0, in, sizeof in);
+        ssize_t k;
+        if (n <= 0)
+            break;
+        for (k = 0; k < n; k++)
+            if (mt_link_service(&link, &toy.app, in[k]) == MT_LINK_SVC_EXIT) {
+                out_flush(NULL);
+                return 0;
+            }
+    }
+    out_flush(NULL);
+    return 0;
+}
