@@ -266,7 +266,14 @@ class _Ctx:
     def calls(self, steps: tuple[Step, ...], ap: ArenaPlan) -> list[dict[str, Any]]:
         out = []
         for i, s in enumerate(steps):
-            out.append({"index": i, "comment": _comment(s), "lines": self._call(s, ap)})
+            out.append(
+                {
+                    "index": i,
+                    "comment": _comment(s),
+                    "lines": self._call(s, ap),
+                    "prof": profile_id(self.g, s),
+                }
+            )
         return out
 
     def _ranges(self, node: str) -> list[tuple[int, int, str]]:
@@ -435,6 +442,17 @@ class _Ctx:
             if _c_ident(node) == base:
                 return node
         raise KeyError(array)
+
+
+def profile_id(graph: ir.Graph, s: Step) -> str:
+    """The id of a training step's kernel call for the MT_PROFILE hook: ``<op kind>_<pass>``, e.g.
+    ``conv2d_fw``, ``conv2d_bw_wgrad``, ``linear_update``, ``activation_mask``; ``loss``,
+    ``zone_pool_fw`` and ``zone_pool_bw`` for the loss steps."""
+    if s.action is Action.LOSS:
+        return "loss"
+    if s.action in (Action.ZONE_FW, Action.ZONE_BW):
+        return f"zone_pool_{s.action.value.split('_')[1]}"
+    return f"{graph.node(s.node or '').op.kind}_{s.action.value}"
 
 
 def _plus(expr: str, n: int) -> str:

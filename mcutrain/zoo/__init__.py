@@ -15,7 +15,8 @@ BUILTIN: dict[str, str] = {
     "resnet_block": "mcutrain.zoo.toy:resnet_block",
     "mbv2_block": "mcutrain.zoo.toy:mbv2_block",
     "tiny_unet": "mcutrain.zoo.toy:tiny_unet",
-    "depth": "mcutrain.zoo.depth:updepthnet",
+    "depth": "mcutrain.zoo.depth:updepthnet_pretrained",
+    "depth_init": "mcutrain.zoo.depth:updepthnet",
 }
 
 

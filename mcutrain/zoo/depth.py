@@ -19,10 +19,16 @@ integer-factor bilinear upsampling) and nothing multiplies by a constant inside 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..data.scenes import SceneBatch
 
 #: The network predicts ``depth / MAX_DEPTH_M`` (z-depth, metres) through a sigmoid.
 MAX_DEPTH_M = 10.0
@@ -119,3 +125,32 @@ def metres_to_target(depth_m: torch.Tensor) -> torch.Tensor:
     """Metric depth -> the network's target unit (clipped to [0, 1]); the inverse of
     :func:`depth_to_metres` inside the range."""
     return (depth_m / MAX_DEPTH_M).clamp(0.0, 1.0)
+
+
+#: Weights pre-trained on synthetic domain A by ``python -m mcutrain.zoo.pretrain_depth``.
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "updepthnet_domain_a.npz"
+
+
+def updepthnet_pretrained() -> UPyDNet:
+    """The depth network with the committed domain-A weights (see :mod:`mcutrain.zoo.pretrain_depth`)."""
+    model = updepthnet()
+    if not WEIGHTS.exists():
+        raise FileNotFoundError(f"{WEIGHTS} is missing: run `python -m mcutrain.zoo.pretrain_depth`")
+    with np.load(WEIGHTS) as d:
+        model.load_state_dict({k: torch.from_numpy(d[k]) for k in d.files})
+    return model.eval()
+
+
+@torch.no_grad()
+def depth_rmse(model: nn.Module, batch: SceneBatch) -> tuple[float, float]:
+    """(dense RMSE in metres against the true depth, RMSE in metres of the prediction averaged over each
+    ToF zone against the valid zone distances) of ``model`` on a batch of scenes."""
+    x = torch.from_numpy(batch.image[:, None].astype(np.float32) / 255.0)
+    pred = torch.cat([depth_to_metres(model(x[i : i + 64])) for i in range(0, len(x), 64)])[:, 0].numpy()
+    dense = float(np.sqrt(np.mean((pred - batch.depth) ** 2)))
+    f = batch.footprint
+    zones = pred[:, f.top : f.top + f.height, f.left : f.left + f.width]
+    zones = zones.reshape(len(pred), f.zones, f.zone_h, f.zones, f.zone_w).mean(axis=(2, 4))
+    valid = batch.tof_valid
+    err = zones[valid] - batch.tof_mm[valid] / 1000.0
+    return dense, float(np.sqrt(np.mean(err**2)))

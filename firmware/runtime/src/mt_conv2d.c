@@ -1,5 +1,23 @@
-/* conv2d: forward, weight gradient, input gradient over an output-channel range. */
+/* conv2d: forward, weight gradient, input gradient over an output-channel range.
+ *
+ * No scratch memory; the loops are blocked so that each load feeds several multiply-adds:
+ *  - forward (and the stride-1 input gradient, a correlation of gy with the flipped kernel): 4 adjacent
+ *    output columns of 2 channels of the same group at a time, wherever every kernel tap of the 4 columns
+ *    lies inside the input: one weight load serves 4 columns, one input load 2 channels;
+ *  - weight gradient: the 3 taps of a kernel row (3-wide kernels) for 2 output channels at a time;
+ *  - strided input gradient: a scatter that adds 2 output channels' contributions per store.
+ * Borders and other shapes take the straightforward loops. The common shapes (3x3 and 1x1 kernels, stride
+ * 1 or 2, no dilation) get versions with the kernel width and strides as constants, so the tap loop unrolls
+ * and overlapping input loads are shared. The forward blocks sum in the same order as the straightforward
+ * loop (bias, then input channel, kernel row, kernel column), so both give the same floats.
+ */
 #include "mt_internal.h"
+
+#if defined(__GNUC__)
+#define MT_INLINE static inline __attribute__((always_inline))
+#else
+#define MT_INLINE static inline
+#endif
 
 size_t mt_conv2d_fw_scratch_bytes(const mt_conv2d_dims_t *d)
 {
@@ -19,50 +37,403 @@ size_t mt_conv2d_bw_igrad_scratch_bytes(const mt_conv2d_dims_t *d)
     return 0u;
 }
 
-/* Output-stationary: each output element accumulates in a register over the taps that lie inside the
- * input (clipped once per output row / column, so the tap loops have no bounds checks). */
+/* The dims with the per-group sizes derived once. */
+typedef struct {
+    int32_t cin_g, cout_g, kh, kw, sh, sw, dh, dw, pt, pl;
+    int32_t in_h, in_w, out_h, out_w, plane, oplane, ksize;
+} geom_t;
+
+static geom_t geom(const mt_conv2d_dims_t *d)
+{
+    geom_t g;
+    g.cin_g = d->in_c / d->groups;
+    g.cout_g = d->out_c / d->groups;
+    g.kh = d->kernel_h;
+    g.kw = d->kernel_w;
+    g.sh = d->stride_h;
+    g.sw = d->stride_w;
+    g.dh = d->dilation_h;
+    g.dw = d->dilation_w;
+    g.pt = d->pad_top;
+    g.pl = d->pad_left;
+    g.in_h = d->in_h;
+    g.in_w = d->in_w;
+    g.out_h = d->out_h;
+    g.out_w = d->out_w;
+    g.plane = d->in_h * d->in_w;
+    g.oplane = d->out_h * d->out_w;
+    g.ksize = d->kernel_h * d->kernel_w;
+    return g;
+}
+
+/* 2 when co and co + 1 are both in [co, co_end) and in the same group (they then read the same input
+ * channels), else 1. */
+static int32_t pair_of(const geom_t *g, int32_t co, int32_t co_end)
+{
+    return (co + 1 < co_end && (co + 1) / g->cout_g == co / g->cout_g) ? 2 : 1;
+}
+
+/* ---- forward ----------------------------------------------------------------------------------- */
+
+/* One output of one channel: bias plus the taps [ky0, ky1) x [kx0, kx1) that lie inside the input. */
+static float fw_point(const geom_t *g, const float *xg, const float *wc, float bias, int32_t iy0, int32_t ky0,
+                      int32_t ky1, int32_t ix0, int32_t kx0, int32_t kx1)
+{
+    const int32_t nkx = kx1 - kx0;
+    float acc = bias;
+    for (int32_t ci = 0; ci < g->cin_g && nkx > 0; ++ci) {
+        const float *xc = xg + ci * g->plane;
+        const float *wk = wc + ci * g->ksize;
+        for (int32_t ky = ky0; ky < ky1; ++ky) {
+            const float *xp = xc + ((iy0 + ky * g->dh) * g->in_w + ix0 + kx0 * g->dw);
+            const float *wp = wk + ky * g->kw + kx0;
+            for (int32_t t = 0; t < nkx; ++t) {
+                acc += wp[t] * xp[t * g->dw];
+            }
+        }
+    }
+    return acc;
+}
+
+/* One kernel tap of a block of nc (4 or 1) columns: weights wu (channel a), wv (channel b), inputs x0..x3
+ * (x1..x3 only read when nc == 4). */
+#define MT_FW_TAP(wu_, wv_, x0_, x1_, x2_, x3_)                                 \
+    do {                                                                        \
+        const float t0_ = (x0_);                                                \
+        const float t1_ = nc == 4 ? (x1_) : 0.0f, t2_ = nc == 4 ? (x2_) : 0.0f, \
+                    t3_ = nc == 4 ? (x3_) : 0.0f;                               \
+        const float tu_ = (wu_);                                                \
+        a0 += tu_ * t0_;                                                        \
+        if (nc == 4) {                                                          \
+            a1 += tu_ * t1_;                                                    \
+            a2 += tu_ * t2_;                                                    \
+            a3 += tu_ * t3_;                                                    \
+        }                                                                       \
+        if (np == 2) {                                                          \
+            const float tv_ = (wv_);                                            \
+            b0 += tv_ * t0_;                                                    \
+            if (nc == 4) {                                                      \
+                b1 += tv_ * t1_;                                                \
+                b2 += tv_ * t2_;                                                \
+                b3 += tv_ * t3_;                                                \
+            }                                                                   \
+        }                                                                       \
+    } while (0)
+
+/* How a block reads its span of input columns (3-wide kernels): all inside; through a zero-padded copy;
+ * or with exactly its first (left) or last (right) column in the padding, read as 0 (constants at the
+ * call sites, so these cost nothing in the unrolled code). */
+enum { EDGE_NONE, EDGE_COPY, EDGE_LEFT, EDGE_RIGHT };
+
+static int32_t edge_of(int32_t first, int32_t span, int32_t size)
+{
+    if (first >= 0 && first + span <= size) {
+        return EDGE_NONE;
+    }
+    if (first == -1 && span - 1 <= size) {
+        return EDGE_LEFT;
+    }
+    if (first >= 0 && first + span == size + 1) {
+        return EDGE_RIGHT;
+    }
+    return EDGE_COPY;
+}
+
+/* Column k of a block's span: p points at column 0 (column 1 for EDGE_LEFT, the copy for EDGE_COPY). */
+#define MT_XV(k) ((edge == EDGE_LEFT && (k) == 0) || (edge == EDGE_RIGHT && (k) == last) ? 0.0f : p[(k)-left])
+
+/* The span of a block read into p (see MT_XV): the row itself, or its zero-padded copy in tmp. */
+MT_INLINE const float *span_of(int32_t edge, const float *row, int32_t first, int32_t span, int32_t size,
+                               float *tmp)
+{
+    if (edge != EDGE_COPY) {
+        return row + first + (edge == EDGE_LEFT);
+    }
+    for (int32_t k = 0; k < span; ++k) {
+        const int32_t c = first + k;
+        tmp[k] = (c >= 0 && c < size) ? row[c] : 0.0f;
+    }
+    return tmp;
+}
+
+/* Outputs ox..ox+nc-1 (input column ix0 = ox*sw - pad_left) of np (1 or 2) channels. 3-wide kernels
+ * (dw = 1, sw <= 2) run unrolled with any `edge`; other kernels need all taps inside (EDGE_NONE). */
+MT_INLINE void fw_block(const geom_t *g, int32_t np, int32_t nc, int32_t edge, int32_t kw, int32_t sw,
+                        int32_t dw, const float *xg, const float *wa, const float *wb, float ba, float bb,
+                        int32_t iy0, int32_t ky0, int32_t ky1, int32_t ix0, float *ya, float *yb)
+{
+    float a0 = ba, a1 = ba, a2 = ba, a3 = ba;
+    float b0 = bb, b1 = bb, b2 = bb, b3 = bb;
+    const int32_t last = (nc - 1) * sw + 2, left = edge == EDGE_LEFT;
+    float tmp[3 * 2 + 3];
+    for (int32_t ci = 0; ci < g->cin_g; ++ci) {
+        const float *xc = xg + ci * g->plane;
+        const float *wca = wa + ci * g->ksize;
+        const float *wcb = wb + ci * g->ksize;
+        for (int32_t ky = ky0; ky < ky1; ++ky) {
+            const float *row = xc + (iy0 + ky * g->dh) * g->in_w;
+            const float *u = wca + ky * kw;
+            const float *v = wcb + ky * kw;
+            if (kw == 3 && dw == 1) { /* unrolled: the columns' overlapping inputs are loaded once */
+                const float *p = span_of(edge, row, ix0, last + 1, g->in_w, tmp);
+                MT_FW_TAP(u[0], v[0], MT_XV(0), MT_XV(sw), MT_XV(2 * sw), MT_XV(3 * sw));
+                MT_FW_TAP(u[1], v[1], MT_XV(1), MT_XV(sw + 1), MT_XV(2 * sw + 1), MT_XV(3 * sw + 1));
+                MT_FW_TAP(u[2], v[2], MT_XV(2), MT_XV(sw + 2), MT_XV(2 * sw + 2), MT_XV(3 * sw + 2));
+                continue;
+            }
+            for (int32_t kx = 0; kx < kw; ++kx) {
+                const float *p = row + ix0 + kx * dw;
+                MT_FW_TAP(u[kx], v[kx], p[0], p[sw], p[2 * sw], p[3 * sw]);
+            }
+        }
+    }
+    ya[0] = a0;
+    if (np == 2) {
+        yb[0] = b0;
+    }
+    if (nc == 4) {
+        ya[1] = a1;
+        ya[2] = a2;
+        ya[3] = a3;
+        if (np == 2) {
+            yb[1] = b1;
+            yb[2] = b2;
+            yb[3] = b3;
+        }
+    }
+}
+
+#define MT_FW_BLOCK(nc_, edge_) \
+    fw_block(g, np, nc_, edge_, kw, sw, dw, xg, wa, wb, ba, bb, iy0, ky0, ky1, ix0, ra + ox, rb + ox)
+
+/* All rows of np channels starting at co, in blocks of 4 (then 1) columns; with other kernels than the
+ * unrolled 3-wide ones, border outputs one by one. kw, sw, dw equal the dims' (constants at the
+ * specialised call sites). */
+MT_INLINE void fw_channels(const geom_t *g, int32_t np, int32_t kw, int32_t sw, int32_t dw, const float *xg,
+                           const float *wa, const float *b, float *ya)
+{
+    const float *wb = wa + g->cin_g * g->ksize;
+    const float ba = b != NULL ? b[0] : 0.0f;
+    const float bb = (b != NULL && np == 2) ? b[1] : 0.0f;
+    float *yb = ya + g->oplane;
+    const int32_t unrolled = kw == 3 && dw == 1 && sw <= 2;
+    for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        const int32_t iy0 = oy * g->sh - g->pt;
+        int32_t ky0, ky1;
+        mt_valid_range(iy0, g->dh, g->kh, g->in_h, &ky0, &ky1);
+        float *ra = ya + oy * g->out_w;
+        float *rb = yb + oy * g->out_w;
+        int32_t ox = 0;
+        while (ox < g->out_w) {
+            const int32_t ix0 = ox * sw - g->pl;
+            const int32_t nc = ox + 4 <= g->out_w ? 4 : 1;
+            const int32_t edge = edge_of(ix0, (nc - 1) * sw + (kw - 1) * dw + 1, g->in_w);
+            if (unrolled && nc == 4) {
+                if (edge == EDGE_NONE) {
+                    MT_FW_BLOCK(4, EDGE_NONE);
+                } else if (edge == EDGE_LEFT) {
+                    MT_FW_BLOCK(4, EDGE_LEFT);
+                } else if (edge == EDGE_RIGHT) {
+                    MT_FW_BLOCK(4, EDGE_RIGHT);
+                } else {
+                    MT_FW_BLOCK(4, EDGE_COPY);
+                }
+                ox += 4;
+            } else if (unrolled) {
+                if (edge == EDGE_NONE) {
+                    MT_FW_BLOCK(1, EDGE_NONE);
+                } else {
+                    MT_FW_BLOCK(1, EDGE_COPY);
+                }
+                ++ox;
+            } else if (edge == EDGE_NONE) {
+                if (nc == 4) {
+                    MT_FW_BLOCK(4, EDGE_NONE);
+                } else {
+                    MT_FW_BLOCK(1, EDGE_NONE);
+                }
+                ox += nc;
+            } else {
+                int32_t kx0, kx1;
+                mt_valid_range(ix0, dw, kw, g->in_w, &kx0, &kx1);
+                ra[ox] = fw_point(g, xg, wa, ba, iy0, ky0, ky1, ix0, kx0, kx1);
+                if (np == 2) {
+                    rb[ox] = fw_point(g, xg, wb, bb, iy0, ky0, ky1, ix0, kx0, kx1);
+                }
+                ++ox;
+            }
+        }
+    }
+}
+
+MT_INLINE void fw_range(const geom_t *g, int32_t kw, int32_t sw, int32_t dw, int32_t co_begin, int32_t co_end,
+                        const float *x, const float *w, const float *b, float *y)
+{
+    int32_t np;
+    for (int32_t co = co_begin; co < co_end; co += np) {
+        np = pair_of(g, co, co_end);
+        const float *xg = x + (co / g->cout_g) * g->cin_g * g->plane;
+        const float *wa = w + (co - co_begin) * g->cin_g * g->ksize;
+        const float *bc = b != NULL ? b + (co - co_begin) : NULL;
+        if (np == 2) {
+            fw_channels(g, 2, kw, sw, dw, xg, wa, bc, y + co * g->oplane);
+        } else {
+            fw_channels(g, 1, kw, sw, dw, xg, wa, bc, y + co * g->oplane);
+        }
+    }
+}
+
 void mt_conv2d_fw_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
                       const float *w, const float *b, float *y, float *scratch)
 {
-    const int32_t cin_g = d->in_c / d->groups;
-    const int32_t cout_g = d->out_c / d->groups;
-    const int32_t kh = d->kernel_h, kw = d->kernel_w;
-    const int32_t sh = d->stride_h, sw = d->stride_w;
-    const int32_t dh = d->dilation_h, dw = d->dilation_w;
-    const int32_t in_h = d->in_h, in_w = d->in_w, out_h = d->out_h, out_w = d->out_w;
-    const int32_t plane = in_h * in_w;
-    const int32_t ksize = kh * kw;
+    const geom_t g = geom(d);
     (void)scratch;
+    if (g.kw == 3 && g.dw == 1 && g.sw == 1) {
+        fw_range(&g, 3, 1, 1, co_begin, co_end, x, w, b, y);
+    } else if (g.kw == 3 && g.dw == 1 && g.sw == 2) {
+        fw_range(&g, 3, 2, 1, co_begin, co_end, x, w, b, y);
+    } else if (g.kw == 1 && g.sw == 1) {
+        fw_range(&g, 1, 1, 1, co_begin, co_end, x, w, b, y);
+    } else if (g.kw == 1 && g.sw == 2) {
+        fw_range(&g, 1, 2, 1, co_begin, co_end, x, w, b, y);
+    } else {
+        fw_range(&g, g.kw, g.sw, g.dw, co_begin, co_end, x, w, b, y);
+    }
+}
 
-    for (int32_t co = co_begin; co < co_end; ++co) {
-        const float *xg = x + (co / cout_g) * cin_g * plane;
-        const float *wc = w + (co - co_begin) * cin_g * ksize;
-        const float bias = b != NULL ? b[co - co_begin] : 0.0f;
-        float *yc = y + co * out_h * out_w;
-        for (int32_t oy = 0; oy < out_h; ++oy) {
-            const int32_t iy0 = oy * sh - d->pad_top;
-            int32_t ky0, ky1;
-            mt_valid_range(iy0, dh, kh, in_h, &ky0, &ky1);
-            float *yr = yc + oy * out_w;
-            for (int32_t ox = 0; ox < out_w; ++ox) {
-                const int32_t ix0 = ox * sw - d->pad_left;
-                int32_t kx0, kx1;
-                mt_valid_range(ix0, dw, kw, in_w, &kx0, &kx1);
-                const int32_t nkx = kx1 - kx0;
-                float acc = bias;
-                for (int32_t ci = 0; ci < cin_g && nkx > 0; ++ci) {
-                    const float *xc = xg + ci * plane;
-                    const float *wk = wc + ci * ksize;
-                    for (int32_t ky = ky0; ky < ky1; ++ky) {
-                        const float *xp = xc + ((iy0 + ky * dh) * in_w + ix0 + kx0 * dw);
-                        const float *wp = wk + ky * kw + kx0;
-                        for (int32_t t = 0; t < nkx; ++t) {
-                            acc += wp[t] * xp[t * dw];
-                        }
+/* ---- weight gradient --------------------------------------------------------------------------- */
+
+/* gw[co][ci][ky][kx] for np channels and one (ci, ky, kx): sum over the outputs whose tap lands inside. */
+static void wgrad_tap(const geom_t *g, int32_t np, const float *xc, const float *gya, int32_t ky, int32_t kx,
+                      float *sa, float *sb)
+{
+    const float *gyb = gya + g->oplane;
+    const int32_t offy = ky * g->dh - g->pt, offx = kx * g->dw - g->pl;
+    int32_t oy0, oy1, ox0, ox1;
+    mt_valid_range(offy, g->sh, g->out_h, g->in_h, &oy0, &oy1);
+    mt_valid_range(offx, g->sw, g->out_w, g->in_w, &ox0, &ox1);
+    float a = 0.0f, b = 0.0f;
+    for (int32_t oy = oy0; oy < oy1 && ox0 < ox1; ++oy) {
+        const float *xp = xc + ((oy * g->sh + offy) * g->in_w + offx);
+        const float *pa = gya + oy * g->out_w;
+        const float *pb = gyb + oy * g->out_w;
+        for (int32_t ox = ox0; ox < ox1; ++ox) {
+            const float xv = xp[ox * g->sw];
+            a += pa[ox] * xv;
+            if (np == 2) {
+                b += pb[ox] * xv;
+            }
+        }
+    }
+    *sa = a;
+    *sb = b;
+}
+
+/* Adds the products of output column ox's gy (pa, pb) with its 3 taps' inputs x0..x2. */
+#define MT_WG_COL(ox_, x0_, x1_, x2_)                                     \
+    do {                                                                  \
+        const float t0_ = (x0_), t1_ = (x1_), t2_ = (x2_), ga_ = pa[ox_]; \
+        a0 += ga_ * t0_;                                                  \
+        a1 += ga_ * t1_;                                                  \
+        a2 += ga_ * t2_;                                                  \
+        if (np == 2) {                                                    \
+            const float gb_ = pb[ox_];                                    \
+            b0 += gb_ * t0_;                                              \
+            b1 += gb_ * t1_;                                              \
+            b2 += gb_ * t2_;                                              \
+        }                                                                 \
+    } while (0)
+
+/* Input column c of row xr, 0 outside the input. */
+#define MT_WG_X(c_) ((c_) >= 0 && (c_) < g->in_w ? xr[c_] : 0.0f)
+
+/* The 3 taps of kernel row ky (kernel width 3, dilation 1; input column ox*sw - pad_left + kx) for np
+ * channels: per output, one input load per tap and one gy load per channel serve 3 * np sums; inside,
+ * two outputs at a time share their overlapping inputs. Border outputs read the padding as 0. */
+MT_INLINE void wgrad_row3(const geom_t *g, int32_t np, int32_t sw, const float *xc, const float *gya,
+                          int32_t ky, float sa[3], float sb[3])
+{
+    const float *gyb = gya + g->oplane;
+    const int32_t offy = ky * g->dh - g->pt;
+    int32_t oy0, oy1, A, B;
+    mt_valid_range(offy, g->sh, g->out_h, g->in_h, &oy0, &oy1);
+    mt_valid_range(-g->pl, sw, g->out_w, g->in_w - 2, &A, &B); /* outputs whose 3 taps are all inside */
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f;
+    for (int32_t oy = oy0; oy < oy1; ++oy) {
+        const float *xr = xc + (oy * g->sh + offy) * g->in_w;
+        const float *pa = gya + oy * g->out_w;
+        const float *pb = gyb + oy * g->out_w;
+        int32_t ox = 0;
+        for (; ox < A; ++ox) {
+            const int32_t c = ox * sw - g->pl;
+            MT_WG_COL(ox, MT_WG_X(c), MT_WG_X(c + 1), MT_WG_X(c + 2));
+        }
+        for (; ox + 2 <= B; ox += 2) {
+            const float *q = xr + ox * sw - g->pl;
+            MT_WG_COL(ox, q[0], q[1], q[2]);
+            MT_WG_COL(ox + 1, q[sw], q[sw + 1], q[sw + 2]);
+        }
+        for (; ox < g->out_w; ++ox) {
+            const int32_t c = ox * sw - g->pl;
+            if (ox < B) {
+                MT_WG_COL(ox, xr[c], xr[c + 1], xr[c + 2]);
+            } else {
+                MT_WG_COL(ox, MT_WG_X(c), MT_WG_X(c + 1), MT_WG_X(c + 2));
+            }
+        }
+    }
+    sa[0] = a0;
+    sa[1] = a1;
+    sa[2] = a2;
+    sb[0] = b0;
+    sb[1] = b1;
+    sb[2] = b2;
+}
+
+MT_INLINE void wgrad_channels(const geom_t *g, int32_t np, int32_t sw, int32_t dw, const float *xg,
+                              const float *gya, float *gwa, int32_t accumulate)
+{
+    float *gwb = gwa + g->cin_g * g->ksize;
+    for (int32_t ci = 0; ci < g->cin_g; ++ci) {
+        const float *xc = xg + ci * g->plane;
+        for (int32_t ky = 0; ky < g->kh; ++ky) {
+            float *da = gwa + ci * g->ksize + ky * g->kw;
+            float *db = gwb + ci * g->ksize + ky * g->kw;
+            if (g->kw == 3 && dw == 1) {
+                float sa[3], sb[3];
+                wgrad_row3(g, np, sw, xc, gya, ky, sa, sb);
+                for (int32_t kx = 0; kx < 3; ++kx) {
+                    da[kx] = accumulate ? da[kx] + sa[kx] : sa[kx];
+                    if (np == 2) {
+                        db[kx] = accumulate ? db[kx] + sb[kx] : sb[kx];
                     }
                 }
-                yr[ox] = acc;
+                continue;
             }
+            for (int32_t kx = 0; kx < g->kw; ++kx) {
+                float sa, sb;
+                wgrad_tap(g, np, xc, gya, ky, kx, &sa, &sb);
+                da[kx] = accumulate ? da[kx] + sa : sa;
+                if (np == 2) {
+                    db[kx] = accumulate ? db[kx] + sb : sb;
+                }
+            }
+        }
+    }
+}
+
+MT_INLINE void wgrad_range(const geom_t *g, int32_t sw, int32_t dw, int32_t co_begin, int32_t co_end,
+                           const float *x, const float *gy, float *gw, int32_t accumulate)
+{
+    int32_t np;
+    for (int32_t co = co_begin; co < co_end; co += np) {
+        np = pair_of(g, co, co_end);
+        const float *xg = x + (co / g->cout_g) * g->cin_g * g->plane;
+        float *gwa = gw + (co - co_begin) * g->cin_g * g->ksize;
+        if (np == 2) {
+            wgrad_channels(g, 2, sw, dw, xg, gy + co * g->oplane, gwa, accumulate);
+        } else {
+            wgrad_channels(g, 1, sw, dw, xg, gy + co * g->oplane, gwa, accumulate);
         }
     }
 }
@@ -70,100 +441,250 @@ void mt_conv2d_fw_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_en
 void mt_conv2d_bw_wgrad_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
                             const float *gy, float *gw, float *gb, int32_t accumulate, float *scratch)
 {
-    const int32_t cin_g = d->in_c / d->groups;
-    const int32_t cout_g = d->out_c / d->groups;
-    const int32_t kh = d->kernel_h, kw = d->kernel_w;
-    const int32_t sh = d->stride_h, sw = d->stride_w;
-    const int32_t in_h = d->in_h, in_w = d->in_w, out_h = d->out_h, out_w = d->out_w;
-    const int32_t plane = in_h * in_w;
-    const int32_t oplane = out_h * out_w;
-    const int32_t ksize = kh * kw;
+    const geom_t g = geom(d);
     (void)scratch;
-
-    for (int32_t co = co_begin; co < co_end; ++co) {
-        const float *gyc = gy + co * oplane;
-        if (gb != NULL) {
+    if (gb != NULL) {
+        for (int32_t co = co_begin; co < co_end; ++co) {
+            const float *gyc = gy + co * g.oplane;
             float s = 0.0f;
-            for (int32_t i = 0; i < oplane; ++i) {
+            for (int32_t i = 0; i < g.oplane; ++i) {
                 s += gyc[i];
             }
             gb[co - co_begin] = accumulate ? gb[co - co_begin] + s : s;
         }
-        if (gw == NULL) {
-            continue;
+    }
+    if (gw == NULL) {
+        return;
+    }
+    if (g.kw == 3 && g.dw == 1 && g.sw == 1) {
+        wgrad_range(&g, 1, 1, co_begin, co_end, x, gy, gw, accumulate);
+    } else if (g.kw == 3 && g.dw == 1 && g.sw == 2) {
+        wgrad_range(&g, 2, 1, co_begin, co_end, x, gy, gw, accumulate);
+    } else {
+        wgrad_range(&g, g.sw, g.dw, co_begin, co_end, x, gy, gw, accumulate);
+    }
+}
+
+/* ---- input gradient ---------------------------------------------------------------------------- */
+
+/* Taps t in [0, k) with 0 <= pos - t*dil < n: [*lo, *hi). */
+static void taps_reaching(int32_t pos, int32_t dil, int32_t k, int32_t n, int32_t *lo, int32_t *hi)
+{
+    int32_t a = 0, b = 0;
+    if (pos >= 0) {
+        b = pos / dil + 1;
+        if (b > k) {
+            b = k;
         }
-        const float *xg = x + (co / cout_g) * cin_g * plane;
-        float *gwc = gw + (co - co_begin) * cin_g * ksize;
-        for (int32_t ky = 0; ky < kh; ++ky) {
-            /* output rows whose tap ky lands inside the input */
-            const int32_t offy = ky * d->dilation_h - d->pad_top;
-            int32_t oy0, oy1;
-            mt_valid_range(offy, sh, out_h, in_h, &oy0, &oy1);
+        if (pos - n + 1 > 0) {
+            a = (pos - n + 1 + dil - 1) / dil;
+        }
+    }
+    *lo = a;
+    *hi = a < b ? b : a;
+}
+
+/* gx columns ix..ix+nc-1 of row iy of input channels ci_g (and ci_g + 1 when np == 2) of the group of
+ * output channels [ca, cb), added to ra (rb). Column ix + j gathers gy columns ix + j + pad_left - kx*dw:
+ * the block's span starts at gy column ix + pad_left - (kw-1)*dw. 3-wide kernels (dw = 1) run unrolled
+ * with any `edge` (see fw_block); other kernels need the whole span inside gy. */
+MT_INLINE void igrad_block(const geom_t *g, int32_t np, int32_t nc, int32_t edge, int32_t kw, int32_t dw,
+                           int32_t ca, int32_t cb, int32_t co_begin, const float *w, int32_t ci_g,
+                           const float *gy, int32_t iy, int32_t ky0, int32_t ky1, int32_t ix, float *ra,
+                           float *rb)
+{
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+    const int32_t first = ix + g->pl - (kw - 1) * dw;
+    const int32_t last = nc + 1, left = edge == EDGE_LEFT;
+    float tmp[4 + 2];
+    for (int32_t co = ca; co < cb; ++co) {
+        const float *wu = w + ((co - co_begin) * g->cin_g + ci_g) * g->ksize;
+        const float *wv = wu + g->ksize;
+        for (int32_t ky = ky0; ky < ky1; ++ky) {
+            const float *row = gy + co * g->oplane + (iy + g->pt - ky * g->dh) * g->out_w;
+            const float *u = wu + ky * kw;
+            const float *v = wv + ky * kw;
+            if (kw == 3 && dw == 1) { /* unrolled: overlapping gy loads shared */
+                const float *p = span_of(edge, row, first, last + 1, g->out_w, tmp);
+                MT_FW_TAP(u[0], v[0], MT_XV(2), MT_XV(3), MT_XV(4), MT_XV(5));
+                MT_FW_TAP(u[1], v[1], MT_XV(1), MT_XV(2), MT_XV(3), MT_XV(4));
+                MT_FW_TAP(u[2], v[2], MT_XV(0), MT_XV(1), MT_XV(2), MT_XV(3));
+                continue;
+            }
             for (int32_t kx = 0; kx < kw; ++kx) {
-                const int32_t offx = kx * d->dilation_w - d->pad_left;
-                int32_t ox0, ox1;
-                mt_valid_range(offx, sw, out_w, in_w, &ox0, &ox1);
-                const int32_t nox = ox1 - ox0;
-                for (int32_t ci = 0; ci < cin_g; ++ci) {
-                    const float *xc = xg + ci * plane;
-                    float acc = 0.0f;
-                    for (int32_t oy = oy0; oy < oy1 && nox > 0; ++oy) {
-                        const float *gp = gyc + oy * out_w + ox0;
-                        const float *xp = xc + ((oy * sh + offy) * in_w + ox0 * sw + offx);
-                        for (int32_t t = 0; t < nox; ++t) {
-                            acc += gp[t] * xp[t * sw];
+                const float *q = row + ix + g->pl - kx * dw;
+                MT_FW_TAP(u[kx], v[kx], q[0], q[1], q[2], q[3]);
+            }
+        }
+    }
+    ra[0] += a0;
+    if (np == 2) {
+        rb[0] += b0;
+    }
+    if (nc == 4) {
+        ra[1] += a1;
+        ra[2] += a2;
+        ra[3] += a3;
+        if (np == 2) {
+            rb[1] += b1;
+            rb[2] += b2;
+            rb[3] += b3;
+        }
+    }
+}
+
+#define MT_IGRAD_BLOCK(nc_, edge_) \
+    igrad_block(g, np, nc_, edge_, kw, dw, ca, cb, co_begin, w, ci_g, gy, iy, ky0, ky1, ix, ra + ix, rb + ix)
+
+/* Stride 1: gx is the correlation of gy with the flipped kernel. gx(ci, iy, ix) gathers
+ * w[co][ci][ky][kx] * gy(co, iy + pad_top - ky*dh, ix + pad_left - kx*dw) over the range's channels of
+ * its group and the taps that land inside gy; 4 (then 1) columns of np input channels per block. */
+MT_INLINE void igrad_s1_channels(const geom_t *g, int32_t np, int32_t kw, int32_t dw, int32_t ca, int32_t cb,
+                                 int32_t co_begin, const float *w, int32_t ci_g, const float *gy, float *gxa)
+{
+    float *gxb = gxa + g->plane;
+    const int32_t unrolled = kw == 3 && dw == 1;
+    for (int32_t iy = 0; iy < g->in_h; ++iy) {
+        int32_t ky0, ky1;
+        taps_reaching(iy + g->pt, g->dh, g->kh, g->out_h, &ky0, &ky1);
+        float *ra = gxa + iy * g->in_w;
+        float *rb = gxb + iy * g->in_w;
+        int32_t ix = 0;
+        while (ix < g->in_w) {
+            const int32_t nc = ix + 4 <= g->in_w ? 4 : 1;
+            const int32_t edge = edge_of(ix + g->pl - (kw - 1) * dw, nc + (kw - 1) * dw, g->out_w);
+            if (unrolled && nc == 4) {
+                if (edge == EDGE_NONE) {
+                    MT_IGRAD_BLOCK(4, EDGE_NONE);
+                } else if (edge == EDGE_LEFT) {
+                    MT_IGRAD_BLOCK(4, EDGE_LEFT);
+                } else if (edge == EDGE_RIGHT) {
+                    MT_IGRAD_BLOCK(4, EDGE_RIGHT);
+                } else {
+                    MT_IGRAD_BLOCK(4, EDGE_COPY);
+                }
+                ix += 4;
+                continue;
+            }
+            if (unrolled) {
+                if (edge == EDGE_NONE) {
+                    MT_IGRAD_BLOCK(1, EDGE_NONE);
+                } else {
+                    MT_IGRAD_BLOCK(1, EDGE_COPY);
+                }
+                ++ix;
+                continue;
+            }
+            if (edge == EDGE_NONE) {
+                if (nc == 4) {
+                    MT_IGRAD_BLOCK(4, EDGE_NONE);
+                } else {
+                    MT_IGRAD_BLOCK(1, EDGE_NONE);
+                }
+                ix += nc;
+                continue;
+            }
+            int32_t kx0, kx1;
+            taps_reaching(ix + g->pl, dw, kw, g->out_w, &kx0, &kx1);
+            for (int32_t j = 0; j < np; ++j) {
+                float acc = 0.0f;
+                for (int32_t co = ca; co < cb; ++co) {
+                    const float *wc = w + ((co - co_begin) * g->cin_g + ci_g + j) * g->ksize;
+                    const float *gyc = gy + co * g->oplane + ix + g->pl;
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        const float *gr = gyc + (iy + g->pt - ky * g->dh) * g->out_w;
+                        for (int32_t kx = kx0; kx < kx1; ++kx) {
+                            acc += wc[ky * kw + kx] * gr[-kx * dw];
                         }
                     }
-                    float *dst = gwc + ci * ksize + ky * kw + kx;
-                    *dst = accumulate ? *dst + acc : acc;
+                }
+                (j == 0 ? ra : rb)[ix] += acc;
+            }
+            ++ix;
+        }
+    }
+}
+
+MT_INLINE void igrad_s1(const geom_t *g, int32_t kw, int32_t dw, int32_t co_begin, int32_t co_end,
+                        const float *w, const float *gy, float *gx)
+{
+    for (int32_t grp = co_begin / g->cout_g; grp * g->cout_g < co_end; ++grp) {
+        const int32_t ca = co_begin > grp * g->cout_g ? co_begin : grp * g->cout_g;
+        const int32_t cb = co_end < (grp + 1) * g->cout_g ? co_end : (grp + 1) * g->cout_g;
+        int32_t np;
+        for (int32_t ci_g = 0; ci_g < g->cin_g; ci_g += np) {
+            np = ci_g + 1 < g->cin_g ? 2 : 1;
+            float *gxc = gx + (grp * g->cin_g + ci_g) * g->plane;
+            if (np == 2) {
+                igrad_s1_channels(g, 2, kw, dw, ca, cb, co_begin, w, ci_g, gy, gxc);
+            } else {
+                igrad_s1_channels(g, 1, kw, dw, ca, cb, co_begin, w, ci_g, gy, gxc);
+            }
+        }
+    }
+}
+
+/* Any stride: scatter per tap, the contributions of np output channels added per store. */
+static void igrad_scatter(const geom_t *g, int32_t co_begin, int32_t co_end, const float *w, const float *gy,
+                          float *gx)
+{
+    int32_t np;
+    for (int32_t co = co_begin; co < co_end; co += np) {
+        np = pair_of(g, co, co_end);
+        const float *ga = gy + co * g->oplane;
+        const float *gb = ga + g->oplane;
+        float *gxg = gx + (co / g->cout_g) * g->cin_g * g->plane;
+        const float *wa = w + (co - co_begin) * g->cin_g * g->ksize;
+        const float *wb = wa + g->cin_g * g->ksize;
+        for (int32_t ky = 0; ky < g->kh; ++ky) {
+            const int32_t offy = ky * g->dh - g->pt;
+            int32_t oy0, oy1;
+            mt_valid_range(offy, g->sh, g->out_h, g->in_h, &oy0, &oy1);
+            for (int32_t kx = 0; kx < g->kw; ++kx) {
+                const int32_t offx = kx * g->dw - g->pl;
+                int32_t ox0, ox1;
+                mt_valid_range(offx, g->sw, g->out_w, g->in_w, &ox0, &ox1);
+                const int32_t nox = ox1 - ox0;
+                for (int32_t ci = 0; ci < g->cin_g; ++ci) {
+                    const int32_t k = ci * g->ksize + ky * g->kw + kx;
+                    const float u = wa[k];
+                    const float v = np == 2 ? wb[k] : 0.0f;
+                    float *gxc = gxg + ci * g->plane;
+                    for (int32_t oy = oy0; oy < oy1 && nox > 0; ++oy) {
+                        const float *pa = ga + oy * g->out_w + ox0;
+                        const float *pb = gb + oy * g->out_w + ox0;
+                        float *xp = gxc + ((oy * g->sh + offy) * g->in_w + ox0 * g->sw + offx);
+                        if (np == 2) {
+                            for (int32_t t = 0; t < nox; ++t) {
+                                xp[t * g->sw] += u * pa[t] + v * pb[t];
+                            }
+                        } else {
+                            for (int32_t t = 0; t < nox; ++t) {
+                                xp[t * g->sw] += u * pa[t];
+                            }
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/* Scatter per tap: gx rows receive w * gy along the output rows that read them. */
 void mt_conv2d_bw_igrad_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *w,
                             const float *gy, float *gx, int32_t accumulate, float *scratch)
 {
-    const int32_t cin_g = d->in_c / d->groups;
-    const int32_t cout_g = d->out_c / d->groups;
-    const int32_t kh = d->kernel_h, kw = d->kernel_w;
-    const int32_t sh = d->stride_h, sw = d->stride_w;
-    const int32_t in_h = d->in_h, in_w = d->in_w, out_h = d->out_h, out_w = d->out_w;
-    const int32_t plane = in_h * in_w;
-    const int32_t oplane = out_h * out_w;
-    const int32_t ksize = kh * kw;
+    const geom_t g = geom(d);
     (void)scratch;
-
     if (!accumulate) {
-        mt_zero_f32(d->in_c * plane, gx);
+        mt_zero_f32(d->in_c * g.plane, gx);
     }
-    for (int32_t co = co_begin; co < co_end; ++co) {
-        const float *gyc = gy + co * oplane;
-        float *gxg = gx + (co / cout_g) * cin_g * plane;
-        const float *wc = w + (co - co_begin) * cin_g * ksize;
-        for (int32_t ky = 0; ky < kh; ++ky) {
-            const int32_t offy = ky * d->dilation_h - d->pad_top;
-            int32_t oy0, oy1;
-            mt_valid_range(offy, sh, out_h, in_h, &oy0, &oy1);
-            for (int32_t kx = 0; kx < kw; ++kx) {
-                const int32_t offx = kx * d->dilation_w - d->pad_left;
-                int32_t ox0, ox1;
-                mt_valid_range(offx, sw, out_w, in_w, &ox0, &ox1);
-                const int32_t nox = ox1 - ox0;
-                for (int32_t ci = 0; ci < cin_g; ++ci) {
-                    const float wv = wc[ci * ksize + ky * kw + kx];
-                    float *gxc = gxg + ci * plane;
-                    for (int32_t oy = oy0; oy < oy1 && nox > 0; ++oy) {
-                        const float *gp = gyc + oy * out_w + ox0;
-                        float *xp = gxc + ((oy * sh + offy) * in_w + ox0 * sw + offx);
-                        for (int32_t t = 0; t < nox; ++t) {
-                            xp[t * sw] += wv * gp[t];
-                        }
-                    }
-                }
-            }
-        }
+    if (g.sh != 1 || g.sw != 1) {
+        igrad_scatter(&g, co_begin, co_end, w, gy, gx);
+    } else if (g.kw == 3 && g.dw == 1) {
+        igrad_s1(&g, 3, 1, co_begin, co_end, w, gy, gx);
+    } else if (g.kw == 1) {
+        igrad_s1(&g, 1, 1, co_begin, co_end, w, gy, gx);
+    } else {
+        igrad_s1(&g, g.kw, g.dw, co_begin, co_end, w, gy, gx);
     }
 }

@@ -19,6 +19,16 @@
 
 #define MT_NO_SCRATCH ((float *)0) /* every kernel this plan calls needs 0 scratch bytes */
 
+/* Profiling hook: each kernel call of the training step sits between MT_PROFILE_BEGIN(id) and
+ * MT_PROFILE_END(id), id = <op kind>_<pass> (e.g. conv2d_bw_wgrad). Both expand to nothing unless the
+ * build defines MT_PROFILE and provides an mt_profile.h that defines them. */
+#ifdef MT_PROFILE
+#include "mt_profile.h"
+#else
+#define MT_PROFILE_BEGIN(id) ((void)0)
+#define MT_PROFILE_END(id) ((void)0)
+#endif
+
 static uint8_t mt_arena[MT_ARENA_BYTES] __attribute__((aligned(16)));
 _Static_assert(sizeof(mt_arena) == 64u, "arena size differs from the plan");
 
@@ -103,14 +113,22 @@ static float mt_forward_loss(const float *x, const float *target, const float *m
     float loss;
     (void)mask;
     /* fw        fc1: x -> fc1 */
+    MT_PROFILE_BEGIN(linear_fw);
     mt_linear_fw_f32(&l_fc1_dims, 0, 3, x, l_fc1_w_frozen, l_fc1_b, T_FC1, MT_NO_SCRATCH);
+    MT_PROFILE_END(linear_fw);
     /* fw        relu: fc1 -> relu */
+    MT_PROFILE_BEGIN(activation_fw);
     mt_activation_fw_f32(MT_ACT_RELU, 0.0f, 3, T_FC1, T_RELU);
+    MT_PROFILE_END(activation_fw);
     /* fw        fc2: relu -> fc2 */
+    MT_PROFILE_BEGIN(linear_fw);
     mt_linear_fw_f32(&l_fc2_dims, 0, 1, T_RELU, l_fc2_w, l_fc2_b, T_FC2, MT_NO_SCRATCH);
     mt_linear_fw_f32(&l_fc2_dims, 1, 2, T_RELU, l_fc2_w_frozen, l_fc2_b + 1, T_FC2, MT_NO_SCRATCH);
+    MT_PROFILE_END(linear_fw);
     /* loss      loss: fc2, target -> g_fc2 */
+    MT_PROFILE_BEGIN(loss);
     loss = mt_loss_softmax_xent_f32(2, T_FC2, target, T_G_FC2);
+    MT_PROFILE_END(loss);
     return loss;
 }
 
@@ -128,20 +146,32 @@ int mt_train_step(const float *x, const float *target, const float *mask, mt_sta
     if (!isfinite(loss))
         return MT_ERR_NONFINITE;
     /* bw_igrad  fc2: g_fc2 -> g_relu */
+    MT_PROFILE_BEGIN(linear_bw_igrad);
     mt_linear_bw_igrad_f32(&l_fc2_dims, 0, 1, l_fc2_w, T_G_FC2, T_G_RELU, 0, MT_NO_SCRATCH);
     mt_linear_bw_igrad_f32(&l_fc2_dims, 1, 2, l_fc2_w_frozen, T_G_FC2, T_G_RELU, 1, MT_NO_SCRATCH);
+    MT_PROFILE_END(linear_bw_igrad);
     /* bw_wgrad  fc2: g_fc2, relu -> gw_fc2, gb_fc2 */
+    MT_PROFILE_BEGIN(linear_bw_wgrad);
     mt_linear_bw_wgrad_f32(&l_fc2_dims, 0, 1, T_RELU, T_G_FC2, T_GW_FC2, T_GB_FC2, 0, MT_NO_SCRATCH);
     mt_linear_bw_wgrad_f32(&l_fc2_dims, 1, 2, T_RELU, T_G_FC2, 0, T_GB_FC2 + 1, 0, MT_NO_SCRATCH);
+    MT_PROFILE_END(linear_bw_wgrad);
     /* update    fc2: gw_fc2, gb_fc2 -> parameters */
+    MT_PROFILE_BEGIN(linear_update);
     mt_sgd_momentum_f32(3, l_fc2_w, T_GW_FC2, l_fc2_w_m, lr, 0.9f, 0.0f);
     mt_sgd_momentum_f32(2, l_fc2_b, T_GB_FC2, l_fc2_b_m, lr, 0.9f, 0.0f);
+    MT_PROFILE_END(linear_update);
     /* bw_igrad  relu: g_relu, relu -> g_fc1 */
+    MT_PROFILE_BEGIN(activation_bw_igrad);
     mt_activation_bw_f32(MT_ACT_RELU, 0.0f, 3, T_RELU, T_G_RELU, T_G_FC1, 0);
+    MT_PROFILE_END(activation_bw_igrad);
     /* bw_wgrad  fc1: g_fc1 -> gb_fc1 */
+    MT_PROFILE_BEGIN(linear_bw_wgrad);
     mt_linear_bw_wgrad_f32(&l_fc1_dims, 0, 3, 0, T_G_FC1, 0, T_GB_FC1, 0, MT_NO_SCRATCH);
+    MT_PROFILE_END(linear_bw_wgrad);
     /* update    fc1: gb_fc1 -> parameters */
+    MT_PROFILE_BEGIN(linear_update);
     mt_sgd_momentum_f32(3, l_fc1_b, T_GB_FC1, l_fc1_b_m, lr, 0.9f, 0.0f);
+    MT_PROFILE_END(linear_update);
     mt_step++;
     if (stats)
         stats->step = mt_step;
