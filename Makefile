@@ -1,6 +1,7 @@
 # The two commands of the README. Both set up what they need first (scripts/setup.sh is idempotent).
 PY := .venv/bin/python
 OUT ?= out
+ZONES ?= 8,16,4,4  # the 8x8 ToF footprint at 48x64 (scripts/make_depth_calib.py prints it)
 
 .PHONY: setup demo test lint format
 
@@ -9,8 +10,10 @@ setup:
 
 demo: setup
 	@mkdir -p $(OUT)
-	$(PY) -m mcutrain plan depth --strategy full --out $(OUT)/depth-full.json
-	$(PY) -m mcutrain plan depth --budget 256KB --score proxy --out $(OUT)/depth-auto.json --plot $(OUT)/depth-memory.png
+	$(PY) scripts/make_depth_calib.py $(OUT)/depth-calib.npz
+	$(PY) -m mcutrain plan depth --strategy full --loss berhu --masked --zones $(ZONES) --out $(OUT)/depth-full.json
+	$(PY) -m mcutrain plan depth --budget 256KB --calib $(OUT)/depth-calib.npz --loss berhu --masked \
+		--zones $(ZONES) --out $(OUT)/depth-auto.json --plot $(OUT)/depth-memory.png
 	$(PY) scripts/compare_plans.py $(OUT)/depth-full.json $(OUT)/depth-auto.json
 
 test: setup

@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .plan import ZoneSpec
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -20,6 +24,18 @@ def _shape(text: str) -> tuple[int, ...]:
     if not dims or any(d <= 0 for d in dims):
         raise argparse.ArgumentTypeError(f"invalid shape {text!r}")
     return dims
+
+
+def _zones(text: str) -> ZoneSpec:
+    from .plan import ZoneSpec
+
+    try:
+        v = [int(t) for t in text.split(",")]
+        return ZoneSpec(*v)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(
+            f"cannot read a zone footprint from {text!r}: use TOP,LEFT,ZONE_H,ZONE_W[,ROWS,COLS]"
+        ) from None
 
 
 def _budget(text: str) -> int:
@@ -37,8 +53,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     graph = api.load(args.model, args.input_shape)
     loss = api.default_loss(graph)
-    if args.loss:
-        loss = LossConfig(LossKind(args.loss), masked=loss.masked)
+    if args.loss or args.masked or args.zones:
+        kind = LossKind(args.loss) if args.loss else loss.kind
+        loss = LossConfig(kind, masked=args.masked, zone=args.zones)
     opt = OptimizerConfig(OptimizerKind(args.optimizer), lr=args.lr)
     calib = api.load_calibration(args.calib, graph, loss) if args.calib else None
     if args.strategy == "auto" and calib is None:
@@ -178,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="sgd")
     pl.add_argument("--lr", type=float, default=0.01)
     pl.add_argument("--loss", choices=["xent", "mse", "l1", "berhu"])
+    pl.add_argument("--masked", action="store_true", help="targets come with a 0/1 validity mask")
+    pl.add_argument(
+        "--zones",
+        type=_zones,
+        metavar="TOP,LEFT,ZH,ZW[,ROWS,COLS]",
+        help="pool a dense (1,H,W) prediction over a grid of zones before the loss (8x8 ToF)",
+    )
     pl.add_argument(
         "--strategy", choices=["auto", "full", "last-layer", "bias-only", "last-k"], default="auto"
     )

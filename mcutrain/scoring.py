@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from . import ir
@@ -44,8 +45,7 @@ def random_calibration(graph: ir.Graph, template: UpdatePlan, n: int = 32, seed:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, *graph.inputs[0][1])).astype(np.float32)
     sim = Simulator(graph, template.with_layers(baseline_layers(graph, "bias-only")), check_plan=False)
-    out_shape = tuple(sim._forward(__import__("torch").from_numpy(x[:1]), True).shape[1:])
-    numel = template.loss.target_numel(out_shape)
+    numel = template.loss.target_numel(graph.shapes[sim.train_output])
     if template.loss.kind.value == "xent":
         t = np.eye(numel, dtype=np.float32)[rng.integers(0, numel, n)]
     else:
@@ -88,8 +88,6 @@ class _Gradients:
 
 
 def _tensors(c: Calibration):
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(c.x, dtype=np.float32))
     t = torch.from_numpy(np.ascontiguousarray(c.target, dtype=np.float32))
     m = None if c.mask is None else torch.from_numpy(np.ascontiguousarray(c.mask, dtype=np.float32))

@@ -58,6 +58,11 @@ class Simulator:
         if plan.loss.kind is LossKind.XENT and isinstance(last.op, ir.Softmax):
             self._train_out = last.inputs[0]
 
+    @property
+    def train_output(self) -> str:
+        """The tensor the loss reads (the logits when a final softmax is folded into cross-entropy)."""
+        return self._train_out
+
     # -- forward ------------------------------------------------------------------------------------
 
     def _node_params(self) -> dict[str, dict[str, torch.Tensor]]:

@@ -141,3 +141,42 @@ def test_emit_rejects_a_plan_for_another_model(tmp_path: Path, cnn_json: Path) -
     other.write_text(small_cnn(seed=5).to_json())
     r = mcutrain("emit", str(plan), "--model", str(other), "--out", str(tmp_path / "proj"))
     assert r.returncode == 2 and "re-run `mcutrain plan`" in r.stderr
+
+
+def test_plan_with_a_masked_zone_loss(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "calib.npz",
+        x=rng.random((8, 1, 24, 32)).astype(np.float32),
+        target=rng.random((8, 64)).astype(np.float32),
+        mask=(rng.random((8, 64)) > 0.2).astype(np.float32),
+    )
+    out = tmp_path / "plan.json"
+    r = mcutrain(
+        "plan",
+        "tiny_unet",
+        "--budget",
+        "160KB",
+        "--calib",
+        str(tmp_path / "calib.npz"),
+        "--loss",
+        "berhu",
+        "--masked",
+        "--zones",
+        "4,0,2,4",
+        "--score",
+        "proxy",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    loss = json.loads(out.read_text())["loss"]
+    assert loss == {
+        "kind": "berhu",
+        "masked": True,
+        "zone": {"top": 4, "left": 0, "zone_h": 2, "zone_w": 4, "rows": 8, "cols": 8},
+    }
+    bad = mcutrain(
+        "plan", "tiny_unet", "--strategy", "full", "--loss", "l1", "--zones", "20,0,2,4", "--out", str(out)
+    )
+    assert bad.returncode == 2 and "does not fit" in bad.stderr
