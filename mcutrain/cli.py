@@ -236,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="print the IR as JSON")
     ins.add_argument("--params", action="store_true", help="with --json: include the parameters")
     ins.set_defaults(func=cmd_inspect)
+
+    from . import cli_firmware
+
+    cli_firmware.register(sub)  # boards: emit/build --target BOARD, run, report
     return p
 
 

@@ -14,10 +14,16 @@
 #include "mt_internal.h"
 
 #if defined(__GNUC__)
-#define MT_INLINE static inline __attribute__((always_inline))
+#define MT_INLINE   static inline __attribute__((always_inline))
+#define MT_NOINLINE __attribute__((noinline))
 #else
 #define MT_INLINE static inline
+#define MT_NOINLINE
 #endif
+
+/* The specialised versions of a loop nest are separate functions (MT_NOINLINE), so that the stack frame
+ * of a kernel is the largest of theirs rather than their sum. */
+enum { V_K3S1, V_K3S2, V_K1S1, V_ANY };
 
 size_t mt_conv2d_fw_scratch_bytes(const mt_conv2d_dims_t *d)
 {
@@ -158,9 +164,9 @@ MT_INLINE const float *span_of(int32_t edge, const float *row, int32_t first, in
 
 /* Outputs ox..ox+nc-1 (input column ix0 = ox*sw - pad_left) of np (1 or 2) channels. 3-wide kernels
  * (dw = 1, sw <= 2) run unrolled with any `edge`; other kernels need all taps inside (EDGE_NONE). */
-MT_INLINE void fw_block(const geom_t *g, int32_t np, int32_t nc, int32_t edge, int32_t kw, int32_t sw,
-                        int32_t dw, const float *xg, const float *wa, const float *wb, float ba, float bb,
-                        int32_t iy0, int32_t ky0, int32_t ky1, int32_t ix0, float *ya, float *yb)
+MT_INLINE void fw_block(const geom_t *g, int32_t unroll, int32_t np, int32_t nc, int32_t edge, int32_t kw,
+                        int32_t sw, int32_t dw, const float *xg, const float *wa, const float *wb, float ba,
+                        float bb, int32_t iy0, int32_t ky0, int32_t ky1, int32_t ix0, float *ya, float *yb)
 {
     float a0 = ba, a1 = ba, a2 = ba, a3 = ba;
     float b0 = bb, b1 = bb, b2 = bb, b3 = bb;
@@ -174,7 +180,7 @@ MT_INLINE void fw_block(const geom_t *g, int32_t np, int32_t nc, int32_t edge, i
             const float *row = xc + (iy0 + ky * g->dh) * g->in_w;
             const float *u = wca + ky * kw;
             const float *v = wcb + ky * kw;
-            if (kw == 3 && dw == 1) { /* unrolled: the columns' overlapping inputs are loaded once */
+            if (unroll) { /* 3-wide: the columns' overlapping inputs are loaded once */
                 const float *p = span_of(edge, row, ix0, last + 1, g->in_w, tmp);
                 MT_FW_TAP(u[0], v[0], MT_XV(0), MT_XV(sw), MT_XV(2 * sw), MT_XV(3 * sw));
                 MT_FW_TAP(u[1], v[1], MT_XV(1), MT_XV(sw + 1), MT_XV(2 * sw + 1), MT_XV(3 * sw + 1));
@@ -203,20 +209,21 @@ MT_INLINE void fw_block(const geom_t *g, int32_t np, int32_t nc, int32_t edge, i
     }
 }
 
-#define MT_FW_BLOCK(nc_, edge_) \
-    fw_block(g, np, nc_, edge_, kw, sw, dw, xg, wa, wb, ba, bb, iy0, ky0, ky1, ix0, ra + ox, rb + ox)
+#define MT_FW_BLOCK(nc_, edge_)                                                                        \
+    fw_block(g, unrolled, np, nc_, edge_, kw, sw, dw, xg, wa, wb, ba, bb, iy0, ky0, ky1, ix0, ra + ox, \
+             rb + ox)
 
 /* All rows of np channels starting at co, in blocks of 4 (then 1) columns; with other kernels than the
  * unrolled 3-wide ones, border outputs one by one. kw, sw, dw equal the dims' (constants at the
  * specialised call sites). */
-MT_INLINE void fw_channels(const geom_t *g, int32_t np, int32_t kw, int32_t sw, int32_t dw, const float *xg,
-                           const float *wa, const float *b, float *ya)
+MT_INLINE void fw_channels(const geom_t *g, int32_t unroll, int32_t np, int32_t kw, int32_t sw, int32_t dw,
+                           const float *xg, const float *wa, const float *b, float *ya)
 {
     const float *wb = wa + g->cin_g * g->ksize;
     const float ba = b != NULL ? b[0] : 0.0f;
     const float bb = (b != NULL && np == 2) ? b[1] : 0.0f;
     float *yb = ya + g->oplane;
-    const int32_t unrolled = kw == 3 && dw == 1 && sw <= 2;
+    const int32_t unrolled = unroll && kw == 3 && dw == 1 && sw <= 2;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
         const int32_t iy0 = oy * g->sh - g->pt;
         int32_t ky0, ky1;
@@ -266,38 +273,61 @@ MT_INLINE void fw_channels(const geom_t *g, int32_t np, int32_t kw, int32_t sw, 
     }
 }
 
-MT_INLINE void fw_range(const geom_t *g, int32_t kw, int32_t sw, int32_t dw, int32_t co_begin, int32_t co_end,
-                        const float *x, const float *w, const float *b, float *y)
-{
-    int32_t np;
-    for (int32_t co = co_begin; co < co_end; co += np) {
-        np = pair_of(g, co, co_end);
-        const float *xg = x + (co / g->cout_g) * g->cin_g * g->plane;
-        const float *wa = w + (co - co_begin) * g->cin_g * g->ksize;
-        const float *bc = b != NULL ? b + (co - co_begin) : NULL;
-        if (np == 2) {
-            fw_channels(g, 2, kw, sw, dw, xg, wa, bc, y + co * g->oplane);
-        } else {
-            fw_channels(g, 1, kw, sw, dw, xg, wa, bc, y + co * g->oplane);
-        }
+#define MT_FW_VARIANT(name, unroll_, np_, kw_, sw_, dw_)                                            \
+    static MT_NOINLINE void name(const geom_t *g, const float *xg, const float *wa, const float *b, \
+                                 float *ya)                                                         \
+    {                                                                                               \
+        fw_channels(g, unroll_, np_, kw_, sw_, dw_, xg, wa, b, ya);                                 \
     }
-}
+MT_FW_VARIANT(fw_k3s1_2, 1, 2, 3, 1, 1)
+MT_FW_VARIANT(fw_k3s1_1, 1, 1, 3, 1, 1)
+MT_FW_VARIANT(fw_k3s2_2, 1, 2, 3, 2, 1)
+MT_FW_VARIANT(fw_k3s2_1, 1, 1, 3, 2, 1)
+MT_FW_VARIANT(fw_k1s1_2, 0, 2, 1, 1, 1)
+MT_FW_VARIANT(fw_k1s1_1, 0, 1, 1, 1, 1)
+MT_FW_VARIANT(fw_any_2, 0, 2, g->kw, g->sw, g->dw)
+MT_FW_VARIANT(fw_any_1, 0, 1, g->kw, g->sw, g->dw)
 
 void mt_conv2d_fw_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
                       const float *w, const float *b, float *y, float *scratch)
 {
     const geom_t g = geom(d);
+    const int32_t v = (g.kw == 3 && g.dw == 1 && g.sw <= 2) ? (g.sw == 1 ? V_K3S1 : V_K3S2)
+                      : (g.kw == 1 && g.sw == 1)            ? V_K1S1
+                                                            : V_ANY;
+    int32_t np;
     (void)scratch;
-    if (g.kw == 3 && g.dw == 1 && g.sw == 1) {
-        fw_range(&g, 3, 1, 1, co_begin, co_end, x, w, b, y);
-    } else if (g.kw == 3 && g.dw == 1 && g.sw == 2) {
-        fw_range(&g, 3, 2, 1, co_begin, co_end, x, w, b, y);
-    } else if (g.kw == 1 && g.sw == 1) {
-        fw_range(&g, 1, 1, 1, co_begin, co_end, x, w, b, y);
-    } else if (g.kw == 1 && g.sw == 2) {
-        fw_range(&g, 1, 2, 1, co_begin, co_end, x, w, b, y);
-    } else {
-        fw_range(&g, g.kw, g.sw, g.dw, co_begin, co_end, x, w, b, y);
+    for (int32_t co = co_begin; co < co_end; co += np) {
+        np = pair_of(&g, co, co_end);
+        const float *xg = x + (co / g.cout_g) * g.cin_g * g.plane;
+        const float *wa = w + (co - co_begin) * g.cin_g * g.ksize;
+        const float *bc = b != NULL ? b + (co - co_begin) : NULL;
+        float *yc = y + co * g.oplane;
+        if (v == V_K3S1) {
+            if (np == 2) {
+                fw_k3s1_2(&g, xg, wa, bc, yc);
+            } else {
+                fw_k3s1_1(&g, xg, wa, bc, yc);
+            }
+        } else if (v == V_K3S2) {
+            if (np == 2) {
+                fw_k3s2_2(&g, xg, wa, bc, yc);
+            } else {
+                fw_k3s2_1(&g, xg, wa, bc, yc);
+            }
+        } else if (v == V_K1S1) {
+            if (np == 2) {
+                fw_k1s1_2(&g, xg, wa, bc, yc);
+            } else {
+                fw_k1s1_1(&g, xg, wa, bc, yc);
+            }
+        } else {
+            if (np == 2) {
+                fw_any_2(&g, xg, wa, bc, yc);
+            } else {
+                fw_any_1(&g, xg, wa, bc, yc);
+            }
+        }
     }
 }
 
@@ -422,21 +452,18 @@ MT_INLINE void wgrad_channels(const geom_t *g, int32_t np, int32_t sw, int32_t d
     }
 }
 
-MT_INLINE void wgrad_range(const geom_t *g, int32_t sw, int32_t dw, int32_t co_begin, int32_t co_end,
-                           const float *x, const float *gy, float *gw, int32_t accumulate)
-{
-    int32_t np;
-    for (int32_t co = co_begin; co < co_end; co += np) {
-        np = pair_of(g, co, co_end);
-        const float *xg = x + (co / g->cout_g) * g->cin_g * g->plane;
-        float *gwa = gw + (co - co_begin) * g->cin_g * g->ksize;
-        if (np == 2) {
-            wgrad_channels(g, 2, sw, dw, xg, gy + co * g->oplane, gwa, accumulate);
-        } else {
-            wgrad_channels(g, 1, sw, dw, xg, gy + co * g->oplane, gwa, accumulate);
-        }
+#define MT_WGRAD_VARIANT(name, np_, sw_, dw_)                                                    \
+    static MT_NOINLINE void name(const geom_t *g, const float *xg, const float *gya, float *gwa, \
+                                 int32_t accumulate)                                             \
+    {                                                                                            \
+        wgrad_channels(g, np_, sw_, dw_, xg, gya, gwa, accumulate);                              \
     }
-}
+MT_WGRAD_VARIANT(wgrad_s1_2, 2, 1, 1)
+MT_WGRAD_VARIANT(wgrad_s1_1, 1, 1, 1)
+MT_WGRAD_VARIANT(wgrad_s2_2, 2, 2, 1)
+MT_WGRAD_VARIANT(wgrad_s2_1, 1, 2, 1)
+MT_WGRAD_VARIANT(wgrad_any_2, 2, g->sw, g->dw)
+MT_WGRAD_VARIANT(wgrad_any_1, 1, g->sw, g->dw)
 
 void mt_conv2d_bw_wgrad_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
                             const float *gy, float *gw, float *gb, int32_t accumulate, float *scratch)
@@ -456,12 +483,32 @@ void mt_conv2d_bw_wgrad_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t
     if (gw == NULL) {
         return;
     }
-    if (g.kw == 3 && g.dw == 1 && g.sw == 1) {
-        wgrad_range(&g, 1, 1, co_begin, co_end, x, gy, gw, accumulate);
-    } else if (g.kw == 3 && g.dw == 1 && g.sw == 2) {
-        wgrad_range(&g, 2, 1, co_begin, co_end, x, gy, gw, accumulate);
-    } else {
-        wgrad_range(&g, g.sw, g.dw, co_begin, co_end, x, gy, gw, accumulate);
+    const int32_t v = (g.kw == 3 && g.dw == 1 && g.sw <= 2) ? (g.sw == 1 ? V_K3S1 : V_K3S2) : V_ANY;
+    int32_t np;
+    for (int32_t co = co_begin; co < co_end; co += np) {
+        np = pair_of(&g, co, co_end);
+        const float *xg = x + (co / g.cout_g) * g.cin_g * g.plane;
+        const float *gyc = gy + co * g.oplane;
+        float *gwa = gw + (co - co_begin) * g.cin_g * g.ksize;
+        if (v == V_K3S1) {
+            if (np == 2) {
+                wgrad_s1_2(&g, xg, gyc, gwa, accumulate);
+            } else {
+                wgrad_s1_1(&g, xg, gyc, gwa, accumulate);
+            }
+        } else if (v == V_K3S2) {
+            if (np == 2) {
+                wgrad_s2_2(&g, xg, gyc, gwa, accumulate);
+            } else {
+                wgrad_s2_1(&g, xg, gyc, gwa, accumulate);
+            }
+        } else {
+            if (np == 2) {
+                wgrad_any_2(&g, xg, gyc, gwa, accumulate);
+            } else {
+                wgrad_any_1(&g, xg, gyc, gwa, accumulate);
+            }
+        }
     }
 }
 
@@ -488,8 +535,8 @@ static void taps_reaching(int32_t pos, int32_t dil, int32_t k, int32_t n, int32_
  * output channels [ca, cb), added to ra (rb). Column ix + j gathers gy columns ix + j + pad_left - kx*dw:
  * the block's span starts at gy column ix + pad_left - (kw-1)*dw. 3-wide kernels (dw = 1) run unrolled
  * with any `edge` (see fw_block); other kernels need the whole span inside gy. */
-MT_INLINE void igrad_block(const geom_t *g, int32_t np, int32_t nc, int32_t edge, int32_t kw, int32_t dw,
-                           int32_t ca, int32_t cb, int32_t co_begin, const float *w, int32_t ci_g,
+MT_INLINE void igrad_block(const geom_t *g, int32_t unroll, int32_t np, int32_t nc, int32_t edge, int32_t kw,
+                           int32_t dw, int32_t ca, int32_t cb, int32_t co_begin, const float *w, int32_t ci_g,
                            const float *gy, int32_t iy, int32_t ky0, int32_t ky1, int32_t ix, float *ra,
                            float *rb)
 {
@@ -504,7 +551,7 @@ MT_INLINE void igrad_block(const geom_t *g, int32_t np, int32_t nc, int32_t edge
             const float *row = gy + co * g->oplane + (iy + g->pt - ky * g->dh) * g->out_w;
             const float *u = wu + ky * kw;
             const float *v = wv + ky * kw;
-            if (kw == 3 && dw == 1) { /* unrolled: overlapping gy loads shared */
+            if (unroll) { /* 3-wide: overlapping gy loads shared */
                 const float *p = span_of(edge, row, first, last + 1, g->out_w, tmp);
                 MT_FW_TAP(u[0], v[0], MT_XV(2), MT_XV(3), MT_XV(4), MT_XV(5));
                 MT_FW_TAP(u[1], v[1], MT_XV(1), MT_XV(2), MT_XV(3), MT_XV(4));
@@ -533,17 +580,19 @@ MT_INLINE void igrad_block(const geom_t *g, int32_t np, int32_t nc, int32_t edge
     }
 }
 
-#define MT_IGRAD_BLOCK(nc_, edge_) \
-    igrad_block(g, np, nc_, edge_, kw, dw, ca, cb, co_begin, w, ci_g, gy, iy, ky0, ky1, ix, ra + ix, rb + ix)
+#define MT_IGRAD_BLOCK(nc_, edge_)                                                                    \
+    igrad_block(g, unrolled, np, nc_, edge_, kw, dw, ca, cb, co_begin, w, ci_g, gy, iy, ky0, ky1, ix, \
+                ra + ix, rb + ix)
 
 /* Stride 1: gx is the correlation of gy with the flipped kernel. gx(ci, iy, ix) gathers
  * w[co][ci][ky][kx] * gy(co, iy + pad_top - ky*dh, ix + pad_left - kx*dw) over the range's channels of
  * its group and the taps that land inside gy; 4 (then 1) columns of np input channels per block. */
-MT_INLINE void igrad_s1_channels(const geom_t *g, int32_t np, int32_t kw, int32_t dw, int32_t ca, int32_t cb,
-                                 int32_t co_begin, const float *w, int32_t ci_g, const float *gy, float *gxa)
+MT_INLINE void igrad_s1_channels(const geom_t *g, int32_t unroll, int32_t np, int32_t kw, int32_t dw,
+                                 int32_t ca, int32_t cb, int32_t co_begin, const float *w, int32_t ci_g,
+                                 const float *gy, float *gxa)
 {
     float *gxb = gxa + g->plane;
-    const int32_t unrolled = kw == 3 && dw == 1;
+    const int32_t unrolled = unroll && kw == 3 && dw == 1;
     for (int32_t iy = 0; iy < g->in_h; ++iy) {
         int32_t ky0, ky1;
         taps_reaching(iy + g->pt, g->dh, g->kh, g->out_h, &ky0, &ky1);
@@ -605,9 +654,24 @@ MT_INLINE void igrad_s1_channels(const geom_t *g, int32_t np, int32_t kw, int32_
     }
 }
 
-MT_INLINE void igrad_s1(const geom_t *g, int32_t kw, int32_t dw, int32_t co_begin, int32_t co_end,
-                        const float *w, const float *gy, float *gx)
+#define MT_IGRAD_VARIANT(name, unroll_, np_, kw_, dw_)                                                      \
+    static MT_NOINLINE void name(const geom_t *g, int32_t ca, int32_t cb, int32_t co_begin, const float *w, \
+                                 int32_t ci_g, const float *gy, float *gxa)                                 \
+    {                                                                                                       \
+        igrad_s1_channels(g, unroll_, np_, kw_, dw_, ca, cb, co_begin, w, ci_g, gy, gxa);                   \
+    }
+MT_IGRAD_VARIANT(igrad_k3_2, 1, 2, 3, 1)
+MT_IGRAD_VARIANT(igrad_k3_1, 1, 1, 3, 1)
+MT_IGRAD_VARIANT(igrad_k1_2, 0, 2, 1, 1)
+MT_IGRAD_VARIANT(igrad_k1_1, 0, 1, 1, 1)
+MT_IGRAD_VARIANT(igrad_any_2, 0, 2, g->kw, g->dw)
+MT_IGRAD_VARIANT(igrad_any_1, 0, 1, g->kw, g->dw)
+
+/* Stride 1, per group of the range and pair of its input channels. */
+static MT_NOINLINE void igrad_s1(const geom_t *g, int32_t co_begin, int32_t co_end, const float *w,
+                                 const float *gy, float *gx)
 {
+    const int32_t v = (g->kw == 3 && g->dw == 1) ? V_K3S1 : g->kw == 1 ? V_K1S1 : V_ANY;
     for (int32_t grp = co_begin / g->cout_g; grp * g->cout_g < co_end; ++grp) {
         const int32_t ca = co_begin > grp * g->cout_g ? co_begin : grp * g->cout_g;
         const int32_t cb = co_end < (grp + 1) * g->cout_g ? co_end : (grp + 1) * g->cout_g;
@@ -615,18 +679,32 @@ MT_INLINE void igrad_s1(const geom_t *g, int32_t kw, int32_t dw, int32_t co_begi
         for (int32_t ci_g = 0; ci_g < g->cin_g; ci_g += np) {
             np = ci_g + 1 < g->cin_g ? 2 : 1;
             float *gxc = gx + (grp * g->cin_g + ci_g) * g->plane;
-            if (np == 2) {
-                igrad_s1_channels(g, 2, kw, dw, ca, cb, co_begin, w, ci_g, gy, gxc);
+            if (v == V_K3S1) {
+                if (np == 2) {
+                    igrad_k3_2(g, ca, cb, co_begin, w, ci_g, gy, gxc);
+                } else {
+                    igrad_k3_1(g, ca, cb, co_begin, w, ci_g, gy, gxc);
+                }
+            } else if (v == V_K1S1) {
+                if (np == 2) {
+                    igrad_k1_2(g, ca, cb, co_begin, w, ci_g, gy, gxc);
+                } else {
+                    igrad_k1_1(g, ca, cb, co_begin, w, ci_g, gy, gxc);
+                }
             } else {
-                igrad_s1_channels(g, 1, kw, dw, ca, cb, co_begin, w, ci_g, gy, gxc);
+                if (np == 2) {
+                    igrad_any_2(g, ca, cb, co_begin, w, ci_g, gy, gxc);
+                } else {
+                    igrad_any_1(g, ca, cb, co_begin, w, ci_g, gy, gxc);
+                }
             }
         }
     }
 }
 
 /* Any stride: scatter per tap, the contributions of np output channels added per store. */
-static void igrad_scatter(const geom_t *g, int32_t co_begin, int32_t co_end, const float *w, const float *gy,
-                          float *gx)
+static MT_NOINLINE void igrad_scatter(const geom_t *g, int32_t co_begin, int32_t co_end, const float *w,
+                                      const float *gy, float *gx)
 {
     int32_t np;
     for (int32_t co = co_begin; co < co_end; co += np) {
@@ -680,11 +758,7 @@ void mt_conv2d_bw_igrad_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t
     }
     if (g.sh != 1 || g.sw != 1) {
         igrad_scatter(&g, co_begin, co_end, w, gy, gx);
-    } else if (g.kw == 3 && g.dw == 1) {
-        igrad_s1(&g, 3, 1, co_begin, co_end, w, gy, gx);
-    } else if (g.kw == 1) {
-        igrad_s1(&g, 1, 1, co_begin, co_end, w, gy, gx);
     } else {
-        igrad_s1(&g, g.kw, g.dw, co_begin, co_end, w, gy, gx);
+        igrad_s1(&g, co_begin, co_end, w, gy, gx);
     }
 }

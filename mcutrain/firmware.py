@@ -1,0 +1,629 @@
+"""Firmware projects for the boards: the generated training step plus a board ``main.c``, cross-built
+and run in QEMU, with the linker's RAM checked against the plan.
+
+``emit_firmware()`` writes ``codegen.emit()``'s project and adds:
+
+* ``main.c`` (``codegen/fw_selftest_main.c.j2``): with a :class:`SelfTest`, N samples and the simulator's
+  losses and final parameters as const tables (flash); it runs N ``mt_train_step`` calls, compares, prints
+  a short report over the UART and exits non-zero on a mismatch (:data:`EXIT_CODES`). Without one, a
+  *footprint* firmware whose input/target/mask live in RAM as in an application;
+* ``mt_profile.h``: the ``MT_PROFILE`` hook of ``mt_model.c`` counting instructions per kernel kind and pass;
+* ``bsp/``: a copy of the board support package, and ``Makefile.<target>`` (the same flags, sources and
+  stack as :func:`build_firmware`), so the folder builds anywhere with ``make`` and the cross compiler;
+* ``firmware.json``: the manifest the build and run steps read (target, plan numbers, stack, sources).
+
+RAM: the plan's ``stack_reserve_bytes`` pays for the call stack *and* the board runtime's static data
+(UART/counter state, picolibc's stdio and TLS, the harness). The firmware links a stack region of the
+reserve minus :data:`RUNTIME_RESERVE_BYTES`; the build checks that the stack need (static worst path,
+``stackusage``) fits that region and that the linked RAM (stack + .data + .bss) is within the plan's peak.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import torch
+
+from . import __version__, ir
+from .codegen import Emitted, _c_ident, c_array, c_float, emit, resource_dir
+from .crossbuild import COMMON_CFLAGS, BuildResult, SizeReport, build
+from .layout import device_weight
+from .plan import LossKind, PlanError, Update, UpdatePlan
+from .qemu import RunResult, qemu_command, run_qemu
+from .sim import Simulator
+from .stackusage import StackEstimate, analyze
+from .targets import Target, firmware_dir, format_size, load_target
+
+MANIFEST = "firmware.json"
+#: Exit status of the firmware: pass, the self-test's mismatches, and the board's fault handler.
+EXIT_CODES = {"pass": 0, "loss": 10, "param": 11, "nonfinite": 12, "fault": 250}
+#: Bytes of the plan's stack reserve kept for static data of the board runtime and the harness
+#: (measured: 72 B on the Arm boards: picolibc's stdio FILE and TLS, SysTick and UART state).
+RUNTIME_RESERVE_BYTES = 256
+#: Relative tolerance of the self-test (losses and parameters). On the host the generated C matches the
+#: simulator to 1e-5; on Cortex-M the build has -ffp-contract=off, so only libm (expf, logf) and the order of
+#: float sums in PyTorch differ: measured max 2.1e-7 (loss) and 4.9e-7 (parameters) over the models and plans
+#: of tests/emulator/test_firmware_selftest.py. Widened to 4x the float32 noise floor (the float32 simulator
+#: against float64) where a model amplifies round-off more than this, as in tests/test_codegen.py.
+DEFAULT_TOL = 1e-5
+LOSS_FLOOR = 1e-3  # loss errors are relative to max(|loss|, LOSS_FLOOR)
+EXTRA_CFLAGS = ("-fno-math-errno", "-fcallgraph-info=su")
+
+
+class FirmwareError(RuntimeError):
+    """A firmware project that cannot be emitted, built or run as asked; the message says why."""
+
+
+# ---- self-test data ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SelfTest:
+    """Samples for the self-test firmware, one training step each, in the model's input layout."""
+
+    x: np.ndarray  # [N, *input shape]
+    target: np.ndarray  # [N, target numel]
+    mask: np.ndarray | None = None  # [N, target numel] for masked losses
+    tol: float = DEFAULT_TOL  # relative tolerance of losses and parameters (before the noise-floor widening)
+
+    @property
+    def steps(self) -> int:
+        return len(self.x)
+
+    @staticmethod
+    def random(graph: ir.Graph, plan: UpdatePlan, steps: int, seed: int = 0) -> SelfTest:
+        """Standard-normal inputs; one-hot labels (cross-entropy) or targets in [0, 1]; masks with ~70%
+        valid elements when the loss is masked."""
+        if steps < 1:
+            raise PlanError(f"a self-test needs at least one step, got {steps}")
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((steps, *graph.inputs[0][1])).astype(np.float32)
+        numel = plan.loss.target_numel(graph.shapes[graph.outputs[0]])
+        if plan.loss.kind is LossKind.XENT:
+            t = np.eye(numel, dtype=np.float32)[rng.integers(0, numel, steps)]
+        else:
+            t = rng.random((steps, numel)).astype(np.float32)
+        m = (rng.random((steps, numel)) > 0.3).astype(np.float32) if plan.loss.masked else None
+        return SelfTest(x, t, m)
+
+
+@dataclass(frozen=True)
+class Expected:
+    losses: np.ndarray  # [N] loss of each step before its update
+    params: tuple[tuple[str, np.ndarray], ...]  # C name of each trainable vector, its values after N steps
+    tol_loss: float
+    tol_param: float
+    noise_loss: float  # float32 simulator vs float64: the model's own round-off amplification
+    noise_param: float
+
+
+def trainable_vectors(graph: ir.Graph, plan: UpdatePlan, params: dict[str, np.ndarray]) -> list:
+    """(C name, device-order values) of every trainable vector, in mt_export_params order."""
+    out = []
+    for node in graph.trainable_nodes():
+        lu = plan.layer(node.name)
+        base = _c_ident(node.name)
+        if lu.update is Update.WEIGHT:
+            w = device_weight(node.op, params[f"{node.name}.weight"])[: lu.channels]
+            out.append((f"{base}_w", w.reshape(-1).astype(np.float32)))
+        if lu.bias:
+            out.append((f"{base}_b", params[f"{node.name}.bias"].reshape(-1).astype(np.float32)))
+    return out
+
+
+def expected(graph: ir.Graph, plan: UpdatePlan, st: SelfTest) -> Expected:
+    """The simulator's losses and final parameters on the self-test's samples, and the tolerances."""
+    runs = {}
+    for dtype in (torch.float32, torch.float64):
+        sim = Simulator(graph, plan, dtype=dtype)
+        losses = []
+        for i in range(st.steps):
+            m = None if st.mask is None else st.mask[i : i + 1]
+            losses.append(sim.train_step(st.x[i : i + 1], st.target[i : i + 1], m))
+        runs[dtype] = (np.array(losses, dtype=np.float64), trainable_vectors(graph, plan, sim.numpy_params()))
+    (l32, p32), (l64, p64) = runs[torch.float32], runs[torch.float64]
+    if not (np.all(np.isfinite(l32)) and all(np.all(np.isfinite(v)) for _, v in p32)):
+        raise PlanError(
+            f"the simulator's training diverges on the self-test samples within {st.steps} steps "
+            "(a non-finite loss or parameter): lower the learning rate or the number of steps"
+        )
+    noise_loss = float(np.max(np.abs(l32 - l64) / np.maximum(np.abs(l64), LOSS_FLOOR)))
+    noise_param = max(
+        (float(np.max(np.abs(a - b))) / _scale(a) for (_, a), (_, b) in zip(p32, p64, strict=True)),
+        default=0.0,
+    )
+    return Expected(
+        l32.astype(np.float32),
+        tuple(p32),
+        max(st.tol, 4 * noise_loss),
+        max(st.tol, 4 * noise_param),
+        noise_loss,
+        noise_param,
+    )
+
+
+def _scale(v: np.ndarray) -> float:
+    return float(np.max(np.abs(v))) + 1e-12
+
+
+# ---- emit ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirmwareProject:
+    out_dir: Path
+    target: Target
+    emitted: Emitted
+    manifest: dict[str, Any]
+    expected: Expected | None
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_dir("codegen")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["c_float"] = c_float
+    return env
+
+
+def stack_region_bytes(plan: UpdatePlan) -> int:
+    """The stack the firmware links: the plan's reserve minus the runtime's static data, 8-aligned."""
+    n = (plan.stack_reserve_bytes - RUNTIME_RESERVE_BYTES) // 8 * 8
+    if n < 512:
+        raise PlanError(
+            f"the plan reserves {plan.stack_reserve_bytes} B for stack and runtime; the firmware needs at "
+            f"least {512 + RUNTIME_RESERVE_BYTES} B ({RUNTIME_RESERVE_BYTES} B of it for the runtime's data)"
+        )
+    return n
+
+
+def emit_firmware(
+    graph: ir.Graph,
+    plan: UpdatePlan,
+    out_dir: str | Path,
+    target: Target | str,
+    selftest: SelfTest | None = None,
+) -> FirmwareProject:
+    """Write a firmware project for ``target`` into ``out_dir``: codegen.emit's files plus main.c (a
+    self-test when ``selftest`` is given, else a footprint firmware), mt_profile.h, bsp/,
+    Makefile.<target> and the manifest."""
+    t = load_target(target) if isinstance(target, str) else target
+    if t.arch != "arm":
+        raise PlanError(f"firmware projects target Cortex-M boards; {t.name} is {t.arch}")
+    stack = stack_region_bytes(plan)
+    exp = None
+    if selftest is not None and plan.batch != 1:
+        raise PlanError(
+            f"the self-test compares every training step with the simulator; plan {plan.strategy} updates "
+            f"once per {plan.batch} samples: emit a self-test of a batch-1 plan, or a footprint firmware"
+        )
+    if selftest is not None:
+        if selftest.x.shape[1:] != tuple(graph.inputs[0][1]):
+            raise PlanError(
+                f"self-test inputs have shape {selftest.x.shape[1:]}, the model takes {graph.inputs[0][1]}"
+            )
+        if plan.loss.masked and selftest.mask is None:
+            raise PlanError("the plan's loss is masked: the self-test needs masks")
+        exp = expected(graph, plan, selftest)
+    out = Path(out_dir)
+    em = emit(graph, plan, out)
+    src = (out / "mt_model.c").read_text()
+    profile_ids = list(dict.fromkeys(re.findall(r"^\s+MT_PROFILE_BEGIN\((\w+)\);", src, re.MULTILINE)))
+
+    bsp = out / "bsp"
+    if bsp.exists():
+        shutil.rmtree(bsp)
+    fw = firmware_dir()
+    shutil.copytree(fw / "include", bsp / "include")
+    shutil.copytree(fw / "boards" / "common", bsp / "boards" / "common")
+    shutil.copytree(t.board_dir, bsp / "boards" / t.name)
+    local = _relocate(t, out, stack)
+
+    data: dict[str, Any] = {
+        "version": __version__,
+        "model": graph.name,
+        "model_hash": graph.fingerprint(),
+        "plan": plan,
+        "target": t,
+        "selftest": selftest is not None,
+        "steps": selftest.steps if selftest is not None else 1,
+        "exit": EXIT_CODES,
+        "masked": plan.loss.masked,
+        "profile_ids": profile_ids,
+        "loss_floor": c_float(LOSS_FLOOR),
+    }
+    if selftest is not None and exp is not None:
+        data["samples"] = [
+            {
+                "x": c_array(selftest.x[i]),
+                "target": c_array(selftest.target[i]),
+                "mask": c_array(selftest.mask[i]) if selftest.mask is not None else "",
+            }
+            for i in range(selftest.steps)
+        ]
+        data["losses"] = c_array(exp.losses)
+        data["params"] = [
+            {"name": n, "n": v.size, "values": c_array(v), "scale": c_float(_scale(v))} for n, v in exp.params
+        ]
+        data["tol_loss"] = c_float(exp.tol_loss)
+        data["tol_param"] = c_float(exp.tol_param)
+    env = _env()
+    (out / "main.c").write_text(env.get_template("fw_selftest_main.c.j2").render(**data))
+    (out / "mt_profile.h").write_text(env.get_template("fw_mt_profile.h.j2").render(**data))
+
+    app = ["main.c", "mt_params.c"] if selftest is not None else ["main.c", "mt_model.c", "mt_params.c"]
+    app += sorted(str(p.relative_to(out)) for p in (out / "runtime" / "src").glob("*.c"))
+    include_dirs = [".", "runtime/include"]
+    rel = lambda p: str(Path(p).relative_to(out))  # noqa: E731
+    defines = " ".join(f"-D{k}={_make_quote(v)}" for k, v in t.c_defines().items())
+    makefile = env.get_template("fw_Makefile.j2").render(
+        **data,
+        kind="self-test" if selftest is not None else "footprint",
+        stack_bytes=stack,
+        runtime_reserve=RUNTIME_RESERVE_BYTES,
+        cpu_flags=" ".join(t.cflags),
+        specs=" ".join(t.specs),
+        cflags=" ".join([*COMMON_CFLAGS, "-fno-math-errno"]),
+        defines=defines,
+        includes=" ".join(f"-I{d}" for d in [*(rel(p) for p in local.include_dirs), *include_dirs]),
+        linker_script=rel(local.linker_script),
+        linker_search=" ".join(f"-L{rel(p)}" for p in local.linker_search),
+        sources=[*(rel(p) for p in local.sources), *app],
+        qemu=" ".join(qemu_command(t, "$<")) if t.qemu else "",
+        timeout=120,
+    )
+    (out / f"Makefile.{t.name}").write_text(makefile)
+
+    mem = em.memory
+    manifest = {
+        "format": "mcutrain-firmware/1",
+        "generator": __version__,
+        "target": t.name,
+        "kind": "selftest" if selftest is not None else "footprint",
+        "model": graph.name,
+        "model_hash": graph.fingerprint(),
+        "plan": plan.to_dict(),
+        "plan_peak_ram_bytes": mem.peak_ram_bytes,
+        "plan_memory": dict(mem.categories),
+        "arena_bytes": mem.arena_bytes,
+        "trainable_numel": em.trainable_numel,
+        "stack_region_bytes": stack,
+        "runtime_reserve_bytes": RUNTIME_RESERVE_BYTES,
+        "sources": app,
+        "include_dirs": include_dirs,
+        "profile_ids": profile_ids,
+        "steps": data["steps"],
+        "selftest": None
+        if exp is None
+        else {
+            "tol_loss": exp.tol_loss,
+            "tol_param": exp.tol_param,
+            "noise_loss": exp.noise_loss,
+            "noise_param": exp.noise_param,
+            "losses": [float(v) for v in exp.losses],
+        },
+        "macs": step_macs(graph, plan),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return FirmwareProject(out, t, em, manifest, exp)
+
+
+def _make_quote(v: str) -> str:
+    return f"'{v}'" if '"' in v else v
+
+
+def _relocate(t: Target, project: Path, stack: int) -> Target:
+    """The target with its board files taken from the project's bsp/ copy, and the given stack."""
+    fw, bsp = firmware_dir().resolve(), (project / "bsp").resolve()
+
+    def move(p: Path) -> Path:
+        return bsp / Path(p).resolve().relative_to(fw)
+
+    return replace(
+        t,
+        board_dir=move(t.board_dir),
+        sources=tuple(map(move, t.sources)),
+        include_dirs=tuple(map(move, t.include_dirs)),
+        linker_script=move(t.linker_script),
+        linker_search=tuple(map(move, t.linker_search)),
+        stack_bytes=stack,
+    )
+
+
+def step_macs(graph: ir.Graph, plan: UpdatePlan) -> dict[str, int]:
+    """Multiply-accumulates of one training step per profile id (``<kind>_<pass>``): conv, transposed
+    conv and linear count their MACs (weight gradients only over the trained rows, none for a bias-only
+    update); every other kernel counts one per output element. Sum of the MAC kinds: ``macs_total``."""
+    from .codegen import profile_id
+    from .memory import analyze as analyze_memory
+
+    tg = analyze_memory(graph, plan).train_graph
+    out: dict[str, int] = {}
+    for s in tg.steps:
+        pid = profile_id(graph, s)
+        n = 0
+        if s.node is not None:
+            node = graph.node(s.node)
+            op = node.op
+            macs = op.macs(graph.in_shapes(node), graph.shapes[node.name])
+            if isinstance(op, (ir.Conv2d, ir.ConvTranspose2d, ir.Linear)):
+                if s.action.value in ("fw", "bw_igrad"):
+                    n = macs
+                elif s.action.value == "bw_wgrad":
+                    lu = plan.layer(node.name)
+                    n = macs * lu.channels // graph.shapes[node.name][0] if lu.update is Update.WEIGHT else 0
+                elif s.action.value == "update":
+                    n = sum(tg.buffers[w].nbytes // 4 for w in s.reads)
+            else:
+                n = math.prod(graph.shapes[node.name])
+        else:
+            n = math.prod(tg.buffers[s.reads[0]].shape)
+        out[pid] = out.get(pid, 0) + n
+    return out
+
+
+MAC_KINDS = ("conv2d_", "conv_transpose2d_", "linear_")
+
+
+def is_mac_id(pid: str) -> bool:
+    """Profile ids whose count is multiply-accumulates (conv/linear fw, bw_wgrad, bw_igrad)."""
+    return pid.startswith(MAC_KINDS) and pid.rsplit("_", 1)[-1] in ("fw", "wgrad", "igrad")
+
+
+# ---- build ---------------------------------------------------------------------------------------
+
+
+def load_manifest(project: str | Path) -> dict[str, Any]:
+    path = Path(project) / MANIFEST
+    if not path.is_file():
+        raise FirmwareError(
+            f"{project} is not a firmware project (no {MANIFEST}): run `mcutrain emit PLAN --target BOARD`"
+        )
+    m = json.loads(path.read_text())
+    if m.get("format") != "mcutrain-firmware/1":
+        raise FirmwareError(f"{path}: not an mcutrain firmware manifest")
+    return m
+
+
+@dataclass(frozen=True)
+class StackBound:
+    """Static stack need of the firmware while it trains (an upper bound, from ``stackusage``)."""
+
+    step: StackEstimate  # mt_train_step and everything below it
+    above: int  # frames of the start-up code and main() above mt_train_step
+    interrupt: int  # one exception entry (hardware frame, FP context) plus the deepest handler
+    whole: StackEstimate  # the whole program from start-up (printf calls through a pointer: a lower bound)
+
+    @property
+    def training(self) -> int:
+        return self.above + self.step.bytes + self.interrupt
+
+
+#: Cortex-M exception entry: 8 words, or 26 with the lazily stacked FP context (hard-float builds).
+_EXC_FRAME = {True: 104, False: 32}
+_HANDLERS = ("mt_systick_handler",)
+
+
+def _stack_bound(est: dict[str, StackEstimate], t: Target) -> StackBound:
+    frame = lambda f: est[f].path[0][1] if f in est else 0  # noqa: E731
+    handler = max((est[h].bytes for h in _HANDLERS if h in est), default=0)
+    fp = "-mfloat-abi=hard" in t.cflags
+    return StackBound(
+        est["mt_train_step"],
+        frame("mt_board_c_start") + frame("main"),
+        _EXC_FRAME[fp] + handler,
+        est["mt_board_c_start"],
+    )
+
+
+@dataclass(frozen=True)
+class FirmwareBuild:
+    project: Path
+    target: Target  # relocated to the project's bsp/, with the linked stack size
+    result: BuildResult
+    manifest: dict[str, Any]
+    stack: StackBound
+    profile: bool
+
+    @property
+    def elf(self) -> Path:
+        return self.result.elf
+
+    @property
+    def size(self) -> SizeReport:
+        return self.result.size
+
+    @property
+    def plan_peak_ram(self) -> int:
+        return int(self.manifest["plan_peak_ram_bytes"])
+
+    def summary(self) -> str:
+        s, m, t, k = self.size, self.manifest, self.target, self.stack
+        peak = self.plan_peak_ram
+        diff = peak - s.ram_bytes
+        return "\n".join(
+            [
+                f"built {self.elf} for {t.name} ({m['kind']}, model {m['model']}, "
+                f"plan {m['plan']['strategy']}{', MT_PROFILE' if self.profile else ''})",
+                f"  flash  {s.flash_bytes:>9,} B of {format_size(t.flash.length)} ({t.flash.name})",
+                f"  RAM    {s.ram_bytes:>9,} B of {format_size(t.ram.length)} ({t.ram.name}) = stack "
+                f"{s.stack_bytes:,} + .data {s.data_bytes:,} + .bss {s.bss_bytes:,}",
+                f"         plan peak RAM {peak:,} B: linked RAM is "
+                + (f"{diff:,} B under it" if diff >= 0 else f"{-diff:,} B OVER it"),
+                f"  arena  {m['arena_bytes']:>9,} B; trainable parameters {m['trainable_numel']:,} floats",
+                f"  stack  {k.training:>9,} B at most while training (static: start-up and main {k.above} "
+                f"+ mt_train_step {k.step.bytes} + an interrupt {k.interrupt}) of the {s.stack_bytes:,} B "
+                "region",
+                f"         deepest step path: {' > '.join(f.rsplit(':', 1)[-1] for f, _ in k.step.path)}",
+                f"         whole program {'' if k.whole.complete else '>= '}"
+                f"{k.whole.bytes + k.interrupt:,} B with printf",
+            ]
+        )
+
+
+def build_firmware(
+    project: str | Path, target: str | None = None, profile: bool = False, out_dir: str | Path | None = None
+) -> FirmwareBuild:
+    """Cross-build the firmware project with the target's flags and check its memory.
+
+    Raises :class:`FirmwareError` when the plan cannot fit the board (naming both numbers), when the
+    stack need exceeds the stack region, or when the linked RAM exceeds the plan's peak RAM (not for
+    ``profile`` builds, whose counters add a few hundred bytes); ``crossbuild.BuildError`` on a compile
+    error or a link overflow.
+    """
+    proj = Path(project).resolve()
+    m = load_manifest(proj)
+    if target is not None and target != m["target"]:
+        raise FirmwareError(
+            f"{project} was emitted for {m['target']}, not {target}: re-run `mcutrain emit --target {target}`"
+        )
+    base = load_target(m["target"])
+    peak = int(m["plan_peak_ram_bytes"])
+    if peak > base.ram.length:
+        raise FirmwareError(
+            f"the plan does not fit {base.name}: it needs {peak:,} B of RAM at its peak, the board has "
+            f"{base.ram.length:,} B ({format_size(base.ram.length)}, region {base.ram.name}); plan again "
+            f"with --budget {base.ram.length // 1024}KB or less"
+        )
+    t = _relocate(base, proj, int(m["stack_region_bytes"]))
+    out = Path(out_dir) if out_dir else proj / "build" / (t.name + ("-profile" if profile else ""))
+    res = build(
+        t,
+        [proj / s for s in m["sources"]],
+        include_dirs=[proj / d for d in m["include_dirs"]],
+        out_dir=out,
+        extra_cflags=EXTRA_CFLAGS,
+        defines={"MT_PROFILE": 1} if profile else None,
+        name="firmware",
+    )
+    cis = sorted((out / "obj").glob("*.ci"))
+    roots = ["mt_train_step", "main", "mt_board_c_start", *_HANDLERS]
+    bound = _stack_bound(analyze(roots, cis, res.elf, t.tool("objdump")), t)
+    fb = FirmwareBuild(proj, t, res, m, bound, profile)
+    if bound.training > t.stack_bytes:
+        raise FirmwareError(
+            f"training needs up to {bound.training} B of stack (mt_train_step {bound.step.describe()}), the "
+            f"firmware's stack region has {t.stack_bytes} B (the plan's {m['plan']['stack_reserve_bytes']} B "
+            f"reserve minus {m['runtime_reserve_bytes']} B of runtime data): plan with a larger stack reserve"
+        )
+    if not profile and res.size.ram_bytes > peak:
+        s = res.size
+        raise FirmwareError(
+            f"the linked firmware takes {s.ram_bytes:,} B of RAM (stack {s.stack_bytes:,} + .data "
+            f"{s.data_bytes:,} + .bss {s.bss_bytes:,}), more than the plan's peak of {peak:,} B: the "
+            f"runtime's static data exceeds the {m['runtime_reserve_bytes']} B the firmware keeps for it"
+        )
+    return fb
+
+
+# ---- run -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirmwareRun:
+    run: RunResult
+    report: dict[str, Any]  # parsed from the UART output (see parse_report)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.run.exit_code
+
+    @property
+    def outcome(self) -> str:
+        if self.run.timed_out:
+            return self.run.message
+        names = {v: k for k, v in EXIT_CODES.items()}
+        return names.get(self.run.exit_code or 0, f"exit status {self.run.exit_code}")
+
+
+def run_firmware(fb: FirmwareBuild, timeout_s: float = 60.0) -> FirmwareRun:
+    """Run a build in QEMU under ``timeout_s`` (QEMU is killed at the limit: ``run.timed_out``)."""
+    if not fb.target.runs_in_qemu:
+        raise FirmwareError(f"{fb.target.name} runs on hardware only: flash {fb.elf} to the board")
+    r = run_qemu(fb.target, fb.elf, timeout_s=timeout_s)
+    return FirmwareRun(r, parse_report(r.stdout))
+
+
+_REPORT_RES = {
+    "instret_mean": re.compile(r"instret per step: mean (\d+) min (\d+) max (\d+) \(resolution (\d+)\)"),
+    "errors": re.compile(r"max error: loss (\S+) \(tolerance (\S+)\), parameters (\S+) \(tolerance (\S+)\)"),
+    "stack_step": re.compile(r"stack used: (\d+) B by the training steps of (\d+) B"),
+    "stack_all": re.compile(r"stack used: (\d+) B in all"),
+}
+
+
+def parse_report(stdout: str) -> dict[str, Any]:
+    """The numbers of the firmware's UART report."""
+    out: dict[str, Any] = {"passed": "\nPASS\n" in "\n" + stdout}
+    if m := _REPORT_RES["instret_mean"].search(stdout):
+        out.update(
+            instret_mean=int(m[1]), instret_min=int(m[2]), instret_max=int(m[3]), instret_resolution=int(m[4])
+        )
+    if m := _REPORT_RES["errors"].search(stdout):
+        out.update(loss_err=float(m[1]), tol_loss=float(m[2]), param_err=float(m[3]), tol_param=float(m[4]))
+    if m := _REPORT_RES["stack_step"].search(stdout):
+        out.update(stack_step=int(m[1]), stack_size=int(m[2]))
+    if m := _REPORT_RES["stack_all"].search(stdout):
+        out["stack_all"] = int(m[1])
+    prof = {
+        name: (int(calls), int(n))
+        for name, calls, n in re.findall(r"^profile (\w+) calls=(\d+) instret=(\d+)$", stdout, re.MULTILINE)
+    }
+    if prof:
+        out["profile"] = prof
+    if m := re.search(r"^FAIL: (.*)$", stdout, re.MULTILINE):
+        out["failure"] = m[1]
+    return out
+
+
+def profile_table(manifest: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per profile id: calls and instructions per training step (the hook's own cost subtracted), the
+    step's MACs (or elements) and instructions per MAC (or element)."""
+    prof = report.get("profile", {})
+    steps = int(manifest["steps"])
+    pairs, cal = prof.get("calibration", (0, 0))
+    per_pair = cal / pairs if pairs else 0.0
+    rows = []
+    for pid in manifest["profile_ids"]:
+        calls, n = prof.get(pid, (0, 0))
+        instr = max(0.0, (n - calls * per_pair) / steps)
+        work = manifest["macs"].get(pid, 0)
+        rows.append(
+            {
+                "id": pid,
+                "calls": calls // steps,
+                "instret": instr,
+                "work": work,
+                "mac": is_mac_id(pid),
+                "per_work": instr / work if work else float("nan"),
+            }
+        )
+    return rows
+
+
+def make_standalone(project: str | Path, target: str, timeout_s: float = 300) -> Path:
+    """``make -f Makefile.<target>`` in the project (the user's build without Python); returns the ELF."""
+    proj = Path(project)
+    r = subprocess.run(
+        ["make", "-s", "-j2", "-f", f"Makefile.{target}"],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if r.returncode != 0:
+        raise FirmwareError(f"make -f Makefile.{target} failed in {proj}:\n{r.stdout}{r.stderr}")
+    return proj / "build" / target / "firmware.elf"
