@@ -5,6 +5,12 @@
 
 void mt_sgd_f32(int32_t n, float *w, const float *g, float lr, float wd)
 {
+    if (wd == 0.0f) { /* the common case, without the decay term's load and multiply */
+        for (int32_t i = 0; i < n; ++i) {
+            w[i] -= lr * g[i];
+        }
+        return;
+    }
     for (int32_t i = 0; i < n; ++i) {
         const float gi = g[i] + wd * w[i];
         w[i] -= lr * gi;
