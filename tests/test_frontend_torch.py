@@ -268,7 +268,8 @@ def no_shape_factory() -> nn.Module:
 
 def test_zoo_registry() -> None:
     assert zoo.resolve("tiny_unet") == "mcutrain.zoo.toy:tiny_unet"
-    assert zoo.resolve("depth") == "mcutrain.zoo.depth:updepthnet"
+    assert zoo.resolve("depth") == "mcutrain.zoo.depth:updepthnet_pretrained"
+    assert zoo.resolve("depth_init") == "mcutrain.zoo.depth:updepthnet"
     assert zoo.resolve("pkg.mod:f") == "pkg.mod:f"
     with pytest.raises(FrontendError, match="mlp"):
         zoo.resolve("no-such-model")
