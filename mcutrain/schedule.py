@@ -2,8 +2,9 @@
 
 The arena planner is its own small interface (:func:`place`): buffers with a size and a lifetime
 ``[first, last]`` in step indices get byte offsets such that buffers alive at the same time never
-overlap. Placement is greedy by size (largest first, lowest fitting offset); :func:`lower_bound` gives
-the largest total of bytes alive at one step, which no placement can beat.
+overlap. Placement is greedy (lowest fitting offset) in several orders, largest first among them, and
+keeps the smallest arena; :func:`lower_bound` gives the largest total of bytes alive at one step, which
+no placement can beat.
 
 Before placement, buffers are grouped into storages: views (reshape outputs, gradients of reshape /
 add / concat inputs) share their base buffer, and an elementwise step whose input dies at that step
@@ -34,9 +35,15 @@ class Interval:
         return self.first <= other.last and other.first <= self.last
 
 
-def place(items: Sequence[Interval]) -> tuple[list[int], int]:
-    """Greedy-by-size offsets for ``items``; returns (offsets, arena size). Deterministic."""
-    order = sorted(range(len(items)), key=lambda i: (-items[i].size, items[i].first, i))
+_ORDERS = {
+    "size": lambda it, i: (-it.size, it.first, i),
+    "area": lambda it, i: (-it.size * (it.last - it.first + 1), -it.size, i),
+    "start": lambda it, i: (it.first, -it.size, i),
+    "length": lambda it, i: (-(it.last - it.first), -it.size, i),
+}
+
+
+def _place_in_order(items: Sequence[Interval], order: list[int]) -> tuple[list[int], int]:
     offsets = [0] * len(items)
     placed: list[int] = []
     for i in order:
@@ -51,6 +58,21 @@ def place(items: Sequence[Interval]) -> tuple[list[int], int]:
         placed.append(i)
     size = max((offsets[i] + items[i].size for i in range(len(items))), default=0)
     return offsets, align(size)
+
+
+def place(items: Sequence[Interval]) -> tuple[list[int], int]:
+    """Offsets for ``items`` and the arena size: lowest-fitting-offset placement in several greedy
+    orders (largest first, largest size x lifetime first, earliest first, longest-lived first), keeping
+    the smallest arena. Deterministic."""
+    best: tuple[list[int], int] | None = None
+    for key in _ORDERS.values():
+        order = sorted(range(len(items)), key=lambda i, key=key: key(items[i], i))
+        cand = _place_in_order(items, order)
+        if best is None or cand[1] < best[1]:
+            best = cand
+        if best[1] == align(lower_bound(items)[0]):
+            break  # optimal already
+    return best if best is not None else ([], 0)
 
 
 def lower_bound(items: Sequence[Interval]) -> tuple[int, int]:
