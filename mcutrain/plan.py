@@ -161,7 +161,10 @@ class UpdatePlan:
     loss: LossConfig = field(default_factory=LossConfig)
     batch: int = 1  # samples whose gradients are accumulated before each update
     budget_bytes: int | None = None
-    stack_reserve_bytes: int = 2048  # RAM reserved for the call stack and runtime (measured on device)
+    # RAM reserved for the call stack and the board runtime's static data. The firmware links a stack
+    # of this size minus 256 bytes and fails its build if the static stack bound does not fit
+    # (docs/firmware.md).
+    stack_reserve_bytes: int = 2048
 
     def __post_init__(self) -> None:
         if self.batch < 1:
