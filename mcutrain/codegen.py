@@ -382,11 +382,13 @@ class _Ctx:
             return [f"mt_accumulate_f32({n_out}, {B(s.reads[0])}, {B(s.writes[0])}, {acc});"]
         if isinstance(op, ir.Concat):
             offs = np.cumsum([0] + [math.prod(self.g.shapes[i]) for i in node.inputs])
-            if s.action is Action.FORWARD:
-                return [
+            if s.action is Action.FORWARD:  # inputs that live in their slice already need no copy
+                lines = [
                     f"mt_copy_f32({offs[j + 1] - offs[j]}, {B(i)}, {_plus(B(node.name), offs[j])});"
                     for j, i in enumerate(node.inputs)
+                    if self.tg.buffers[i].view_of != node.name
                 ]
+                return lines or ["/* zero-copy: every input was written into its slice */"]
             j = s.input_index
             return [
                 f"mt_accumulate_f32({offs[j + 1] - offs[j]}, {_plus(B(s.reads[0]), offs[j])}, "

@@ -2,9 +2,9 @@
 
 The arena planner is its own small interface (:func:`place`): buffers with a size and a lifetime
 ``[first, last]`` in step indices get byte offsets such that buffers alive at the same time never
-overlap. Placement is greedy (lowest fitting offset) in several orders, largest first among them, and
-keeps the smallest arena; :func:`lower_bound` gives the largest total of bytes alive at one step, which
-no placement can beat.
+overlap. Placement is greedy (lowest fitting offset) in several orders, largest first among them, plus
+seeded perturbations of it, and keeps the smallest arena; :func:`lower_bound` gives the largest total
+of bytes alive at one step, which no placement can beat.
 
 Before placement, buffers are grouped into storages: views (reshape outputs, gradients of reshape /
 add / concat inputs) share their base buffer, and an elementwise step whose input dies at that step
@@ -13,6 +13,7 @@ writes its output in place.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,18 +61,28 @@ def _place_in_order(items: Sequence[Interval], order: list[int]) -> tuple[list[i
     return offsets, align(size)
 
 
-def place(items: Sequence[Interval]) -> tuple[list[int], int]:
+def place(items: Sequence[Interval], tries: int = 64) -> tuple[list[int], int]:
     """Offsets for ``items`` and the arena size: lowest-fitting-offset placement in several greedy
-    orders (largest first, largest size x lifetime first, earliest first, longest-lived first), keeping
-    the smallest arena. Deterministic."""
+    orders (largest first, largest size x lifetime first, earliest first, longest-lived first) and in
+    ``tries`` seeded shuffles of the largest-first order, keeping the smallest arena; it stops early
+    at the lower bound. Deterministic."""
+    bound = align(lower_bound(items)[0])
+    orders = [sorted(range(len(items)), key=lambda i, key=key: key(items[i], i)) for key in _ORDERS.values()]
+    rng = random.Random(0)
+    base = orders[0]
+    for _ in range(tries):  # perturb the largest-first order: swap neighbours of similar size
+        o = base[:]
+        for k in range(len(o) - 1):
+            if rng.random() < 0.3:
+                o[k], o[k + 1] = o[k + 1], o[k]
+        orders.append(o)
     best: tuple[list[int], int] | None = None
-    for key in _ORDERS.values():
-        order = sorted(range(len(items)), key=lambda i, key=key: key(items[i], i))
+    for order in orders:
         cand = _place_in_order(items, order)
         if best is None or cand[1] < best[1]:
             best = cand
-        if best[1] == align(lower_bound(items)[0]):
-            break  # optimal already
+        if best[1] <= bound:
+            break
     return best if best is not None else ([], 0)
 
 

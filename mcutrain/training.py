@@ -186,7 +186,8 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
         if need_out:
             saved.add(n.name)
 
-    # forward
+    # forward; a concat's inputs are written straight into their slice of its output (zero-copy concat)
+    slots = concat_slots(graph)
     steps: list[Step] = []
     for n in nodes:
         shape = graph.shapes[n.name]
@@ -202,7 +203,18 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                 )
             )
             continue
-        add_buf(Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, node=n.name))
+        into, off = slots.get(n.name, (None, 0))
+        add_buf(
+            Buffer(
+                n.name,
+                shape,
+                BufKind.ACTIVATION,
+                math.prod(shape) * F32,
+                view_of=into,
+                view_offset=off,
+                node=n.name,
+            )
+        )
         elementwise = isinstance(n.op, (ir.Activation, ir.Add))
         steps.append(Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=elementwise))
         needs_igrad = isinstance(n.op, ir.Activation) and rg[n.name] and any(rg[i] for i in n.inputs)
@@ -327,11 +339,43 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     for n in graph.nodes:
         if n.name not in buffers:
             shape = graph.shapes[n.name]
-            view = n.inputs[0] if isinstance(n.op, ir.Reshape) else None
+            view, off = (n.inputs[0], 0) if isinstance(n.op, ir.Reshape) else slots.get(n.name, (None, 0))
             add_buf(
-                Buffer(n.name, shape, BufKind.ACTIVATION, math.prod(shape) * F32, view_of=view, node=n.name)
+                Buffer(
+                    n.name,
+                    shape,
+                    BufKind.ACTIVATION,
+                    math.prod(shape) * F32,
+                    view_of=view,
+                    view_offset=off,
+                    node=n.name,
+                )
             )
     return TrainGraph(graph, plan, buffers, tuple(steps), tuple(infer), pred, frozenset(saved))
+
+
+def concat_slots(graph: ir.Graph) -> dict[str, tuple[str, int]]:
+    """Tensors that live inside a concat's output: tensor -> (concat, byte offset). A tensor qualifies
+    when a node (not a reshape) produces it, it is no graph output, and it enters one concat once; its
+    producer then writes the slice directly and the concat copies nothing."""
+    producers = {n.name: n for n in graph.nodes}
+    slots: dict[str, tuple[str, int]] = {}
+    for n in graph.nodes:
+        if not isinstance(n.op, ir.Concat):
+            continue
+        off = 0
+        for i in n.inputs:
+            p = producers.get(i)
+            if (
+                p is not None
+                and not isinstance(p.op, ir.Reshape)
+                and i not in slots
+                and i not in graph.outputs
+                and n.inputs.count(i) == 1
+            ):
+                slots[i] = (n.name, off)
+            off += math.prod(graph.shapes[i]) * F32
+    return slots
 
 
 def _grad_view(n: ir.Node, idx: int, graph: ir.Graph) -> int | None:
