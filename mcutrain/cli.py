@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_firmware
 
     cli_firmware.register(sub)  # boards: emit/build --target BOARD, run, report
+
+    from . import cli_link
+
+    cli_link.register(sub)  # serial link: stream, pull
     return p
 
 

@@ -57,6 +57,12 @@ RUNTIME_RESERVE_BYTES = 256
 DEFAULT_TOL = 1e-5
 LOSS_FLOOR = 1e-3  # loss errors are relative to max(|loss|, LOSS_FLOOR)
 EXTRA_CFLAGS = ("-fno-math-errno", "-fcallgraph-info=su")
+#: main.c variants of emit_firmware(app=...): None (footprint or self-test) and the serial link.
+APPS = (None, "link")
+#: Device side of the serial link (firmware/link/), compiled into the link firmware.
+LINK_SOURCES = ("mt_link.c", "mt_link_sample.c", "mt_link_service.c")
+#: RAM of the link firmware beyond its frame buffer and output: mt_link_t (92 B) and the statistics.
+LINK_STATE_BYTES = 192
 
 
 class FirmwareError(RuntimeError):
@@ -118,6 +124,44 @@ def trainable_vectors(graph: ir.Graph, plan: UpdatePlan, params: dict[str, np.nd
         if lu.bias:
             out.append((f"{base}_b", params[f"{node.name}.bias"].reshape(-1).astype(np.float32)))
     return out
+
+
+def trainable_names(graph: ir.Graph, plan: UpdatePlan) -> list[str]:
+    """C names of the trainable vectors of mt_model.c, in mt_export_params order (as trainable_vectors)."""
+    out = []
+    for node in graph.trainable_nodes():
+        lu = plan.layer(node.name)
+        base = _c_ident(node.name)
+        if lu.update is Update.WEIGHT:
+            out.append(f"{base}_w")
+        if lu.bias:
+            out.append(f"{base}_b")
+    return out
+
+
+def link_frame_bytes(graph: ir.Graph, plan: UpdatePlan) -> int:
+    """Frame buffer of the link firmware: the model's largest SAMPLE with float32 blocks (header, sample
+    header, three block headers, CRC), 4-aligned, between MT_LINK_MIN_FRAME and MT_LINK_MAX_FRAME. Larger
+    models must send integer encodings (u8/i16/label/bits); parameters always travel in chunks."""
+    numel_in = math.prod(graph.inputs[0][1])
+    numel_t = plan.loss.target_numel(graph.shapes[graph.outputs[0]])
+    n = 8 + 8 + 3 * 16 + 4 * numel_in + 4 * numel_t * (2 if plan.loss.masked else 1) + 4
+    return min(6144, max(320, (n + 3) // 4 * 4))
+
+
+def plan_summary(plan: UpdatePlan) -> str:
+    """One line for INFO: strategy, optimizer, learning rate, batch."""
+    o = plan.optimizer
+    return f"{plan.strategy} {o.kind.value} lr={o.lr:g} batch={plan.batch}"
+
+
+def _c_string(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _chw(shape: tuple[int, ...] | list[int]) -> tuple[int, int, int]:
+    dims = [int(d) for d in shape][-3:]
+    return tuple([1] * (3 - len(dims)) + dims)  # type: ignore[return-value]
 
 
 def expected(graph: ir.Graph, plan: UpdatePlan, st: SelfTest) -> Expected:
@@ -196,10 +240,15 @@ def emit_firmware(
     out_dir: str | Path,
     target: Target | str,
     selftest: SelfTest | None = None,
+    app: str | None = None,
 ) -> FirmwareProject:
     """Write a firmware project for ``target`` into ``out_dir``: codegen.emit's files plus main.c (a
-    self-test when ``selftest`` is given, else a footprint firmware), mt_profile.h, bsp/,
-    Makefile.<target> and the manifest."""
+    self-test when ``selftest`` is given, the serial-link firmware with ``app="link"``, else a footprint
+    firmware), mt_profile.h, bsp/, Makefile.<target> and the manifest."""
+    if app not in APPS:
+        raise PlanError(f"unknown firmware app {app!r}: one of {', '.join(a for a in APPS if a)}")
+    if app == "link" and selftest is not None:
+        raise PlanError("a firmware is either a self-test or the serial link, not both")
     t = load_target(target) if isinstance(target, str) else target
     if t.arch != "arm":
         raise PlanError(f"firmware projects target Cortex-M boards; {t.name} is {t.arch}")
@@ -230,7 +279,10 @@ def emit_firmware(
     shutil.copytree(fw / "include", bsp / "include")
     shutil.copytree(fw / "boards" / "common", bsp / "boards" / "common")
     shutil.copytree(t.board_dir, bsp / "boards" / t.name)
+    if app == "link":
+        shutil.copytree(fw / "link", bsp / "link")
     local = _relocate(t, out, stack)
+    kind = "selftest" if selftest is not None else app or "footprint"
 
     data: dict[str, Any] = {
         "version": __version__,
@@ -260,18 +312,35 @@ def emit_firmware(
         ]
         data["tol_loss"] = c_float(exp.tol_loss)
         data["tol_param"] = c_float(exp.tol_param)
+    link_ram = 0
+    if app == "link":
+        frame = link_frame_bytes(graph, plan)
+        data.update(
+            link_frame=frame,
+            param_names=trainable_names(graph, plan),
+            plan_summary=_c_string(plan_summary(plan))[:96],
+            input_chw=_chw(graph.inputs[0][1]),
+        )
+        link_ram = frame + 4 * math.prod(graph.shapes[graph.outputs[0]]) + LINK_STATE_BYTES
     env = _env()
-    (out / "main.c").write_text(env.get_template("fw_selftest_main.c.j2").render(**data))
+    main = "fw_link_main.c.j2" if app == "link" else "fw_selftest_main.c.j2"
+    (out / "main.c").write_text(env.get_template(main).render(**data))
     (out / "mt_profile.h").write_text(env.get_template("fw_mt_profile.h.j2").render(**data))
 
-    app = ["main.c", "mt_params.c"] if selftest is not None else ["main.c", "mt_model.c", "mt_params.c"]
-    app += sorted(str(p.relative_to(out)) for p in (out / "runtime" / "src").glob("*.c"))
+    if selftest is not None or app == "link":  # main.c includes mt_model.c
+        srcs = ["main.c", "mt_params.c"]
+    else:
+        srcs = ["main.c", "mt_model.c", "mt_params.c"]
+    srcs += sorted(str(p.relative_to(out)) for p in (out / "runtime" / "src").glob("*.c"))
     include_dirs = [".", "runtime/include"]
+    if app == "link":
+        srcs += [f"bsp/link/{f}" for f in LINK_SOURCES]
+        include_dirs.append("bsp/link")
     rel = lambda p: str(Path(p).relative_to(out))  # noqa: E731
     defines = " ".join(f"-D{k}={_make_quote(v)}" for k, v in t.c_defines().items())
     makefile = env.get_template("fw_Makefile.j2").render(
         **data,
-        kind="self-test" if selftest is not None else "footprint",
+        kind={"selftest": "self-test", "link": "serial-link"}.get(kind, kind),
         stack_bytes=stack,
         runtime_reserve=RUNTIME_RESERVE_BYTES,
         cpu_flags=" ".join(t.cflags),
@@ -281,7 +350,7 @@ def emit_firmware(
         includes=" ".join(f"-I{d}" for d in [*(rel(p) for p in local.include_dirs), *include_dirs]),
         linker_script=rel(local.linker_script),
         linker_search=" ".join(f"-L{rel(p)}" for p in local.linker_search),
-        sources=[*(rel(p) for p in local.sources), *app],
+        sources=[*(rel(p) for p in local.sources), *srcs],
         qemu=" ".join(qemu_command(t, "$<")) if t.qemu else "",
         timeout=120,
     )
@@ -292,7 +361,8 @@ def emit_firmware(
         "format": "mcutrain-firmware/1",
         "generator": __version__,
         "target": t.name,
-        "kind": "selftest" if selftest is not None else "footprint",
+        "kind": kind,
+        "link_ram_bytes": link_ram,
         "model": graph.name,
         "model_hash": graph.fingerprint(),
         "plan": plan.to_dict(),
@@ -302,7 +372,7 @@ def emit_firmware(
         "trainable_numel": em.trainable_numel,
         "stack_region_bytes": stack,
         "runtime_reserve_bytes": RUNTIME_RESERVE_BYTES,
-        "sources": app,
+        "sources": srcs,
         "include_dirs": include_dirs,
         "profile_ids": profile_ids,
         "steps": data["steps"],
@@ -417,13 +487,17 @@ _EXC_FRAME = {True: 104, False: 32}
 _HANDLERS = ("mt_systick_handler",)
 
 
-def _stack_bound(est: dict[str, StackEstimate], t: Target) -> StackBound:
+def _stack_bound(est: dict[str, StackEstimate], t: Target, link: bool = False) -> StackBound:
     frame = lambda f: est[f].path[0][1] if f in est else 0  # noqa: E731
     handler = max((est[h].bytes for h in _HANDLERS if h in est), default=0)
     fp = "-mfloat-abi=hard" in t.cflags
+    # the link firmware trains from a callback: main > mt_link_service (its deepest path) > the callback
+    above = frame("mt_board_c_start") + frame("main")
+    if link:
+        above += est["mt_link_service"].bytes + frame("mt_fw_link_train")
     return StackBound(
         est["mt_train_step"],
-        frame("mt_board_c_start") + frame("main"),
+        above,
         _EXC_FRAME[fp] + handler,
         est["mt_board_c_start"],
     )
@@ -452,8 +526,10 @@ class FirmwareBuild:
 
     def summary(self) -> str:
         s, m, t, k = self.size, self.manifest, self.target, self.stack
+        link_ram = int(m.get("link_ram_bytes", 0))
         peak = self.plan_peak_ram
-        diff = peak - s.ram_bytes
+        diff = peak + link_ram - s.ram_bytes
+        link = f" + serial link {link_ram:,} B" if link_ram else ""
         return "\n".join(
             [
                 f"built {self.elf} for {t.name} ({m['kind']}, model {m['model']}, "
@@ -461,7 +537,7 @@ class FirmwareBuild:
                 f"  flash  {s.flash_bytes:>9,} B of {format_size(t.flash.length)} ({t.flash.name})",
                 f"  RAM    {s.ram_bytes:>9,} B of {format_size(t.ram.length)} ({t.ram.name}) = stack "
                 f"{s.stack_bytes:,} + .data {s.data_bytes:,} + .bss {s.bss_bytes:,}",
-                f"         plan peak RAM {peak:,} B: linked RAM is "
+                f"         plan peak RAM {peak:,} B{link}: linked RAM is "
                 + (f"{diff:,} B under it" if diff >= 0 else f"{-diff:,} B OVER it"),
                 f"  arena  {m['arena_bytes']:>9,} B; trainable parameters {m['trainable_numel']:,} floats",
                 f"  stack  {k.training:>9,} B at most while training (static: start-up and main {k.above} "
@@ -510,8 +586,11 @@ def build_firmware(
         name="firmware",
     )
     cis = sorted((out / "obj").glob("*.ci"))
+    link = m["kind"] == "link"
     roots = ["mt_train_step", "main", "mt_board_c_start", *_HANDLERS]
-    bound = _stack_bound(analyze(roots, cis, res.elf, t.tool("objdump")), t)
+    if link:
+        roots += ["mt_link_service", "mt_fw_link_train"]
+    bound = _stack_bound(analyze(roots, cis, res.elf, t.tool("objdump")), t, link)
     fb = FirmwareBuild(proj, t, res, m, bound, profile)
     if bound.training > t.stack_bytes:
         raise FirmwareError(
@@ -519,11 +598,13 @@ def build_firmware(
             f"firmware's stack region has {t.stack_bytes} B (the plan's {m['plan']['stack_reserve_bytes']} B "
             f"reserve minus {m['runtime_reserve_bytes']} B of runtime data): plan with a larger stack reserve"
         )
-    if not profile and res.size.ram_bytes > peak:
+    link_ram = int(m.get("link_ram_bytes", 0))
+    if not profile and res.size.ram_bytes > peak + link_ram:
         s = res.size
+        extra = f" plus {link_ram:,} B of serial link" if link_ram else ""
         raise FirmwareError(
             f"the linked firmware takes {s.ram_bytes:,} B of RAM (stack {s.stack_bytes:,} + .data "
-            f"{s.data_bytes:,} + .bss {s.bss_bytes:,}), more than the plan's peak of {peak:,} B: the "
+            f"{s.data_bytes:,} + .bss {s.bss_bytes:,}), more than the plan's peak of {peak:,} B{extra}: the "
             f"runtime's static data exceeds the {m['runtime_reserve_bytes']} B the firmware keeps for it"
         )
     return fb
