@@ -1,7 +1,6 @@
 # The two commands of the README. Both set up what they need first (scripts/setup.sh is idempotent).
 PY := .venv/bin/python
 OUT ?= out
-ZONES ?= 8,16,4,4  # the 8x8 ToF footprint at 48x64 (scripts/make_depth_calib.py prints it)
 
 .PHONY: setup demo test lint format
 
@@ -9,12 +8,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	@mkdir -p $(OUT)
-	$(PY) scripts/make_depth_calib.py $(OUT)/depth-calib.npz
-	$(PY) -m mcutrain plan depth --strategy full --loss berhu --masked --zones $(ZONES) --out $(OUT)/depth-full.json
-	$(PY) -m mcutrain plan depth --budget 256KB --calib $(OUT)/depth-calib.npz --loss berhu --masked \
-		--zones $(ZONES) --out $(OUT)/depth-auto.json --plot $(OUT)/depth-memory.png
-	$(PY) scripts/compare_plans.py $(OUT)/depth-full.json $(OUT)/depth-auto.json
+	$(PY) -m mcutrain demo depth --out $(OUT)/demo-depth --json $(OUT)/demo-depth/results.json
 
 test: setup
 	$(PY) -m pytest -q

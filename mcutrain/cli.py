@@ -160,6 +160,25 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .demo_depth import DepthDemoConfig, run
+
+    if args.case != "depth":
+        raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth)")
+    cfg = DepthDemoConfig(out=Path(args.out), quick=args.quick, lr=args.lr)
+    if args.quick:
+        cfg.stream, cfg.test = 24, 24
+    if args.samples:
+        cfg.stream = args.samples
+    result = run(cfg)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from . import api
 
@@ -229,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     bd = sub.add_parser("build", help="build a generated project (host: shared library and driver)")
     bd.add_argument("dir")
     bd.set_defaults(func=cmd_build)
+
+    dm = sub.add_parser("demo", help="end-to-end demos (depth: ToF pseudo-labels on a Cortex-M4F in QEMU)")
+    dm.add_argument("case", choices=["depth"])
+    dm.add_argument("--quick", action="store_true", help="a short run (24 frames) for tests")
+    dm.add_argument("--samples", type=int, help="domain-B frames to stream (default 600)")
+    dm.add_argument("--lr", type=float, default=3e-4)
+    dm.add_argument("--out", default="out/demo-depth", help="folder for the plan, firmware, plots, results")
+    dm.add_argument("--json", help="also write the results here")
+    dm.set_defaults(func=cmd_demo)
 
     ins = sub.add_parser("inspect", help="print a model's graph as mcutrain sees it")
     ins.add_argument("model")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ir
-from .layout import row_index
+from .layout import row_index, unflatten_params
 from .plan import PlanError, Update, UpdatePlan
 
 
@@ -105,17 +105,4 @@ class HostModel:
 
     def params(self) -> dict[str, np.ndarray]:
         """All model parameters (PyTorch layouts) with the device's trainable values filled in."""
-        out = {k: v.copy() for k, v in self.graph.params.items()}
-        flat, off = self.export_flat(), 0
-        for node in self.graph.trainable_nodes():
-            lu = self.plan.layer(node.name)
-            if lu.update is Update.WEIGHT:
-                w = out[f"{node.name}.weight"]
-                idx = row_index(node.op, w.shape)[: lu.channels].reshape(-1)
-                w.reshape(-1)[idx] = flat[off : off + idx.size]
-                off += idx.size
-            if lu.bias:
-                b = out[f"{node.name}.bias"]
-                b[:] = flat[off : off + b.size]
-                off += b.size
-        return out
+        return unflatten_params(self.graph, self.plan, self.export_flat())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ir
+from .plan import Update, UpdatePlan
 
 
 def row_index(op: ir.Op, wshape: tuple[int, ...]) -> np.ndarray:
@@ -29,3 +30,24 @@ def row_index(op: ir.Op, wshape: tuple[int, ...]) -> np.ndarray:
 def device_weight(op: ir.Op, w: np.ndarray) -> np.ndarray:
     """The weight in device order, ``[Cout, row_len]``."""
     return w.reshape(-1)[row_index(op, w.shape)]
+
+
+def unflatten_params(graph: ir.Graph, plan: UpdatePlan, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """All of ``graph``'s parameters (PyTorch layouts) with the trainable ones taken from ``flat``, the
+    device's export order (``mt_export_params``: per updated layer its weight rows, then its bias)."""
+    out = {k: v.copy() for k, v in graph.params.items()}
+    off = 0
+    for node in graph.trainable_nodes():
+        lu = plan.layer(node.name)
+        if lu.update is Update.WEIGHT:
+            w = out[f"{node.name}.weight"]
+            idx = row_index(node.op, w.shape)[: lu.channels].reshape(-1)
+            w.reshape(-1)[idx] = flat[off : off + idx.size]
+            off += idx.size
+        if lu.bias:
+            b = out[f"{node.name}.bias"]
+            b[:] = flat[off : off + b.size]
+            off += b.size
+    if off != flat.size:
+        raise ValueError(f"{flat.size} trainable values given, the plan has {off}")
+    return out
