@@ -177,8 +177,8 @@ class _Ctx:
         elif isinstance(op, ir.ChannelAffine):
             h, w = (ins[0][1], ins[0][2]) if len(ins[0]) == 3 else (1, 1)
             ctype, fields = "mt_channel_affine_dims_t", dict(c=ins[0][0], h=h, w=w)
-        elif isinstance(op, ir.MaxPool2d):
-            ctype = "mt_max_pool2d_dims_t"
+        elif isinstance(op, (ir.MaxPool2d, ir.AvgPool2d)):
+            ctype = f"mt_{op.kind}_dims_t"
             fields = dict(
                 c=ins[0][0],
                 in_h=ins[0][1],
@@ -192,22 +192,8 @@ class _Ctx:
                 pad_top=op.padding[0],
                 pad_left=op.padding[2],
             )
-        elif isinstance(op, ir.AvgPool2d):
-            ctype = "mt_avg_pool2d_dims_t"
-            fields = dict(
-                c=ins[0][0],
-                in_h=ins[0][1],
-                in_w=ins[0][2],
-                out_h=out[1],
-                out_w=out[2],
-                kernel_h=op.kernel[0],
-                kernel_w=op.kernel[1],
-                stride_h=op.stride[0],
-                stride_w=op.stride[1],
-                pad_top=op.padding[0],
-                pad_left=op.padding[2],
-                count_include_pad=int(op.count_include_pad),
-            )
+            if isinstance(op, ir.AvgPool2d):
+                fields["count_include_pad"] = int(op.count_include_pad)
         elif isinstance(op, ir.Upsample):
             ctype = "mt_upsample_dims_t"
             fields = dict(
