@@ -267,7 +267,7 @@ def emit_firmware(
         if plan.loss.masked and selftest.mask is None:
             raise PlanError("the plan's loss is masked: the self-test needs masks")
         exp = expected(graph, plan, selftest)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     em = emit(graph, plan, out)
     src = (out / "mt_model.c").read_text()
     profile_ids = list(dict.fromkeys(re.findall(r"^\s+MT_PROFILE_BEGIN\((\w+)\);", src, re.MULTILINE)))
@@ -697,7 +697,7 @@ def profile_table(manifest: dict[str, Any], report: dict[str, Any]) -> list[dict
 
 def make_standalone(project: str | Path, target: str, timeout_s: float = 300) -> Path:
     """``make -f Makefile.<target>`` in the project (the user's build without Python); returns the ELF."""
-    proj = Path(project)
+    proj = Path(project).resolve()
     r = subprocess.run(
         ["make", "-s", "-j2", "-f", f"Makefile.{target}"],
         cwd=proj,

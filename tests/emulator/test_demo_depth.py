@@ -34,3 +34,14 @@ def test_depth_demo_quick(tmp_path: Path) -> None:
     assert res["instructions_per_sample"] > 1_000_000
     for p in res["plots"]:
         assert Path(p).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_firmware_emits_into_a_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mcutrain demo` and `emit` are run with relative output folders (out/...)."""
+    from mcutrain import api
+    from mcutrain.firmware import emit_firmware
+
+    monkeypatch.chdir(tmp_path)
+    g = api.load("mlp")
+    proj = emit_firmware(g, api.plan(g, None, "last-layer").plan, Path("rel") / "fw", "mps2-an386")
+    assert (tmp_path / "rel" / "fw" / "main.c").is_file() and proj.out_dir.is_absolute()
