@@ -168,6 +168,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.case != "depth":
         raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth)")
     cfg = DepthDemoConfig(out=Path(args.out), quick=args.quick, lr=args.lr)
+    if bool(args.train_flights) != bool(args.test_flights):
+        raise SystemExit("mcutrain demo: give both --train-flights and --test-flights, or neither")
+    if args.train_flights:  # real drone flights instead of synthetic domain B
+        cfg.data = Path(args.data) if args.data else None
+        cfg.train_flights, cfg.test_flights = args.train_flights, args.test_flights
     if args.quick:
         cfg.stream, cfg.test = 24, 24
     if args.samples:
@@ -256,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--lr", type=float, default=3e-4)
     dm.add_argument("--out", default="out/demo-depth", help="folder for the plan, firmware, plots, results")
     dm.add_argument("--json", help="also write the results here")
+    dm.add_argument(
+        "--data", help="folder of the real drone flights (default: ../shared/data/datasets/tof_drone_flights)"
+    )
+    dm.add_argument(
+        "--train-flights", help="real flights to stream for training, e.g. O0,O2,A0 (instead of domain B)"
+    )
+    dm.add_argument("--test-flights", help="held-out real flights for the zone RMSE, e.g. O1,O3")
     dm.set_defaults(func=cmd_demo)
 
     ins = sub.add_parser("inspect", help="print a model's graph as mcutrain sees it")
