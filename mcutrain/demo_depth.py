@@ -195,13 +195,11 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
     before, after = rmse(g, test), rmse(trained, test)
     sim_after = rmse(sim.trained_graph(), test)
     param_err = float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-12))
-    say(
-        f"      dense RMSE {before[0]:.3f} m -> {after[0]:.3f} m; "
-        f"ToF-zone RMSE {before[1]:.3f} m -> {after[1]:.3f} m"
-    )
+    dense = f"dense RMSE {before[0]:.3f} m -> {after[0]:.3f} m; " if before[0] is not None else ""
+    say(f"      {dense}ToF-zone RMSE {before[1]:.3f} m -> {after[1]:.3f} m")
     say(
         f"      device vs simulator: parameters differ by {param_err:.1e} (relative; the float32 simulator "
-        f"itself differs by {floor:.1e} from float64), simulator's dense RMSE {sim_after[0]:.3f} m"
+        f"itself differs by {floor:.1e} from float64); simulator's zone RMSE {sim_after[1]:.3f} m"
     )
     say(
         f"      {instr:,} instructions per training sample on the M4F; "

@@ -14,12 +14,29 @@ import pytest
 pytestmark = pytest.mark.emulator
 
 
-@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-                    reason="qemu-system-arm / arm-none-eabi-gcc not installed (see scripts/setup.sh)")
+@pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="qemu-system-arm / arm-none-eabi-gcc not installed (see scripts/setup.sh)",
+)
 def test_depth_demo_quick(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    r = subprocess.run([sys.executable, "-m", "mcutrain", "demo", "depth", "--quick", "--out", str(out),
-                        "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcutrain",
+            "demo",
+            "depth",
+            "--quick",
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert res == json.loads((out / "results.json").read_text())
@@ -45,3 +62,40 @@ def test_firmware_emits_into_a_relative_folder(tmp_path: Path, monkeypatch: pyte
     g = api.load("mlp")
     proj = emit_firmware(g, api.plan(g, None, "last-layer").plan, Path("rel") / "fw", "mps2-an386")
     assert (tmp_path / "rel" / "fw" / "main.c").is_file() and proj.out_dir.is_absolute()
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "datasets" / "tof_drone_flights"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/datasets/tof_drone_flights is absent")
+@pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="qemu-system-arm / arm-none-eabi-gcc not installed (see scripts/setup.sh)",
+)
+def test_depth_demo_quick_on_real_flights(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcutrain",
+            "demo",
+            "depth",
+            "--quick",
+            "--out",
+            str(tmp_path / "d"),
+            "--train-flights",
+            "O0,A0",
+            "--test-flights",
+            "O1",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["metrics_before"]["dense_rmse_m"] is None  # real flights have no dense ground truth
+    assert res["device_vs_simulator_param_rel_err"] < 1e-4
+    assert abs(res["metrics_after"]["zone_rmse_m"] - res["simulator_after"]["zone_rmse_m"]) < 1e-3
