@@ -189,34 +189,32 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     # forward; a concat's inputs are written straight into their slice of its output (zero-copy concat)
     slots = concat_slots(graph)
     steps: list[Step] = []
+
+    def activation(n: ir.Node) -> Buffer:
+        """A node's output: a view of its input (reshape), a slice of a concat, or its own buffer."""
+        shape = graph.shapes[n.name]
+        view, off = (n.inputs[0], 0) if isinstance(n.op, ir.Reshape) else slots.get(n.name, (None, 0))
+        return Buffer(
+            n.name,
+            shape,
+            BufKind.ACTIVATION,
+            math.prod(shape) * F32,
+            view_of=view,
+            view_offset=off,
+            node=n.name,
+        )
+
+    def forward(n: ir.Node) -> Step:
+        return Step(
+            Action.FORWARD, n.name, n.inputs, (n.name,), inplace=isinstance(n.op, (ir.Activation, ir.Add))
+        )
+
     for n in nodes:
         shape = graph.shapes[n.name]
+        add_buf(activation(n))
         if isinstance(n.op, ir.Reshape):
-            add_buf(
-                Buffer(
-                    n.name,
-                    shape,
-                    BufKind.ACTIVATION,
-                    math.prod(shape) * F32,
-                    view_of=n.inputs[0],
-                    node=n.name,
-                )
-            )
             continue
-        into, off = slots.get(n.name, (None, 0))
-        add_buf(
-            Buffer(
-                n.name,
-                shape,
-                BufKind.ACTIVATION,
-                math.prod(shape) * F32,
-                view_of=into,
-                view_offset=off,
-                node=n.name,
-            )
-        )
-        elementwise = isinstance(n.op, (ir.Activation, ir.Add))
-        steps.append(Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=elementwise))
+        steps.append(forward(n))
         needs_igrad = isinstance(n.op, ir.Activation) and rg[n.name] and any(rg[i] for i in n.inputs)
         if needs_igrad and not _act_bw_needs_output(n.op) and n.name not in saved:  # type: ignore[arg-type]
             nbytes = _round8((math.prod(shape) + 7) // 8)
@@ -331,26 +329,10 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                 ws = tuple(b for b in (f"gw_{n.name}", f"gb_{n.name}") if b in buffers)
                 steps.append(Step(Action.UPDATE, n.name, ws, ()))
 
-    infer = [
-        Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=isinstance(n.op, (ir.Activation, ir.Add)))
-        for n in graph.nodes
-        if not isinstance(n.op, ir.Reshape)
-    ]
+    infer = [forward(n) for n in graph.nodes if not isinstance(n.op, ir.Reshape)]
     for n in graph.nodes:
-        if n.name not in buffers:
-            shape = graph.shapes[n.name]
-            view, off = (n.inputs[0], 0) if isinstance(n.op, ir.Reshape) else slots.get(n.name, (None, 0))
-            add_buf(
-                Buffer(
-                    n.name,
-                    shape,
-                    BufKind.ACTIVATION,
-                    math.prod(shape) * F32,
-                    view_of=view,
-                    view_offset=off,
-                    node=n.name,
-                )
-            )
+        if n.name not in buffers:  # a final softmax that cross-entropy folded away in training
+            add_buf(activation(n))
     return TrainGraph(graph, plan, buffers, tuple(steps), tuple(infer), pred, frozenset(saved))
 
 

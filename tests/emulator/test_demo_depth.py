@@ -12,33 +12,34 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.emulator
-
-
-@pytest.mark.skipif(
+NEEDS_QEMU = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
     reason="qemu-system-arm / arm-none-eabi-gcc not installed (see scripts/setup.sh)",
 )
+
+
+def demo(tmp_path: Path, *args: str) -> dict:
+    """Run `mcutrain demo depth --quick ARGS --json`; return the results it wrote."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "mcutrain",
+        "demo",
+        "depth",
+        "--quick",
+        *args,
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return json.loads((tmp_path / "r.json").read_text())
+
+
+@NEEDS_QEMU
 def test_depth_demo_quick(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mcutrain",
-            "demo",
-            "depth",
-            "--quick",
-            "--out",
-            str(out),
-            "--json",
-            str(tmp_path / "r.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    res = json.loads((tmp_path / "r.json").read_text())
+    res = demo(tmp_path, "--out", str(out))
     assert res == json.loads((out / "results.json").read_text())
     assert res["samples"] == 24
     # the device computed what the simulator computed, sample for sample
@@ -68,34 +69,9 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "datasets" / 
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/datasets/tof_drone_flights is absent")
-@pytest.mark.skipif(
-    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-    reason="qemu-system-arm / arm-none-eabi-gcc not installed (see scripts/setup.sh)",
-)
+@NEEDS_QEMU
 def test_depth_demo_quick_on_real_flights(tmp_path: Path) -> None:
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mcutrain",
-            "demo",
-            "depth",
-            "--quick",
-            "--out",
-            str(tmp_path / "d"),
-            "--train-flights",
-            "O0,A0",
-            "--test-flights",
-            "O1",
-            "--json",
-            str(tmp_path / "r.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    res = json.loads((tmp_path / "r.json").read_text())
+    res = demo(tmp_path, "--out", str(tmp_path / "d"), "--train-flights", "O0,A0", "--test-flights", "O1")
     assert res["metrics_before"]["dense_rmse_m"] is None  # real flights have no dense ground truth
     assert res["device_vs_simulator_param_rel_err"] < 1e-4
     assert abs(res["metrics_after"]["zone_rmse_m"] - res["simulator_after"]["zone_rmse_m"]) < 1e-3
