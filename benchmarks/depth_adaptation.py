@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from mcutrain import api
@@ -22,24 +21,11 @@ from mcutrain.memory import format_bytes
 from mcutrain.plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 from mcutrain.scoring import Calibration
 from mcutrain.sim import Simulator
-from mcutrain.zoo.depth import MAX_DEPTH_M
+from mcutrain.zoo.depth import MAX_DEPTH_M, depth_errors, zone_tensors
 
 
-def rmse(sim: Simulator, batch: SceneBatch) -> tuple[float, float]:
-    pred = sim.predict(batch.image[:, None] / 255.0)[:, 0].numpy() * MAX_DEPTH_M
-    dense = float(np.sqrt(np.mean((pred - batch.depth) ** 2)))
-    f = batch.footprint
-    z = pred[:, f.top : f.top + f.height, f.left : f.left + f.width]
-    z = z.reshape(len(pred), 8, f.zone_h, 8, f.zone_w).mean(axis=(2, 4))
-    v = batch.tof_valid
-    return dense, float(np.sqrt(np.mean((z[v] - batch.tof_mm[v] / 1000.0) ** 2)))
-
-
-def tensors(b: SceneBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(b.image)
-    x = (b.image[:, None] / 255.0).astype(np.float32)
-    t = (b.tof_mm.reshape(n, -1) / 1000.0 / MAX_DEPTH_M).astype(np.float32)
-    return x, t, b.tof_valid.reshape(n, -1).astype(np.float32)
+def rmse(sim: Simulator, batch: SceneBatch) -> tuple[float | None, float]:
+    return depth_errors(sim.predict(zone_tensors(batch)[0])[:, 0].numpy() * MAX_DEPTH_M, batch)
 
 
 def main() -> None:
@@ -56,7 +42,7 @@ def main() -> None:
     f = stream.footprint
     loss = LossConfig(LossKind.BERHU, masked=True, zone=ZoneSpec(f.top, f.left, f.zone_h, f.zone_w))
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=args.lr)
-    x, t, m = tensors(stream)
+    x, t, m = zone_tensors(stream)
     calib = Calibration(x[:64], t[:64], m[:64])
     full = api.plan(g, None, "full", loss=loss, optimizer=opt)
     budget = int(full.memory.peak_ram_bytes / 2.2)

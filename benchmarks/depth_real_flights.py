@@ -17,27 +17,19 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from mcutrain import api
-from mcutrain.data.drone import CAM_HFOV_DEG, DroneBatch, load_flights, stream_order
+from mcutrain.data.drone import CAM_HFOV_DEG, load_flights, stream_order
 from mcutrain.demo_depth import rmse
 from mcutrain.memory import format_bytes
 from mcutrain.plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 from mcutrain.scoring import Calibration
 from mcutrain.sim import Simulator
-from mcutrain.zoo.depth import MAX_DEPTH_M
+from mcutrain.zoo.depth import zone_tensors
 
 TRAIN = "A0,A2,A4,A6,O0,O2,O4,O6,O8,O10,O12,O14,O16,O18,R0"
 TEST = "A1,A3,A5,O1,O3,O5,O7,O9,O11,O13,O15,O17,O19,R1"
-
-
-def tensors(b: DroneBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(b)
-    x = (b.image[:, None] / 255.0).astype(np.float32)
-    t = (b.tof_mm.reshape(n, -1) / 1000.0 / MAX_DEPTH_M).astype(np.float32)
-    return x, t, b.tof_valid.reshape(n, -1).astype(np.float32)
 
 
 def main() -> None:
@@ -66,7 +58,7 @@ def main() -> None:
     f = train.footprint
     loss = LossConfig(LossKind.BERHU, masked=True, zone=ZoneSpec(f.top, f.left, f.zone_h, f.zone_w))
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=args.lr)
-    x, t, m = tensors(train)
+    x, t, m = zone_tensors(train)
     full = api.plan(g, None, "full", loss=loss, optimizer=opt)
     budget = int(full.memory.peak_ram_bytes / 2.2)
     base = rmse(g, test)[1]

@@ -40,15 +40,13 @@ def resnet8() -> tuple[object, Calibration | None, str, LossConfig]:
 
 def depth() -> tuple[object, Calibration | None, str, LossConfig]:
     from mcutrain.data.scenes import generate
-    from mcutrain.zoo.depth import MAX_DEPTH_M
+    from mcutrain.zoo.depth import zone_tensors
 
     g = api.load("depth")
     b = generate("B", 64, seed=1)
     f = b.footprint
     loss = LossConfig(LossKind.BERHU, masked=True, zone=ZoneSpec(f.top, f.left, f.zone_h, f.zone_w, 8, 8))
-    x = (b.image[:, None] / 255.0).astype(np.float32)
-    t = (b.tof_mm.reshape(len(x), -1) / 1000.0 / MAX_DEPTH_M).astype(np.float32)
-    m = b.tof_valid.reshape(len(x), -1).astype(np.float32)
+    x, t, m = zone_tensors(b)
     return g, Calibration(x, t, m), "synthetic domain B, 64 frames, ToF zones (berHu)", loss
 
 

@@ -68,8 +68,10 @@ def bench(name: str, graph, x: np.ndarray, y: np.ndarray, rounds: int, steps: in
             ratios.append(t / c)
             c_ms.append(c * 1e3)
             t_ms.append(t * 1e3)
-    print(f"{name:<22} {statistics.median(c_ms):>9.3f} {statistics.median(t_ms):>10.3f} "
-          f"{statistics.median(ratios):>8.1f}x  (min {min(ratios):.1f}x, max {max(ratios):.1f}x)")
+    print(
+        f"{name:<22} {statistics.median(c_ms):>9.3f} {statistics.median(t_ms):>10.3f} "
+        f"{statistics.median(ratios):>8.1f}x  (min {min(ratios):.1f}x, max {max(ratios):.1f}x)"
+    )
 
 
 def main() -> None:

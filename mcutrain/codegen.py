@@ -23,6 +23,18 @@ from .plan import LossKind, OptimizerKind, PlanError, Update, UpdatePlan
 from .schedule import ArenaPlan
 from .training import Action, BufKind, Step, TrainGraph
 
+#: Warnings the kernel runtime and generated code compile clean with (as errors), on the host and for
+#: the MCU targets; the generated host Makefile and the kernel and link tests all use this list.
+C_WARNINGS: tuple[str, ...] = (
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wshadow",
+    "-Wdouble-promotion",
+    "-Wstrict-prototypes",
+)
+
 
 def resource_dir(name: str) -> Path:
     """``codegen`` or ``firmware``: inside an installed wheel, else the source checkout."""
@@ -519,6 +531,7 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
             }
         ),
         "batch": plan.batch,
+        "warnings": " ".join(C_WARNINGS),
         "infer_calls": ctx.calls(ctx.tg.infer_steps, sched.infer),
         "infer_out": ctx.buf(out_node, sched.infer),
         "train_macros": sorted(ctx.macros.get("T_", {}).values(), key=lambda m: (m["offset"], m["name"])),

@@ -31,7 +31,7 @@ from .plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 from .qemu import QemuProcess, SerialTcp, free_tcp_port
 from .scoring import Calibration
 from .sim import Simulator
-from .zoo.depth import MAX_DEPTH_M
+from .zoo.depth import MAX_DEPTH_M, depth_errors
 
 BOARD = "mps2-an386"
 RATIO = 2.2  # the published case: sparse update at 2.2x less memory than the full update
@@ -75,19 +75,12 @@ def _decoded(samples: list[Sample], shape: tuple[int, ...]) -> tuple[np.ndarray,
 
 
 def rmse(graph: ir.Graph, b: SceneBatch) -> tuple[float | None, float]:
-    """(dense RMSE, ToF-zone RMSE) in metres of ``graph`` on held-out frames. Real frames have no dense
-    ground truth (``b.depth is None``): the dense RMSE is then ``None``, only the zone RMSE is measured."""
-    import torch
-
+    """(dense RMSE or None without dense ground truth, ToF-zone RMSE) in metres of ``graph``."""
     preds = []
     for i in range(0, len(b.image), 256):
         x = torch.from_numpy((b.image[i : i + 256, None] / 255.0).astype(np.float32))
-        preds.append(torchops.forward(graph, x)[:, 0].detach().numpy() * MAX_DEPTH_M)
-    pred = np.concatenate(preds)
-    dense = None if b.depth is None else float(np.sqrt(np.mean((pred - b.depth) ** 2)))
-    z = b.footprint.zone_means(pred)
-    v = b.tof_valid
-    return dense, float(np.sqrt(np.mean((z[v] - b.tof_mm[v] / 1000.0) ** 2)))
+        preds.append(torchops.forward(graph, x)[:, 0].numpy() * MAX_DEPTH_M)
+    return depth_errors(np.concatenate(preds), b)
 
 
 def _connect(url: str) -> Link:

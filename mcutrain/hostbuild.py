@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from . import ir
-from .layout import row_index, unflatten_params
-from .plan import PlanError, Update, UpdatePlan
+from .layout import unflatten_params
+from .plan import PlanError, UpdatePlan
+from .training import trainable_bytes
 
 
 class BuildError(RuntimeError):
@@ -56,21 +57,9 @@ class HostModel:
         L.mt_import_params.restype = ctypes.c_int
         self.n_in = int(np.prod(graph.inputs[0][1]))
         self.n_out = int(np.prod(graph.shapes[graph.outputs[0]]))
-        self.n_params = sum(self._layout_sizes())
+        # trainable floats, in the order of mt_export_params: what the memory model counts as trainable
+        self.n_params = sum(t for t, _ in trainable_bytes(graph, plan).values()) // 4
         L.mt_init()
-
-    def _layout_sizes(self) -> list[int]:
-        out = []
-        for node in self.graph.trainable_nodes():
-            lu = self.plan.layer(node.name)
-            if lu.update is Update.WEIGHT:
-                out.append(lu.channels * int(self.graph.param(node.name, "weight").size) // self._rows(node))
-            if lu.bias:
-                out.append(self.graph.shapes[node.name][0])
-        return out
-
-    def _rows(self, node: ir.Node) -> int:
-        return row_index(node.op, self.graph.param(node.name, "weight").shape).shape[0]
 
     def train_step(
         self, x: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None

@@ -141,16 +141,27 @@ def updepthnet_pretrained() -> UPyDNet:
     return model.eval()
 
 
+def zone_tensors(batch: SceneBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training tensors for ToF supervision: images in [0, 1] ``[N, 1, H, W]``, zone distances in the
+    network's unit ``[N, 64]`` and their validity ``[N, 64]`` (0/1), all float32."""
+    n = len(batch.image)
+    x = (batch.image[:, None] / 255.0).astype(np.float32)
+    t = (batch.tof_mm.reshape(n, -1) / 1000.0 / MAX_DEPTH_M).astype(np.float32)
+    return x, t, batch.tof_valid.reshape(n, -1).astype(np.float32)
+
+
+def depth_errors(pred_m: np.ndarray, batch: SceneBatch) -> tuple[float | None, float]:
+    """(dense RMSE against the true depth, or None for frames without it; RMSE of the prediction averaged
+    over each ToF zone against the valid zone distances), in metres, of predictions ``[N, H, W]``."""
+    dense = None if batch.depth is None else float(np.sqrt(np.mean((pred_m - batch.depth) ** 2)))
+    v = batch.tof_valid
+    zones = batch.footprint.zone_means(pred_m)
+    return dense, float(np.sqrt(np.mean((zones[v] - batch.tof_mm[v] / 1000.0) ** 2)))
+
+
 @torch.no_grad()
-def depth_rmse(model: nn.Module, batch: SceneBatch) -> tuple[float, float]:
-    """(dense RMSE in metres against the true depth, RMSE in metres of the prediction averaged over each
-    ToF zone against the valid zone distances) of ``model`` on a batch of scenes."""
-    x = torch.from_numpy(batch.image[:, None].astype(np.float32) / 255.0)
+def depth_rmse(model: nn.Module, batch: SceneBatch) -> tuple[float | None, float]:
+    """:func:`depth_errors` of an ``nn.Module`` on a batch of scenes."""
+    x = torch.from_numpy(zone_tensors(batch)[0])
     pred = torch.cat([depth_to_metres(model(x[i : i + 64])) for i in range(0, len(x), 64)])[:, 0].numpy()
-    dense = float(np.sqrt(np.mean((pred - batch.depth) ** 2)))
-    f = batch.footprint
-    zones = pred[:, f.top : f.top + f.height, f.left : f.left + f.width]
-    zones = zones.reshape(len(pred), f.zones, f.zone_h, f.zones, f.zone_w).mean(axis=(2, 4))
-    valid = batch.tof_valid
-    err = zones[valid] - batch.tof_mm[valid] / 1000.0
-    return dense, float(np.sqrt(np.mean(err**2)))
+    return depth_errors(pred, batch)

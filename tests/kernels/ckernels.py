@@ -12,21 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from mcutrain.codegen import C_WARNINGS
+
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = REPO / "firmware" / "runtime"
 INCLUDE = RUNTIME / "include"
 SOURCES = sorted((RUNTIME / "src").glob("*.c"))
 
-#: Warnings every kernel must compile clean with, on the host and for the MCU targets.
-WARN_FLAGS = [
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-Wshadow",
-    "-Wdouble-promotion",
-    "-Wstrict-prototypes",
-]
+#: Warnings every kernel must compile clean with, on the host and for the MCU targets (one list: codegen).
+WARN_FLAGS = list(C_WARNINGS)
 #: Host build of the golden tests: no FMA contraction, so that results do not depend on the host CPU.
 HOST_FLAGS = ["-O2", "-ffp-contract=off", *WARN_FLAGS, "-fPIC", "-shared"]
 CM4F_FLAGS = ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-mthumb", "-O2", *WARN_FLAGS]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcutrain.codegen import C_WARNINGS
 from mcutrain.host.protocol import Block, Frame, FrameDecoder, FrameError, Sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,16 +33,7 @@ HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 LINK_SOURCES = sorted(LINK_SRC.glob("*.c"))
 
-WARN_FLAGS = [
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-Wshadow",
-    "-Wdouble-promotion",
-    "-Wstrict-prototypes",
-    "-Wconversion",
-]
+WARN_FLAGS = [*C_WARNINGS, "-Wconversion"]
 SANITIZE = [
     "-O1",
     "-g",
