@@ -284,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_link
 
     cli_link.register(sub)  # serial link: stream, pull
+
+    from . import cli_export
+
+    cli_export.register(sub, _shape)  # pulled weights back into the source model's format
     return p
 
 
