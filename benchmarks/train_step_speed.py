@@ -1,7 +1,10 @@
-"""One training step of the generated C (gcc -O2, host) vs PyTorch eager with one thread.
+"""One training step of the generated C vs PyTorch eager with one thread.
 
-Same model, same plan (full update, SGD), same samples; the two run in alternating rounds in one
-process so that machine noise hits both, and the ratio is the median over rounds.
+Two host builds of the same generated project: the portable one (`libmt.so`: gcc -O2, the portable
+kernels) and the fast flavour (`libmt_fast.so`: -O3 -march=native, the vectorized conv2d kernels of
+firmware/runtime/host). Same model, same plan (full update, SGD), same samples; the three run in
+alternating rounds in one process so that machine noise hits all of them, and each ratio (PyTorch time
+over C time) is the median over rounds.
 
 Run:  .venv/bin/python benchmarks/train_step_speed.py [--rounds 7] [--steps 50]
 """
@@ -47,30 +50,39 @@ def torch_step_fn(graph, lr: float):
     return step
 
 
+def _per_step(fn, x, y, steps: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(steps):
+        fn(x[i % len(x)], y[i % len(y)])
+    return (time.perf_counter() - t0) / steps
+
+
 def bench(name: str, graph, x: np.ndarray, y: np.ndarray, rounds: int, steps: int, lr: float) -> None:
     plan = api.plan(graph, None, "full").plan
     plan = plan.__class__(**{**plan.__dict__, "optimizer": plan.optimizer.__class__(lr=lr)})
     with tempfile.TemporaryDirectory() as d:
         emit(graph, plan, d)
-        host = HostModel(build_host(d), graph, plan)
+        portable = HostModel(build_host(d), graph, plan)
+        fast = HostModel(build_host(d, "libmt_fast.so"), graph, plan)
         tstep = torch_step_fn(graph, lr)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        ratios, c_ms, t_ms = [], [], []
+        runs = {  # name: (one step on sample i, samples, targets)
+            "portable": (portable.train_step, x, y),
+            "fast": (fast.train_step, x, y),
+            "torch": (lambda xi, yi: tstep(xi[None], yi[None]), xt, yt),
+        }
+        ms: dict[str, list[float]] = {k: [] for k in runs}
         for _ in range(rounds):
-            t0 = time.perf_counter()
-            for i in range(steps):
-                host.train_step(x[i % len(x)], y[i % len(y)])
-            c = (time.perf_counter() - t0) / steps
-            t0 = time.perf_counter()
-            for i in range(steps):
-                tstep(xt[i % len(x) : i % len(x) + 1], yt[i % len(y) : i % len(y) + 1])
-            t = (time.perf_counter() - t0) / steps
-            ratios.append(t / c)
-            c_ms.append(c * 1e3)
-            t_ms.append(t * 1e3)
+            for k, (fn, xs, ys) in runs.items():
+                ms[k].append(_per_step(fn, xs, ys, steps) * 1e3)
+    med = {k: statistics.median(v) for k, v in ms.items()}
+    up = {k: [t / c for t, c in zip(ms["torch"], ms[k], strict=True)] for k in ("portable", "fast")}
     print(
-        f"{name:<22} {statistics.median(c_ms):>9.3f} {statistics.median(t_ms):>10.3f} "
-        f"{statistics.median(ratios):>8.1f}x  (min {min(ratios):.1f}x, max {max(ratios):.1f}x)"
+        f"{name:<18} {med['portable']:>11.3f} {med['fast']:>9.3f} {med['torch']:>9.3f} "
+        + " ".join(
+            f"{statistics.median(up[k]):>7.2f}x ({min(up[k]):.2f}-{max(up[k]):.2f})"
+            for k in ("portable", "fast")
+        )
     )
 
 
@@ -81,7 +93,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    print(f"{'model':<22} {'C ms/step':>9} {'torch ms':>10} {'speed-up':>9}")
+    print("ms per step (median over rounds); speed-up = PyTorch time / C time, median (min-max) over rounds")
+    print(
+        f"{'model':<18} {'portable C':>11} {'fast C':>9} {'PyTorch':>9} "
+        f"{'portable speed-up':>20} {'fast speed-up':>20}"
+    )
     hp = api.load(SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite")
     x = rng.standard_normal((64, 2, 8, 8)).astype(np.float32)
     y = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 64)]

@@ -165,9 +165,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .demo_depth import DepthDemoConfig, run
 
+    if args.case == "handposture":
+        from . import demo_handposture
+
+        args.budget = args.budget or "16KB"
+        args.epochs = args.epochs or 5
+        return demo_handposture.main(args)
+    if args.case == "cifar-shift":
+        from . import demo_cifar
+
+        return demo_cifar.main(args)
     if args.case != "depth":
-        raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth)")
-    cfg = DepthDemoConfig(out=Path(args.out), quick=args.quick, lr=args.lr)
+        raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth, handposture, ...)")
+    cfg = DepthDemoConfig(out=Path(args.out or "out/demo-depth"), quick=args.quick, lr=args.lr or 3e-4)
     if bool(args.train_flights) != bool(args.test_flights):
         raise SystemExit("mcutrain demo: give both --train-flights and --test-flights, or neither")
     if args.train_flights:  # real drone flights instead of synthetic domain B
@@ -255,19 +265,41 @@ def build_parser() -> argparse.ArgumentParser:
     bd.set_defaults(func=cmd_build)
 
     dm = sub.add_parser("demo", help="end-to-end demos (depth: ToF pseudo-labels on a Cortex-M4F in QEMU)")
-    dm.add_argument("case", choices=["depth"])
+    dm.add_argument("case", choices=["depth", "handposture", "cifar-shift"])
     dm.add_argument("--quick", action="store_true", help="a short run (24 frames) for tests")
-    dm.add_argument("--samples", type=int, help="domain-B frames to stream (default 600)")
-    dm.add_argument("--lr", type=float, default=3e-4)
-    dm.add_argument("--out", default="out/demo-depth", help="folder for the plan, firmware, plots, results")
+    dm.add_argument("--samples", type=int, help="frames to stream (depth: 600; handposture: first N)")
+    dm.add_argument("--lr", type=float, help="learning rate (depth: 3e-4, handposture: 3e-3)")
+    dm.add_argument("--out", help="folder for the plan, firmware, plots, results (default out/demo-CASE)")
     dm.add_argument("--json", help="also write the results here")
     dm.add_argument(
-        "--data", help="folder of the real drone flights (default: ../shared/data/datasets/tof_drone_flights)"
+        "--data",
+        help="depth: folder of the real drone flights (default: ../shared/data/datasets/tof_drone_flights); "
+        "handposture: ST's zip or an unpacked folder of its layout (default: ../shared/data's zip)",
     )
     dm.add_argument(
         "--train-flights", help="real flights to stream for training, e.g. O0,O2,A0 (instead of domain B)"
     )
     dm.add_argument("--test-flights", help="held-out real flights for the zone RMSE, e.g. O1,O3")
+    hp = dm.add_argument_group("handposture (docs/handposture.md)")
+    hp.add_argument("--user", default="User1", help="the user to adapt to, e.g. User2")
+    hp.add_argument(
+        "--budget",
+        help="RAM budget, e.g. 8KB, or 'full' (the full update's); handposture 16KB, cifar-shift 256KB",
+    )
+    hp.add_argument("--strategy", choices=["auto", "full", "last-layer", "bias-only"], default="auto")
+    hp.add_argument("--cross-user", action="store_true", help="stream the other users, test on --user")
+    hp.add_argument(
+        "--epochs",
+        type=int,
+        help="passes over the calibration data (handposture: 5; cifar-shift: its recipe)",
+    )
+    hp.add_argument("--order", choices=["shuffled", "recorded"], default="shuffled")
+    hp.add_argument("--simulator-only", action="store_true", help="no firmware, no QEMU")
+    cf = dm.add_argument_group("cifar-shift (docs/cifar.md; also --budget, --strategy, --epochs, --data)")
+    cf.add_argument("--shift", choices=["grayscale", "noise"], default="grayscale")
+    cf.add_argument("--test", type=int, help="measure on N of the 500 test images (spread over the classes)")
+    cf.add_argument("--calib", type=int, default=200, help="adapt images the auto plan is scored on")
+    cf.add_argument("--score", choices=["measured", "proxy"], default="measured")
     dm.set_defaults(func=cmd_demo)
 
     ins = sub.add_parser("inspect", help="print a model's graph as mcutrain sees it")
@@ -288,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_export
 
     cli_export.register(sub, _shape)  # pulled weights back into the source model's format
+
+    from . import cli_monitor
+
+    cli_monitor.register(sub)  # monitor
     return p
 
 

@@ -61,10 +61,14 @@ def cmd_emit(args: argparse.Namespace) -> int:
         raise PlanError(f"{args.plan} does not say which model it was made for: pass --model")
     graph = api.load(source, args.input_shape)
     plan.validate(graph)
+    if args.app == "link" and args.selftest:
+        return _err("emit", "--app link and --selftest exclude each other: a firmware is one or the other", 2)
     st = SelfTest.random(graph, plan, args.selftest, args.seed) if args.selftest else None
-    fp = emit_firmware(graph, plan, args.out, target, st)
+    fp = emit_firmware(graph, plan, args.out, target, st, app=args.app)
     m = fp.manifest
     kind = f"self-test firmware ({args.selftest} steps)" if st else "footprint firmware"
+    if args.app == "link":
+        kind = f"serial-link firmware ({m['link_ram_bytes']:,} B of RAM for the link)"
     print(f"emitted {kind} of {graph.name} ({plan.strategy} plan) for {target.name} into {fp.out_dir}/")
     print(
         f"  plan peak RAM {m['plan_peak_ram_bytes']:,} B (board: {target.ram.length:,} B), arena "
@@ -73,10 +77,14 @@ def cmd_emit(args: argparse.Namespace) -> int:
     if fp.expected is not None:
         e = fp.expected
         print(f"  self-test tolerance: loss {e.tol_loss:.1e}, parameters {e.tol_param:.1e} (relative)")
+    if fp.emitted.cluster is not None:  # a PULP target: the L1/L2 plan, step by step (docs/gap9.md)
+        print("  " + fp.emitted.cluster.table().replace("\n", "\n  "))
     if m["plan_peak_ram_bytes"] > target.ram.length:
         print(f"  warning: the plan does not fit {target.name}'s RAM: the build will fail", file=sys.stderr)
     print(f"  build it with: mcutrain build {fp.out_dir} --target {target.name}")
     print(f"             or: make -C {fp.out_dir} -f Makefile.{target.name}")
+    if args.app == "link":
+        print(f"  train it in QEMU with: mcutrain run {fp.out_dir} --stream DATA.npz --monitor")
     return 0
 
 
@@ -113,6 +121,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if isinstance(fb, int):
         return fb
     print(fb.summary(), file=sys.stderr)
+    if args.stream:
+        from .cli_monitor import run_stream
+
+        return run_stream(fb, args)
+    if fb.manifest["kind"] == "link":
+        return _err("run", f"{args.dir} is a serial-link firmware: give it samples with --stream DATA.npz", 2)
     try:
         r = run_firmware(fb, args.timeout)
     except FirmwareError as e:
@@ -206,6 +220,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "with the simulator (default: a footprint firmware)",
         )
         em.add_argument("--seed", type=int, default=0, help="seed of the self-test's random samples")
+        em.add_argument(
+            "--app",
+            choices=["link"],
+            help="board targets: link = the serial-link firmware that trains on streamed samples "
+            "(docs/protocol.md; run it with mcutrain run DIR --stream DATA)",
+        )
         em.set_defaults(func=_route(em.get_default("func"), cmd_emit))
     bd = sub.choices.get("build")
     if bd is not None:
@@ -220,6 +240,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rn.add_argument("--target", help="the board (default: the project's)")
     rn.add_argument("--timeout", type=float, default=60.0, help="seconds before QEMU is killed (default 60)")
     rn.add_argument("--profile", action="store_true", help="run the MT_PROFILE build")
+    from .cli_monitor import add_run_stream_options
+
+    add_run_stream_options(rn)
     rn.set_defaults(func=cmd_run)
 
     rp = sub.add_parser(

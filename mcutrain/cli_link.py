@@ -17,11 +17,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from .host import Block, Info, Link, Sample
+from .host import Block, CheckpointMode, Info, Link, Sample
+from .host.link import CheckpointSchedule
+
+if TYPE_CHECKING:
+    from .host.monitor import Monitor
 
 
 @runtime_checkable
@@ -124,9 +128,11 @@ def stream(
     rate: float | None = None,
     limit: int | None = None,
     progress: bool = True,
+    monitor: Monitor | None = None,
+    checkpoints: CheckpointSchedule | None = None,
 ) -> int:
     """Send the source's samples from the device's next one (SAMPLE + TRAIN each) at most ``rate`` per
-    second; returns how many were sent."""
+    second, each ACK to ``monitor``, with the ``checkpoints`` schedule; returns how many were sent."""
     from tqdm import tqdm
 
     assert link.info is not None
@@ -150,6 +156,10 @@ def stream(
                 next_t = max(next_t + period, time.monotonic())
             ack = link.sample(s)
             sent += 1
+            if monitor is not None:
+                monitor.on_ack(link, ack)
+            if checkpoints is not None:
+                checkpoints.after_sample(link, sent)
             bar.set_postfix(step=ack.step, loss=f"{ack.loss:.4g}", skipped="yes" if ack.skipped else "no")
             bar.update(1)
     finally:
@@ -158,6 +168,7 @@ def stream(
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    from .cli_monitor import monitor_from_args
     from .host import LinkError
 
     try:
@@ -168,10 +179,20 @@ def cmd_stream(args: argparse.Namespace) -> int:
                     src: SampleSource = load_plugin(args.source, link.info)
                 else:
                     src = NpzSource(args.data, link.info, args.scale, args.offset)
+                mon = monitor_from_args(args, link.info)
+                ckpt = checkpoint_setup(link, src, args.val, args.checkpoint_every, args.persist)
             except (OSError, ValueError, ImportError, AttributeError) as e:
                 return _err("stream", str(e), 2)
             start = link.info.next_sample_id
-            n = stream(link, src, args.rate, args.limit, progress=not args.quiet)
+            try:
+                n = stream(link, src, args.rate, args.limit, not (args.quiet or args.monitor), mon, ckpt)
+                if ckpt is not None:
+                    ckpt.finish(link, n)
+            finally:
+                if mon is not None:
+                    mon.close()
+            if ckpt is not None:
+                print(ckpt.tally.summary())
             st = link.device_stats()
             print(
                 f"streamed {n} samples from #{start} to {args.port}: device step {st.step}, "
@@ -181,6 +202,39 @@ def cmd_stream(args: argparse.Namespace) -> int:
     except LinkError as e:
         return _err("stream", str(e), 1)
     return 0
+
+
+def checkpoint_setup(
+    link: Link, source: SampleSource, val: int, every: int, persist: bool
+) -> CheckpointSchedule | None:
+    """``--val``, ``--checkpoint-every``, ``--persist``: check them against the device, send the source's
+    first ``val`` samples to the validation slots (those the device has not applied yet) and measure the
+    reference loss with a snapshot; training then starts after them. Raises ValueError with what to do."""
+    info = link.info
+    assert info is not None
+    if val < 0 or every < 0:
+        raise ValueError("--val and --checkpoint-every take counts >= 0")
+    if val > info.val_slots:
+        raise ValueError(
+            f"--val {val}: the device has {info.val_slots} validation slots (emit val_slots={val})"
+        )
+    if (every or persist) and not info.can_checkpoint:
+        raise ValueError("the device's firmware keeps no snapshot: emit it with snapshot=True")
+    if every and not val:
+        raise ValueError("--checkpoint-every decides on validation samples: give --val N")
+    if persist and not info.can_persist:
+        raise ValueError("--persist: the device has no storage (emit it with storage=...)")
+    schedule = CheckpointSchedule(every, persist)
+    start = info.next_sample_id
+    if start < val:
+        for s in source.samples(start):
+            if s.sample_id >= val:
+                break
+            link.validation_sample(s, s.sample_id)
+        # the reference: the model before training (its validation loss)
+        schedule.tally.reference = link.checkpoint(CheckpointMode.SNAPSHOT, persist).loss
+        link.hello()  # the stream resumes after the validation samples
+    return schedule if every else None
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -195,18 +249,23 @@ def cmd_pull(args: argparse.Namespace) -> int:
     except LinkError as e:
         return _err("pull", str(e), 1)
     out = Path(args.out)
+    save_params(out, params, info, st.step)
+    print(
+        f"pulled {params.size} trainable parameters (step {st.step}, model {info.model_hash[:12]}) to {out}"
+    )
+    return 0
+
+
+def save_params(out: Path, params: np.ndarray, info: Info, step: int) -> None:
+    """The pulled parameters as ``.npz``: ``params`` and the device's model hash, board, plan and step."""
     np.savez(
         out,
         params=params,
         model_hash=np.array(info.model_hash),
         board=np.array(info.board),
         plan=np.array(info.plan),
-        step=np.array(st.step),
+        step=np.array(step),
     )
-    print(
-        f"pulled {params.size} trainable parameters (step {st.step}, model {info.model_hash[:12]}) to {out}"
-    )
-    return 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -219,6 +278,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``stream`` and ``pull``."""
+    from .cli_monitor import add_monitor_options
+
     st = sub.add_parser("stream", help="stream samples to a device that trains over the serial link")
     _common(st)
     src = st.add_mutually_exclusive_group(required=True)
@@ -229,6 +290,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--scale", type=float, default=1.0, help="uint8/int16 inputs: raw * scale + offset")
     st.add_argument("--offset", type=float, default=0.0)
     st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.add_argument("--val", type=int, default=0, help="send the first N samples to the validation slots")
+    st.add_argument(
+        "--checkpoint-every", type=int, default=0, help="accept-if-better after every M trained samples"
+    )
+    st.add_argument("--persist", action="store_true", help="write kept checkpoints to the device's storage")
+    add_monitor_options(st)
     st.set_defaults(func=cmd_stream)
 
     pl = sub.add_parser("pull", help="read the trainable parameters of a device into an .npz")

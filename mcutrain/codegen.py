@@ -21,6 +21,7 @@ from .layout import device_weight
 from .memory import MemoryReport, analyze
 from .plan import LossKind, OptimizerKind, PlanError, Update, UpdatePlan
 from .schedule import ArenaPlan
+from .targets import Target
 from .training import Action, BufKind, Step, TrainGraph
 
 #: Warnings the kernel runtime and generated code compile clean with (as errors), on the host and for
@@ -76,6 +77,7 @@ class Emitted:
     out_dir: Path
     memory: MemoryReport
     trainable_numel: int
+    cluster: Any = None  # gap9.ClusterMemory of a PULP target's lowering
 
 
 class _Ctx:
@@ -469,8 +471,9 @@ def _comment(s: Step) -> str:
     return f"{s.action.value:<9} {node}: {', '.join(s.reads)} -> {', '.join(s.writes) or 'parameters'}"
 
 
-def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
-    """Write the C project of ``plan`` on ``graph`` into ``out_dir`` (created; generated files replaced)."""
+def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path, target: Target | None = None) -> Emitted:
+    """Write the C project of ``plan`` on ``graph`` into ``out_dir`` (created; generated files replaced).
+    A ``target`` (targets.Target) with a PULP cluster gets the lowering of mcutrain.gap9."""
     if len(graph.inputs) != 1:
         raise PlanError("the C generator supports single-input models")
     mem = analyze(graph, plan)
@@ -544,9 +547,14 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
         "cosine": plan.optimizer.schedule == "cosine",
         "lr": c_float(plan.optimizer.lr),
     }
+    cluster = None
+    if target is not None and target.cluster is not None:  # PULP: kernels as cluster tasks (docs/gap9.md)
+        from .gap9 import lower_project
+
+        cluster = lower_project(data, ctx.tg, target, out, env, resource_dir("firmware"))
     for tpl, name in (
         ("mt_model.h.j2", "mt_model.h"),
-        ("mt_model.c.j2", "mt_model.c"),
+        ("gap9_model.c.j2" if cluster else "mt_model.c.j2", "mt_model.c"),
         ("mt_params.c.j2", "mt_params.c"),
         ("mt_params.h.j2", "mt_params.h"),
         ("mt_host_main.c.j2", "mt_host_main.c"),
@@ -557,4 +565,4 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path) -> Emitted:
     if rt.exists():
         shutil.rmtree(rt)
     shutil.copytree(resource_dir("firmware") / "runtime", rt)
-    return Emitted(out, mem, data["trainable_numel"])
+    return Emitted(out, mem, data["trainable_numel"], cluster)

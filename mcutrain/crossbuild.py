@@ -117,6 +117,11 @@ def build(
     ``defines`` become ``-DKEY=VALUE`` for the application and board sources alike. Raises
     ``BuildError`` on a compile error, a missing toolchain, or an image that does not fit.
     """
+    if target.build_system != "mcutrain":
+        raise BuildError(
+            f"{target.name} is built with its vendor's tools ({target.build_system}), not by mcutrain: see "
+            "docs/gap9.md"
+        )
     gcc = target.tool("gcc")
     if shutil.which(gcc) is None:
         raise BuildError(f"{gcc} not found: install the cross toolchain for {target.name} (scripts/setup.sh)")

@@ -10,7 +10,6 @@ simulator trains on the same samples in the same order; the device's parameters 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,16 +18,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from . import api, ir, torchops
+from .adapt import device_link, stream_samples
 from .data.scenes import SceneBatch, generate
 from .firmware import build_firmware, emit_firmware, trainable_vectors
-from .host import Block, Link, Sample
+from .host import Block, Sample
 from .layout import unflatten_params
 from .memory import format_bytes
 from .plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
-from .qemu import QemuProcess, SerialTcp, free_tcp_port
 from .scoring import Calibration
 from .sim import Simulator
 from .zoo.depth import MAX_DEPTH_M, depth_errors
@@ -81,17 +79,6 @@ def rmse(graph: ir.Graph, b: SceneBatch) -> tuple[float | None, float]:
         x = torch.from_numpy((b.image[i : i + 256, None] / 255.0).astype(np.float32))
         preds.append(torchops.forward(graph, x)[:, 0].numpy() * MAX_DEPTH_M)
     return depth_errors(np.concatenate(preds), b)
-
-
-def _connect(url: str) -> Link:
-    end = time.monotonic() + 20.0
-    while True:
-        try:
-            return Link(url, timeout=30.0)
-        except Exception:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.2)
 
 
 def run(cfg: DepthDemoConfig) -> dict[str, Any]:
@@ -155,32 +142,11 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
     floor = float(np.max(np.abs(want - exact)) / (np.max(np.abs(exact)) + 1e-12))
 
     say(f"[4/6] QEMU: stream {len(samples)} {where} frames + ToF zones over the serial link")
-    port = free_tcp_port()
-    dev_losses: list[float] = []
-    instr = 0
     t0 = time.perf_counter()
-    with QemuProcess(fb.target, fb.elf, icount=True, serial=SerialTcp(port)) as _q:
-        link = _connect(f"socket://127.0.0.1:{port}")
-        try:
-            info = link.hello()
-            if not g.fingerprint().startswith(info.model_hash[:12]):
-                raise RuntimeError(
-                    f"the device runs model {info.model_hash[:12]}, not {g.fingerprint()[:12]}"
-                )
-            bar = tqdm(samples, desc="      training", unit="frame")
-            avg = None
-            for s in bar:
-                ack = link.sample(s)
-                dev_losses.append(float(ack.loss))
-                avg = ack.loss if avg is None else 0.9 * avg + 0.1 * ack.loss
-                bar.set_postfix(step=ack.step, loss=f"{ack.loss:.4f}", avg=f"{avg:.4f}")
-            stats = link.device_stats()
-            instr = int(stats.last_step_instr)
-            got = link.get_params()
-            with contextlib.suppress(Exception):
-                link.exit_firmware()
-        finally:
-            link.close()
+    with device_link(fb, g) as link:
+        dev_losses = stream_samples(link, samples, desc="      training")
+        instr = int(link.device_stats().last_step_instr)
+        got = link.get_params()
     wall = time.perf_counter() - t0
 
     say(f"[5/6] evaluate on {len(test)} held-out {'test-flight' if real else 'domain-B'} frames")

@@ -33,11 +33,11 @@ import jinja2
 import numpy as np
 import torch
 
-from . import __version__, ir
+from . import __version__, gap9, ir
 from .codegen import Emitted, _c_ident, c_array, c_float, emit, resource_dir
 from .crossbuild import COMMON_CFLAGS, BuildResult, SizeReport, build
 from .layout import device_weight
-from .plan import LossKind, PlanError, Update, UpdatePlan
+from .plan import LossKind, OptimizerKind, PlanError, Update, UpdatePlan
 from .qemu import RunResult, qemu_command, run_qemu
 from .sim import Simulator
 from .stackusage import StackEstimate, analyze
@@ -61,8 +61,15 @@ EXTRA_CFLAGS = ("-fno-math-errno", "-fcallgraph-info=su")
 APPS = (None, "link")
 #: Device side of the serial link (firmware/link/), compiled into the link firmware.
 LINK_SOURCES = ("mt_link.c", "mt_link_sample.c", "mt_link_service.c")
-#: RAM of the link firmware beyond its frame buffer and output: mt_link_t (92 B) and the statistics.
+#: RAM of the link firmware beyond its frame buffer and output: mt_link_t (100 B) and the statistics.
 LINK_STATE_BYTES = 192
+#: Storage backends of the link firmware's CHECKPOINT PERSIST: a semihosting file standing in for flash
+#: (Arm boards under QEMU). Its sources, besides LINK_SOURCES.
+STORAGE_SOURCES = {"semihost": ("bsp/link/mt_store.c", "bsp/boards/common/mt_semihost.c")}
+#: The storage file of the semihost backend, relative to QEMU's working directory.
+DEFAULT_STORAGE_FILE = "mcutrain_state.bin"
+#: Validation slots the link service tracks one by one (a bit each in mt_link_t).
+MAX_VAL_SLOTS = 32
 
 
 class FirmwareError(RuntimeError):
@@ -147,6 +154,84 @@ def link_frame_bytes(graph: ir.Graph, plan: UpdatePlan) -> int:
     numel_t = plan.loss.target_numel(graph.shapes[graph.outputs[0]])
     n = 8 + 8 + 3 * 16 + 4 * numel_in + 4 * numel_t * (2 if plan.loss.masked else 1) + 4
     return min(6144, max(320, (n + 3) // 4 * 4))
+
+
+def eval_metric(graph: ir.Graph, plan: UpdatePlan) -> str | None:
+    """What EVAL reports as its metric: accuracy (cross-entropy with one output per class), RMSE (MSE
+    loss: the square root of each sample's loss), mean absolute error (L1), or None (NaN on the wire)."""
+    if plan.loss.kind is LossKind.XENT:
+        numel = math.prod(graph.shapes[graph.outputs[0]])
+        return "accuracy" if numel == plan.loss.target_numel(graph.shapes[graph.outputs[0]]) else None
+    return {LossKind.MSE: "rmse", LossKind.L1: "mae"}.get(plan.loss.kind)
+
+
+def checkpoint_state_names(graph: ir.Graph, plan: UpdatePlan) -> list[str]:
+    """C names of what a checkpoint keeps: the trainable vectors, then the optimizer's moments."""
+    names = trainable_names(graph, plan)
+    kind = plan.optimizer.kind
+    moments = [f"{n}_m" for n in names] if kind is not OptimizerKind.SGD else []
+    return names + moments + ([f"{n}_v" for n in names] if kind is OptimizerKind.ADAM else [])
+
+
+def _link_data(
+    graph: ir.Graph,
+    plan: UpdatePlan,
+    t: Target,
+    model_src: str,
+    plan_peak: int,
+    trainable_numel: int,
+    val_slots: int,
+    snapshot: bool | None,
+    storage: str | None,
+    storage_file: str,
+) -> tuple[dict[str, Any], dict[str, int], list[str]]:
+    """Template data, RAM by part (firmware.json ``link_memory``) and extra sources of the link firmware;
+    checks the options and that the plan plus the link fit the board's RAM."""
+    if not 0 <= val_slots <= MAX_VAL_SLOTS:
+        raise PlanError(f"val_slots must be 0..{MAX_VAL_SLOTS}, got {val_slots}")
+    if storage is not None and storage not in STORAGE_SOURCES:
+        raise PlanError(f"unknown storage {storage!r}: one of {', '.join(STORAGE_SOURCES)} (or None)")
+    if storage == "semihost" and (t.arch != "arm" or not t.runs_in_qemu):
+        raise PlanError(f"semihost storage needs an Arm board under QEMU; {t.name} is not: use storage=None")
+    if storage is not None and snapshot is False:
+        raise PlanError("persistence writes the snapshot: storage needs snapshot=True")
+    if not re.fullmatch(r"[\w./-]{1,100}", storage_file):
+        raise PlanError(f"storage file {storage_file!r}: use 1..100 letters, digits, '.', '_', '-', '/'")
+    keep = bool(val_slots or storage) if snapshot is None else snapshot
+    numel_in = math.prod(graph.inputs[0][1])
+    numel_t = plan.loss.target_numel(graph.shapes[graph.outputs[0]])
+    frame = link_frame_bytes(graph, plan)
+    state = checkpoint_state_names(graph, plan)
+    state_numel = trainable_numel * len(state) // max(1, len(trainable_names(graph, plan)))
+    memory = {
+        "frame": frame,
+        "output": 4 * math.prod(graph.shapes[graph.outputs[0]]),
+        "state": LINK_STATE_BYTES,
+        "validation": 4 * val_slots * (numel_in + numel_t * (2 if plan.loss.masked else 1)),
+        "snapshot": 4 * state_numel + 4 if keep else 0,
+    }
+    need = plan_peak + sum(memory.values())
+    if need > t.ram.length:
+        raise PlanError(
+            f"the link firmware needs {need:,} B of RAM on {t.name} (plan {plan_peak:,} B, link "
+            + ", ".join(f"{k} {v:,} B" for k, v in memory.items())
+            + f"), the board has {t.ram.length:,} B: use fewer validation slots or snapshot=False"
+        )
+    data = {
+        "link_frame": frame,
+        "param_names": trainable_names(graph, plan),
+        "plan_summary": _c_string(plan_summary(plan))[:96],
+        "input_chw": _chw(graph.inputs[0][1]),
+        "val_slots": val_slots,
+        "snapshot": keep,
+        "state_names": state,
+        "accumulators": re.findall(r"^static float (G_\w+)\[", model_src, re.M),
+        "batch": plan.batch,
+        "storage": storage is not None,
+        "storage_file": storage_file,
+        "metric": eval_metric(graph, plan),
+    }
+    return data, memory, list(STORAGE_SOURCES.get(storage or "", ()))
 
 
 def plan_summary(plan: UpdatePlan) -> str:
@@ -241,17 +326,28 @@ def emit_firmware(
     target: Target | str,
     selftest: SelfTest | None = None,
     app: str | None = None,
+    val_slots: int = 0,
+    snapshot: bool | None = None,
+    storage: str | None = None,
+    storage_file: str = DEFAULT_STORAGE_FILE,
 ) -> FirmwareProject:
     """Write a firmware project for ``target`` into ``out_dir``: codegen.emit's files plus main.c (a
     self-test when ``selftest`` is given, the serial-link firmware with ``app="link"``, else a footprint
-    firmware), mt_profile.h, bsp/, Makefile.<target> and the manifest."""
+    firmware), mt_profile.h, bsp/, Makefile.<target> and the manifest.
+
+    Link firmware only: ``val_slots`` validation samples on the device (EVAL VALSET, CHECKPOINT
+    accept-if-better); ``snapshot`` keeps a copy of the training state for CHECKPOINT/ROLLBACK (default: when
+    there are validation slots or storage); ``storage="semihost"`` persists checkpoints into
+    ``storage_file`` (relative to QEMU's working directory). Their RAM is counted in ``link_memory``."""
     if app not in APPS:
         raise PlanError(f"unknown firmware app {app!r}: one of {', '.join(a for a in APPS if a)}")
+    if app != "link" and (val_slots or snapshot or storage):
+        raise PlanError(
+            "validation slots, snapshots and storage belong to the serial-link firmware (app='link')"
+        )
     if app == "link" and selftest is not None:
         raise PlanError("a firmware is either a self-test or the serial link, not both")
     t = load_target(target) if isinstance(target, str) else target
-    if t.arch != "arm":
-        raise PlanError(f"firmware projects target Cortex-M boards; {t.name} is {t.arch}")
     stack = stack_region_bytes(plan)
     exp = None
     if selftest is not None and plan.batch != 1:
@@ -268,7 +364,7 @@ def emit_firmware(
             raise PlanError("the plan's loss is masked: the self-test needs masks")
         exp = expected(graph, plan, selftest)
     out = Path(out_dir).resolve()
-    em = emit(graph, plan, out)
+    em = emit(graph, plan, out, t)
     src = (out / "mt_model.c").read_text()
     profile_ids = list(dict.fromkeys(re.findall(r"^\s+MT_PROFILE_BEGIN\((\w+)\);", src, re.MULTILINE)))
 
@@ -312,16 +408,15 @@ def emit_firmware(
         ]
         data["tol_loss"] = c_float(exp.tol_loss)
         data["tol_param"] = c_float(exp.tol_param)
-    link_ram = 0
+    link_memory: dict[str, int] = {}
+    link_srcs: list[str] = []
     if app == "link":
-        frame = link_frame_bytes(graph, plan)
-        data.update(
-            link_frame=frame,
-            param_names=trainable_names(graph, plan),
-            plan_summary=_c_string(plan_summary(plan))[:96],
-            input_chw=_chw(graph.inputs[0][1]),
+        opts = (val_slots, snapshot, storage, storage_file)
+        link_data, link_memory, link_srcs = _link_data(
+            graph, plan, t, src, em.memory.peak_ram_bytes, em.trainable_numel, *opts
         )
-        link_ram = frame + 4 * math.prod(graph.shapes[graph.outputs[0]]) + LINK_STATE_BYTES
+        data.update(link_data)
+    link_ram = sum(link_memory.values())
     env = _env()
     main = "fw_link_main.c.j2" if app == "link" else "fw_selftest_main.c.j2"
     (out / "main.c").write_text(env.get_template(main).render(**data))
@@ -334,8 +429,12 @@ def emit_firmware(
     srcs += sorted(str(p.relative_to(out)) for p in (out / "runtime" / "src").glob("*.c"))
     include_dirs = [".", "runtime/include"]
     if app == "link":
-        srcs += [f"bsp/link/{f}" for f in LINK_SOURCES]
+        srcs += [f"bsp/link/{f}" for f in LINK_SOURCES] + link_srcs
         include_dirs.append("bsp/link")
+    if t.cluster is not None:  # the PULP cluster layer and its PMSIS (docs/gap9.md)
+        cl_srcs, cl_incs = gap9.project_sources(t, out)
+        srcs += cl_srcs
+        include_dirs += cl_incs
     rel = lambda p: str(Path(p).relative_to(out))  # noqa: E731
     defines = " ".join(f"-D{k}={_make_quote(v)}" for k, v in t.c_defines().items())
     makefile = env.get_template("fw_Makefile.j2").render(
@@ -354,6 +453,8 @@ def emit_firmware(
         qemu=" ".join(qemu_command(t, "$<")) if t.qemu else "",
         timeout=120,
     )
+    if t.build_system == "gap-sdk":  # the vendor's build instead (docs/gap9.md)
+        makefile = gap9.sdk_makefile(env, data, t, srcs, include_dirs)
     (out / f"Makefile.{t.name}").write_text(makefile)
 
     mem = em.memory
@@ -363,6 +464,7 @@ def emit_firmware(
         "target": t.name,
         "kind": kind,
         "link_ram_bytes": link_ram,
+        "link_memory": link_memory,
         "model": graph.name,
         "model_hash": graph.fingerprint(),
         "plan": plan.to_dict(),
@@ -386,6 +488,7 @@ def emit_firmware(
             "losses": [float(v) for v in exp.losses],
         },
         "macs": step_macs(graph, plan),
+        "cluster": em.cluster.to_dict() if em.cluster is not None else None,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return FirmwareProject(out, t, em, manifest, exp)
@@ -491,6 +594,8 @@ def _stack_bound(est: dict[str, StackEstimate], t: Target, link: bool = False) -
     frame = lambda f: est[f].path[0][1] if f in est else 0  # noqa: E731
     handler = max((est[h].bytes for h in _HANDLERS if h in est), default=0)
     fp = "-mfloat-abi=hard" in t.cflags
+    # RISC-V boards poll their UART and take no interrupts; a trap is fatal and reports on a fresh stack
+    exc = _EXC_FRAME[fp] + handler if t.arch == "arm" else 0
     # the link firmware trains from a callback: main > mt_link_service (its deepest path) > the callback
     above = frame("mt_board_c_start") + frame("main")
     if link:
@@ -498,7 +603,7 @@ def _stack_bound(est: dict[str, StackEstimate], t: Target, link: bool = False) -
     return StackBound(
         est["mt_train_step"],
         above,
-        _EXC_FRAME[fp] + handler,
+        exc,
         est["mt_board_c_start"],
     )
 
@@ -530,6 +635,12 @@ class FirmwareBuild:
         peak = self.plan_peak_ram
         diff = peak + link_ram - s.ram_bytes
         link = f" + serial link {link_ram:,} B" if link_ram else ""
+        safety = [
+            f"{k} {v:,} B"
+            for k, v in m.get("link_memory", {}).items()
+            if k in ("validation", "snapshot") and v
+        ]
+        link += f" (of it {', '.join(safety)})" if safety else ""
         return "\n".join(
             [
                 f"built {self.elf} for {t.name} ({m['kind']}, model {m['model']}, "
@@ -568,6 +679,11 @@ def build_firmware(
         )
     base = load_target(m["target"])
     peak = int(m["plan_peak_ram_bytes"])
+    if m.get("cluster"):  # L2 and L1 of a PULP target, both numbers each (docs/gap9.md)
+        try:
+            gap9.check_manifest(m, base)
+        except PlanError as e:
+            raise FirmwareError(str(e)) from None
     if peak > base.ram.length:
         raise FirmwareError(
             f"the plan does not fit {base.name}: it needs {peak:,} B of RAM at its peak, the board has "

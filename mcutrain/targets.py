@@ -28,6 +28,7 @@ _ARCHES = ("arm", "riscv")
 _RUNS_ON = ("qemu", "hardware")
 _EXIT_METHODS = ("semihosting", "sifive-test", "halt")
 _COUNTER_METHODS = ("systick", "minstret")
+_BUILDS = ("mcutrain", "gap-sdk")
 _LIBCS = ("picolibc",)  # mt_board_common.c uses picolibc's stdio and TLS interfaces
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
@@ -99,6 +100,17 @@ class QemuMachine:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """A PULP cluster that the generated code offloads the training step to (docs/gap9.md)."""
+
+    cores: int  # cores of a team fork
+    l1_region: str  # the shared L1 (TCDM) region of the board's memory map
+    l1_reserve: int  # bytes of L1 kept for the cluster cores' stacks; the rest is for working tiles
+    l2_reserve: int  # bytes of L2 kept for code and the PMSIS runtime on the real chip
+    pmsis: str  # "portable" (firmware/pulp/pmsis_portable) or "gap-sdk"
+
+
+@dataclass(frozen=True)
 class Target:
     """A board: compiler flags, memory map, C runtime, counters, console and (maybe) an emulator."""
 
@@ -125,6 +137,8 @@ class Target:
     uart: Uart
     exit_method: ExitMethod
     qemu: QemuMachine | None
+    build_system: str = "mcutrain"  # "mcutrain" (crossbuild) or "gap-sdk" (the vendor's Makefiles)
+    cluster: Cluster | None = None
 
     # ---- memory ----
     def region(self, name: str) -> MemoryRegion:
@@ -295,4 +309,19 @@ def _parse(data: dict[str, Any], path: Path) -> Target:
         ),
         exit_method=_choice(ex["method"], _EXIT_METHODS, "exit method", path),  # type: ignore[arg-type]
         qemu=qemu,
+        build_system=_choice(data.get("build", "mcutrain"), _BUILDS, "build", path),
+        cluster=_cluster(data["cluster"], regions, path) if "cluster" in data else None,
+    )
+
+
+def _cluster(c: dict[str, Any], regions: tuple[MemoryRegion, ...], path: Path) -> Cluster:
+    names = [r.name for r in regions]
+    if c["l1"] not in names:
+        raise TargetError(f"{path}: [cluster] l1 = {c['l1']!r} is not one of the regions {names}")
+    return Cluster(
+        cores=int(c["cores"]),
+        l1_region=c["l1"],
+        l1_reserve=parse_size(c.get("l1_reserve", 0)),
+        l2_reserve=parse_size(c.get("l2_reserve", 0)),
+        pmsis=_choice(c.get("pmsis", "portable"), ("portable", "gap-sdk"), "[cluster] pmsis", path),
     )

@@ -174,7 +174,10 @@ typedef struct {
     uint8_t have_input;      /* a stored input / target exists */
     uint8_t have_target;
     uint8_t have_output; /* an INFER output exists */
+    uint8_t have_ref;    /* ref_loss holds the validation loss of the kept (snapshot) state */
     uint8_t last_ack[MT_LINK_ACK_BYTES];
+    uint32_t val_written; /* bit k: validation slot k was written (slots >= 32 always count as written) */
+    float ref_loss;       /* validation loss at the last accepted checkpoint */
 } mt_link_t;
 
 /**
@@ -272,6 +275,8 @@ typedef struct {
     uint64_t last_step_instr;   /**< instructions (or ns on hardware) of the last training step */
     uint64_t total_train_instr; /**< the same, summed over all steps */
     uint32_t stack_used;        /**< bytes, mt_board_stack_used() */
+    uint8_t restored_from; /**< INFO: 0 compiled-in parameters, 1 + k: loaded from storage slot k at boot */
+    uint8_t bad_slots;     /**< INFO: bit k: storage slot k held a damaged or foreign record at boot */
 } mt_link_app_stats_t;
 
 /** Static description of the device, sent in INFO. */
@@ -303,7 +308,9 @@ typedef struct {
     float *mask;           /**< target_numel floats, or NULL when the plan uses no mask */
     float *y;
     uint32_t y_numel; /**< MT_OUTPUT_NUMEL */
-    /* optional validation set: val_slots samples back to back (x_numel / target_numel floats each) */
+    /* optional validation set: val_slots samples back to back (x_numel / target_numel floats each), written
+     * by SAMPLE slot k > 0; EVAL VALSET and accept-if-better use the written ones (the first 32 are tracked
+     * one by one, later slots always count as written) */
     float *val_x;
     float *val_target;
     float *val_mask;
@@ -320,10 +327,14 @@ typedef struct {
     int (*read_params)(void *ctx, uint32_t offset, float *dst, uint32_t n);
     /** Write trainable parameters [offset, offset + n); @p last: the final chunk (commit). */
     int (*write_params)(void *ctx, uint32_t offset, const float *src, uint32_t n, int last);
-    /** MT_CKPT_SNAPSHOT or MT_CKPT_ACCEPT_IF_BETTER; persist: also write to storage. */
-    int (*checkpoint)(void *ctx, uint8_t mode, int persist, mt_link_result_t *res);
-    /** Restore the last snapshot. */
-    int (*rollback)(void *ctx, mt_link_result_t *res);
+    /* Checkpoints. The service decides (CHECKPOINT accept-if-better: validation loss over the written
+     * slots against the loss at the last accepted checkpoint); the application only copies state. */
+    /** Copy the training state (trainable parameters, optimizer state, step) into the snapshot. */
+    int (*snapshot)(void *ctx);
+    /** Copy the snapshot back into the training state (CHECKPOINT rolled back, ROLLBACK). */
+    int (*restore)(void *ctx);
+    /** Write the snapshot to storage (CHECKPOINT with PERSIST); NULL: the device has no storage. */
+    int (*persist)(void *ctx);
     /** Re-initialise the model (mt_init()) and the training statistics. */
     int (*reset)(void *ctx, mt_link_result_t *res);
     /** Fill the training statistics. */

@@ -18,7 +18,7 @@
 #define MT_BOARD_MAX 32u
 
 /* INFO flag bits. */
-enum { INFO_MASK = 1, INFO_TRAIN = 2, INFO_CHECKPOINT = 4, INFO_PUT_PARAMS = 8, INFO_PERSIST_HINT = 16 };
+enum { INFO_MASK = 1, INFO_TRAIN = 2, INFO_CHECKPOINT = 4, INFO_PUT_PARAMS = 8, INFO_PERSIST = 16 };
 
 static int is_sequenced(uint8_t type)
 {
@@ -122,8 +122,10 @@ static void do_hello(mt_link_t *l, const mt_link_app_t *app, uint32_t seq)
         flags |= INFO_MASK;
     if (app->train)
         flags |= INFO_TRAIN;
-    if (app->checkpoint)
+    if (app->snapshot && app->restore)
         flags |= INFO_CHECKPOINT;
+    if (app->persist)
+        flags |= INFO_PERSIST;
     if (app->write_params)
         flags |= INFO_PUT_PARAMS;
     memset(p, 0, 72);
@@ -152,6 +154,8 @@ static void do_hello(mt_link_t *l, const mt_link_app_t *app, uint32_t seq)
     mt_put_u16(p + 68,
                app->mask ? (1u << MT_ENC_NONE) | (1u << MT_ENC_BITS) | (1u << MT_ENC_F32) | (1u << MT_ENC_U8)
                          : (1u << MT_ENC_NONE));
+    p[70] = st.restored_from;
+    p[71] = st.bad_slots;
     n = 72;
     n += put_str(p + n, in->model_hash, MT_HASH_MAX);
     n += put_str(p + n, in->plan, MT_PLAN_MAX);
@@ -229,10 +233,51 @@ static int do_infer(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_
     return 0;
 }
 
+static int slot_written(const mt_link_t *l, uint32_t k)
+{
+    return k >= 32u || ((l->val_written >> k) & 1u) != 0u;
+}
+
+/* Mean loss and metric over the written validation slots (over all of them when none was written yet:
+ * they hold zeros then); *n: how many were evaluated. EVAL may overwrite the output buffer. */
+static int eval_valset(mt_link_t *l, const mt_link_app_t *app, float *loss, float *metric, uint32_t *n,
+                       uint32_t *detail)
+{
+    uint32_t i;
+    const int all = l->val_written == 0u;
+    *loss = 0.0f;
+    *metric = 0.0f;
+    *n = 0;
+    if (app->val_slots == 0 || app->val_x == NULL || app->val_target == NULL) {
+        *detail = 0;
+        return -MT_LINK_ERR_RANGE;
+    }
+    for (i = 0; i < app->val_slots; i++) {
+        float li = 0.0f, mi = 0.0f;
+        const float *vm = app->val_mask ? app->val_mask + (size_t)i * app->target_numel : NULL;
+        int r;
+        if (!all && !slot_written(l, i))
+            continue;
+        r = app->eval(app->ctx, app->val_x + (size_t)i * app->x_numel,
+                      app->val_target + (size_t)i * app->target_numel, vm, &li, &mi);
+        if (r < 0) {
+            *detail = (uint32_t)r;
+            return -MT_LINK_ERR_APP;
+        }
+        *loss += li;
+        *metric += mi;
+        ++*n;
+    }
+    l->have_output = 0;
+    *loss /= (float)*n;
+    *metric /= (float)*n;
+    return 0;
+}
+
 static int do_eval(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t *f, uint32_t *detail)
 {
     float loss = 0.0f, metric = 0.0f;
-    uint32_t n = 1, i;
+    uint32_t n = 1;
     uint8_t p[12];
     int r;
     if (f->len != 0)
@@ -240,25 +285,9 @@ static int do_eval(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t
     if (app->eval == NULL)
         return -MT_LINK_ERR_UNSUPPORTED;
     if (f->flags & MT_FLAG_VALSET) {
-        if (app->val_slots == 0 || app->val_x == NULL || app->val_target == NULL) {
-            *detail = 0;
-            return -MT_LINK_ERR_RANGE;
-        }
-        n = app->val_slots;
-        for (i = 0; i < n; i++) {
-            float li = 0.0f, mi = 0.0f;
-            const float *vm = app->val_mask ? app->val_mask + (size_t)i * app->target_numel : NULL;
-            r = app->eval(app->ctx, app->val_x + (size_t)i * app->x_numel,
-                          app->val_target + (size_t)i * app->target_numel, vm, &li, &mi);
-            if (r < 0) {
-                *detail = (uint32_t)r;
-                return -MT_LINK_ERR_APP;
-            }
-            loss += li;
-            metric += mi;
-        }
-        loss /= (float)n;
-        metric /= (float)n;
+        r = eval_valset(l, app, &loss, &metric, &n, detail);
+        if (r < 0)
+            return r;
     } else {
         if (!l->have_input || !l->have_target)
             return -MT_LINK_ERR_NO_SAMPLE;
@@ -267,6 +296,7 @@ static int do_eval(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t
             *detail = (uint32_t)r;
             return -MT_LINK_ERR_APP;
         }
+        l->have_output = 0;
     }
     mt_put_f32(p, loss);
     mt_put_f32(p + 4, metric);
@@ -364,6 +394,10 @@ static int do_sample(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame
         l->have_target |= s.target.enc != MT_ENC_NONE;
         if (s.input.enc != MT_ENC_NONE)
             l->have_output = 0;
+    } else {
+        if (s.slot <= 32u)
+            l->val_written |= 1u << (s.slot - 1u);
+        l->have_ref = 0; /* another validation set: the reference loss no longer compares */
     }
     if (train) {
         r = app->train(app->ctx, x, t, m, res);
@@ -405,6 +439,53 @@ static int do_put_params(const mt_link_app_t *app, const mt_link_frame_t *f, mt_
     return 0;
 }
 
+static int is_finite_f(float v)
+{
+    return v == v && v - v == 0.0f;
+}
+
+/* CHECKPOINT: snapshot, or accept-if-better: keep the training state when its validation loss is finite
+ * and lower than at the last accepted checkpoint (or when there is none yet), else restore the snapshot.
+ * Everything is checked before anything changes; PERSIST then writes the kept state to storage. */
+static int do_checkpoint(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t *f,
+                         mt_link_result_t *res, uint32_t *detail)
+{
+    const int persist = (f->flags & MT_FLAG_PERSIST) != 0;
+    const int have_val = app->eval != NULL && app->val_slots > 0 && l->val_written != 0u;
+    uint32_t n = 0;
+    float loss = quiet_nan(), metric; /* NaN: no validation loss */
+    int r, keep = 1;
+    if (f->len != 1)
+        return -MT_LINK_ERR_LENGTH;
+    if (f->payload[0] > MT_CKPT_ACCEPT_IF_BETTER) {
+        *detail = MT_CKPT_ACCEPT_IF_BETTER;
+        return -MT_LINK_ERR_RANGE;
+    }
+    if (app->snapshot == NULL || app->restore == NULL || (persist && app->persist == NULL))
+        return -MT_LINK_ERR_UNSUPPORTED;
+    if (f->payload[0] == MT_CKPT_ACCEPT_IF_BETTER && !have_val)
+        return -MT_LINK_ERR_NO_SAMPLE; /* nothing to decide on: write validation slots first */
+    if (have_val && (r = eval_valset(l, app, &loss, &metric, &n, detail)) < 0)
+        return r;
+    if (f->payload[0] == MT_CKPT_ACCEPT_IF_BETTER)
+        keep = is_finite_f(loss) && (!l->have_ref || loss < l->ref_loss);
+    if (keep) {
+        r = app->snapshot(app->ctx);
+        l->have_ref = (uint8_t)is_finite_f(loss);
+        l->ref_loss = loss;
+    } else {
+        r = app->restore(app->ctx);
+        res->result = MT_RESULT_ROLLED_BACK;
+    }
+    if (r >= 0 && persist)
+        r = app->persist(app->ctx);
+    if (r < 0)
+        return app_error(r, detail);
+    res->loss = loss;
+    res->step = app_step(app);
+    return 0;
+}
+
 /* Apply one sequenced request; fills res. Returns 0, MT_LINK_SVC_EXIT or -MT_LINK_ERR_*. */
 static int apply(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t *f, mt_link_result_t *res,
                  uint32_t *detail)
@@ -425,23 +506,17 @@ static int apply(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t *
     case MT_MSG_PUT_PARAMS:
         return do_put_params(app, f, res, detail);
     case MT_MSG_CHECKPOINT:
-        if (f->len != 1)
-            return -MT_LINK_ERR_LENGTH;
-        if (f->payload[0] > MT_CKPT_ACCEPT_IF_BETTER) {
-            *detail = MT_CKPT_ACCEPT_IF_BETTER;
-            return -MT_LINK_ERR_RANGE;
-        }
-        if (app->checkpoint == NULL)
-            return -MT_LINK_ERR_UNSUPPORTED;
-        r = app->checkpoint(app->ctx, f->payload[0], (f->flags & MT_FLAG_PERSIST) != 0, res);
-        return r < 0 ? app_error(r, detail) : 0;
+        return do_checkpoint(l, app, f, res, detail);
     case MT_MSG_ROLLBACK:
         if (f->len != 0)
             return -MT_LINK_ERR_LENGTH;
-        if (app->rollback == NULL)
+        if (app->restore == NULL)
             return -MT_LINK_ERR_UNSUPPORTED;
-        r = app->rollback(app->ctx, res);
-        return r < 0 ? app_error(r, detail) : 0;
+        r = app->restore(app->ctx);
+        if (r < 0)
+            return app_error(r, detail);
+        res->step = app_step(app);
+        return 0;
     default: /* MT_MSG_RESET */
         if (f->len != 1)
             return -MT_LINK_ERR_LENGTH;
@@ -456,7 +531,10 @@ static int apply(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t *
         if (app->reset == NULL)
             return -MT_LINK_ERR_UNSUPPORTED;
         r = app->reset(app->ctx, res);
-        return r < 0 ? app_error(r, detail) : 0;
+        if (r < 0)
+            return app_error(r, detail);
+        l->have_ref = 0; /* the model starts again: no accepted checkpoint */
+        return 0;
     }
 }
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Protocol
 
@@ -49,6 +50,7 @@ from mcutrain.host.protocol import (
     Info,
     MsgType,
     ResetMode,
+    Result,
     Sample,
     Stats,
     chunk_request,
@@ -118,6 +120,59 @@ class LinkStats:
     bytes_out: int = 0
     bytes_in: int = 0
     logs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckpointTally:
+    """What a stream's checkpoints did: accepted, rolled back, persisted, and the validation loss at the
+    first and the last accepted checkpoint (``reference``, ``best``)."""
+
+    accepted: int = 0
+    rolled_back: int = 0
+    persisted: int = 0
+    reference: float = math.nan
+    best: float = math.nan
+
+    def add(self, ack: Ack, persisted: bool = False) -> None:
+        if ack.result == Result.ROLLED_BACK:
+            self.rolled_back += 1
+        else:
+            self.accepted += 1
+            self.best = ack.loss
+            if math.isnan(self.reference):
+                self.reference = ack.loss
+        self.persisted += int(persisted)
+
+    def summary(self) -> str:
+        """One line for people, e.g. ``checkpoints: 3 accepted, 1 rolled back, 3 persisted; validation
+        loss 2.08 -> 1.71``."""
+        text = f"checkpoints: {self.accepted} accepted, {self.rolled_back} rolled back"
+        text += f", {self.persisted} persisted"
+        if not math.isnan(self.best):
+            text += f"; validation loss {self.reference:.4g} -> {self.best:.4g}"
+        return text
+
+
+@dataclass
+class CheckpointSchedule:
+    """Accept-if-better every ``every`` trained samples of a stream (``persist``: also to storage)."""
+
+    every: int
+    persist: bool = False
+    tally: CheckpointTally = field(default_factory=CheckpointTally)
+
+    def after_sample(self, link: Link, trained: int) -> Ack | None:
+        """Call after each trained sample (``trained`` counts them): checkpoints every ``every``."""
+        return self.checkpoint(link) if self.every > 0 and trained % self.every == 0 else None
+
+    def finish(self, link: Link, trained: int) -> Ack | None:
+        """A last checkpoint for the samples trained since the previous one."""
+        return self.checkpoint(link) if self.every > 0 and trained % self.every else None
+
+    def checkpoint(self, link: Link) -> Ack:
+        ack = link.checkpoint(CheckpointMode.ACCEPT_IF_BETTER, self.persist)
+        self.tally.add(ack, self.persist)
+        return ack
 
 
 _U32 = 0xFFFFFFFF
@@ -449,12 +504,24 @@ class Link:
         return ack
 
     def checkpoint(self, mode: CheckpointMode = CheckpointMode.SNAPSHOT, persist: bool = False) -> Ack:
-        """Snapshot the trainable parameters, or keep them only if the validation loss improved
-        (``ack.result == Result.ROLLED_BACK`` when not; ``ack.loss`` is the validation loss)."""
+        """Snapshot the training state, or (``ACCEPT_IF_BETTER``) keep it only if the loss over the written
+        validation slots is lower than at the last accepted checkpoint, else restore the snapshot
+        (``ack.result == Result.ROLLED_BACK``). ``ack.loss`` is the validation loss (NaN when no slot was
+        written). ``persist``: the kept state is also written to the device's storage."""
         return self._ack(MsgType.CHECKPOINT, bytes([mode]), FLAG_PERSIST if persist else 0)
 
     def rollback(self) -> Ack:
+        """Restore the snapshot (parameters, optimizer state, step) of the last kept checkpoint."""
         return self._ack(MsgType.ROLLBACK)
+
+    def validation_sample(self, sample: Sample, slot: int) -> Ack:
+        """Store ``sample`` in validation slot ``slot`` (0-based; the device has ``info.val_slots``)."""
+        slots = self.info.val_slots if self.info is not None else 0
+        if not 0 <= slot < slots:
+            raise ValueError(
+                f"validation slot {slot}: the device has {slots} (emit the firmware with val_slots=N)"
+            )
+        return self.sample(replace(sample, slot=slot + 1), train=False)
 
     def reset_model(self) -> Ack:
         """Pretrained parameters again, optimizer state and step cleared (sequence numbers go on)."""
@@ -491,6 +558,8 @@ _REPLY_OF = {
 
 
 __all__ = [
+    "CheckpointSchedule",
+    "CheckpointTally",
     "DeviceError",
     "FrameError",
     "Link",

@@ -28,7 +28,7 @@ BLOCK_HEADER = struct.Struct("<BxxxIff")  # enc, count, scale, offset
 ACK = struct.Struct("<BBxxIfI")  # cmd, result, step, loss, sample_id
 ERROR = struct.Struct("<HBxII")  # code, request type, last_seq, detail
 CHUNK = struct.Struct("<II")  # first/offset, total (PARAMS, OUTPUT) or offset, count (requests)
-INFO_FIXED = struct.Struct("<BBHIIII IHHHxx III IIII I HHHxx")
+INFO_FIXED = struct.Struct("<BBHIIII IHHHxx III IIII I HHHBB")
 STATS = struct.Struct("<IIIfffQQIIIIIIII")
 EVAL_RESULT = struct.Struct("<ffI")
 NO_SAMPLE_ID = 0xFFFFFFFF
@@ -559,15 +559,38 @@ class Info:
     model_hash: str
     plan: str
     board: str
+    restored_from: int = 0  # 0: compiled-in parameters at boot; 1 + k: loaded from storage slot k
+    bad_slots: int = 0  # bit k: storage slot k held a damaged or foreign record at boot
 
     FLAG_MASK = 1
     FLAG_TRAIN = 2
     FLAG_CHECKPOINT = 4
     FLAG_PUT_PARAMS = 8
+    FLAG_PERSIST = 16
 
     @property
     def uses_mask(self) -> bool:
         return bool(self.flags & Info.FLAG_MASK)
+
+    @property
+    def can_checkpoint(self) -> bool:
+        """CHECKPOINT and ROLLBACK work (the firmware keeps a snapshot)."""
+        return bool(self.flags & Info.FLAG_CHECKPOINT)
+
+    @property
+    def can_persist(self) -> bool:
+        """CHECKPOINT with PERSIST works (the firmware has storage)."""
+        return bool(self.flags & Info.FLAG_PERSIST)
+
+    def boot_source(self) -> str:
+        """Where the running parameters came from at boot, in words."""
+        damaged = [str(k) for k in range(2) if self.bad_slots >> k & 1]
+        bad = f"; storage slot {' and '.join(damaged)} damaged" if damaged else ""
+        if self.restored_from:
+            return f"storage slot {self.restored_from - 1}{bad}"
+        if bad or not self.can_persist:
+            return f"compiled-in parameters{bad}"
+        return "compiled-in parameters (no saved state)"
 
     @property
     def next_sample_id(self) -> int:
@@ -610,6 +633,8 @@ class Info:
             model_hash=model_hash,
             plan=plan,
             board=board,
+            restored_from=v[22],
+            bad_slots=v[23],
         )
 
 

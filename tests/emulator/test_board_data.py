@@ -17,7 +17,16 @@ from mcutrain.targets import (
     parse_size,
 )
 
-ALL_BOARDS = ["mps2-an386", "mps2-an500", "mps3-an547", "nrf52840", "rv32-qemu", "stm32f746g-disco"]
+ALL_BOARDS = [
+    "gap9",
+    "gap9-rv32-qemu",
+    "mps2-an386",
+    "mps2-an500",
+    "mps3-an547",
+    "nrf52840",
+    "rv32-qemu",
+    "stm32f746g-disco",
+]
 _MEMORY_LINE = re.compile(
     r"^\s*(\w+)\s*\([rwx!]+\)\s*:\s*ORIGIN\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*LENGTH\s*=\s*(\d+[KM]?)",
     re.MULTILINE,

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.emulator
 
 PROGRAMS = Path(__file__).parent / "programs"
 QEMU_BOARDS = [n for n in list_targets() if load_target(n).runs_in_qemu]
-HARDWARE_BOARDS = [n for n in list_targets() if not load_target(n).runs_in_qemu]
+# boards that mcutrain builds (gap9 builds with the GAP SDK: tests/emulator/test_gap9.py)
+HARDWARE_BOARDS = [
+    n for n in list_targets() if not load_target(n).runs_in_qemu and load_target(n).build_system == "mcutrain"
+]
 LOOP_N = 100_000
 RUN_TIMEOUT_S = 20.0
 MT_BOARD_EXIT_FAULT = 250

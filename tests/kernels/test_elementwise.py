@@ -104,6 +104,17 @@ def test_activation_boundaries_exact(kernels):
         assert gx_ref.tolist() == expected, f"torch {fn}"
 
 
+@pytest.mark.parametrize("fn", ["relu", "relu6", "leaky_relu"])
+def test_activation_propagates_nan_like_torch(kernels, fn):
+    """A NaN input stays NaN (as in PyTorch), so the training step's NaN/Inf guard sees it."""
+    x = np.array([np.nan, -1.0, 7.0, np.inf, -np.inf], np.float32)
+    y = np.empty_like(x)
+    kernels.mt_activation_fw_f32(MT_ACT[fn], 0.25, len(x), ptr(x), ptr(y))
+    y_ref, _ = _ref(fn, 0.25, x, np.ones_like(x))
+    np.testing.assert_array_equal(y, y_ref)
+    assert np.isnan(y[0])
+
+
 # --------------------------------------------------------------------------------------------------
 # add, copy, accumulate
 # --------------------------------------------------------------------------------------------------

@@ -84,8 +84,8 @@ void fuzz_device_init(size_t cap, int sparse)
         fuzz_toy.app.eval = NULL;
         fuzz_toy.app.write_params = NULL;
         fuzz_toy.app.read_params = NULL;
-        fuzz_toy.app.checkpoint = NULL;
-        fuzz_toy.app.rollback = NULL;
+        fuzz_toy.app.snapshot = NULL;
+        fuzz_toy.app.restore = NULL;
         fuzz_toy.app.reset = NULL;
         fuzz_toy.app.stats = NULL;
         fuzz_toy.app.train = NULL;

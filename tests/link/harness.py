@@ -21,10 +21,12 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mcutrain.codegen import C_WARNINGS
+from mcutrain.host.link import Link
 from mcutrain.host.protocol import Block, Frame, FrameDecoder, FrameError, Sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -413,6 +415,34 @@ class FaultProxy:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+def require_board(board: str, *files: Path) -> None:
+    """Skip the test unless the board's compiler, objdump and QEMU are installed and ``files`` exist."""
+    import pytest
+
+    from mcutrain.targets import load_target
+
+    t = load_target(board)
+    assert t.qemu is not None
+    missing = [x for x in (t.tool("gcc"), t.tool("objdump"), t.qemu.binary) if not have(x)]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (see scripts/setup.sh)")
+    for f in files:
+        if not f.is_file():
+            pytest.skip(f"{f} is absent (../shared/data: the real models)")
+
+
+def connect_link(url: str, wait_s: float = 20.0, **kw: Any) -> Link:
+    """A Link to ``url`` once QEMU listens there (it opens its TCP port a moment after it starts)."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            return Link(url, **kw)
+        except Exception:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -103,43 +103,22 @@ static int toy_write_params(void *ctx, uint32_t offset, const float *src, uint32
     return 0;
 }
 
-static float val_loss(toy_t *t)
-{
-    float sum = 0.0f, l, m;
-    uint32_t i;
-    for (i = 0; i < t->app.val_slots; i++) {
-        toy_eval(t, t->val_x + (size_t)i * t->app.x_numel, t->val_target + (size_t)i * t->app.target_numel,
-                 t->app.val_mask ? t->val_mask + (size_t)i * t->app.target_numel : NULL, &l, &m);
-        sum += l;
-    }
-    return t->app.val_slots ? sum / (float)t->app.val_slots : 0.0f;
-}
-
-static int toy_checkpoint(void *ctx, uint8_t mode, int persist, mt_link_result_t *res)
+static int toy_snapshot(void *ctx)
 {
     toy_t *t = (toy_t *)ctx;
-    const float loss = val_loss(t);
-    (void)persist;
-    res->loss = loss;
-    res->step = t->step;
-    if (mode == MT_CKPT_ACCEPT_IF_BETTER && t->have_snap && loss > t->snap_loss) {
-        memcpy(t->params, t->snapshot, sizeof(float) * t->n_params);
-        res->result = MT_RESULT_ROLLED_BACK;
-        return 0;
-    }
     memcpy(t->snapshot, t->params, sizeof(float) * t->n_params);
-    t->snap_loss = loss;
+    t->snap_step = t->step;
     t->have_snap = 1;
     return 0;
 }
 
-static int toy_rollback(void *ctx, mt_link_result_t *res)
+static int toy_restore(void *ctx)
 {
     toy_t *t = (toy_t *)ctx;
     if (!t->have_snap)
         return -1;
     memcpy(t->params, t->snapshot, sizeof(float) * t->n_params);
-    res->step = t->step;
+    t->step = t->snap_step;
     return 0;
 }
 
@@ -176,8 +155,8 @@ void toy_init(toy_t *t, uint16_t c, uint16_t h, uint16_t w, uint32_t target_nume
     mt_link_app_t *a = &t->app;
     memset(a, 0, sizeof *a);
     t->log = NULL;
-    t->have_snap = 0;
     t->n_params = clamp(n_params, TOY_MAX_PARAMS);
+    t->have_snap = 0;
     init_params(t);
     a->ctx = t;
     a->info.model_hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -211,8 +190,8 @@ void toy_init(toy_t *t, uint16_t c, uint16_t h, uint16_t w, uint32_t target_nume
     a->eval = toy_eval;
     a->read_params = toy_read_params;
     a->write_params = toy_write_params;
-    a->checkpoint = toy_checkpoint;
-    a->rollback = toy_rollback;
+    a->snapshot = toy_snapshot;
+    a->restore = toy_restore;
     a->reset = toy_reset;
     a->stats = toy_stats;
 }

@@ -25,8 +25,8 @@ typedef struct {
     float val_x[TOY_MAX_VAL * TOY_MAX_X], val_target[TOY_MAX_VAL * TOY_MAX_T],
         val_mask[TOY_MAX_VAL * TOY_MAX_T];
     float params[TOY_MAX_PARAMS], snapshot[TOY_MAX_PARAMS];
-    float snap_loss;
-    int have_snap;
+    uint32_t snap_step;
+    int have_snap; /* ROLLBACK before any CHECKPOINT fails (APP error -1) */
     uint32_t n_params, step, trained, nonfinite;
     float last_loss, loss_avg;
     uint64_t total_instr;

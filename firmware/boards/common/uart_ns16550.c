@@ -2,8 +2,12 @@
  * @file uart_ns16550.c
  * @brief NS16550A UART (QEMU riscv virt at 0x10000000, byte-spaced registers), polled.
  *
- * The FIFO is left as QEMU resets it: enabling it (FCR) after the host may already have sent
- * bytes makes QEMU flush them.
+ * The FIFO is left off, as QEMU resets it: enabling it (FCR) after the host may already have sent
+ * bytes makes QEMU flush them, and under -icount it made the serial link slower. Without the FIFO
+ * QEMU accepts one byte at a time from its character backend and holds the rest back until the
+ * guest reads RBR, so no byte is lost while a training step keeps the firmware from polling
+ * (docs/boards.md, "The serial link on the rv32 virt machine"). Used by rv32-qemu and
+ * gap9-rv32-qemu.
  */
 #include <stdint.h>
 

@@ -6,16 +6,18 @@
 void mt_activation_fw_f32(mt_act_t fn, float alpha, int32_t n, const float *x, float *y)
 {
     switch (fn) {
+    /* Written so that NaN passes through as in PyTorch (a comparison with NaN is false): the
+     * training step's NaN/Inf guard must see a NaN input, not a ReLU that turned it into 0. */
     case MT_ACT_RELU:
         for (int32_t i = 0; i < n; ++i) {
             const float v = x[i];
-            y[i] = v > 0.0f ? v : 0.0f;
+            y[i] = v < 0.0f ? 0.0f : v;
         }
         break;
     case MT_ACT_RELU6:
         for (int32_t i = 0; i < n; ++i) {
             const float v = x[i];
-            y[i] = v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+            y[i] = v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
         }
         break;
     case MT_ACT_LEAKY_RELU:
