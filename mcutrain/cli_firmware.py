@@ -64,7 +64,23 @@ def cmd_emit(args: argparse.Namespace) -> int:
     if args.app == "link" and args.selftest:
         return _err("emit", "--app link and --selftest exclude each other: a firmware is one or the other", 2)
     st = SelfTest.random(graph, plan, args.selftest, args.seed) if args.selftest else None
-    fp = emit_firmware(graph, plan, args.out, target, st, app=args.app)
+    link_opts = {"val_slots": args.val_slots, "snapshot": args.snapshot, "storage": args.storage}
+    if args.app != "link" and any(v not in (None, 0) for v in link_opts.values()):
+        return _err(
+            "emit", "--val-slots, --snapshot and --storage belong to the link firmware: add --app link", 2
+        )
+    try:
+        fp = emit_firmware(
+            graph,
+            plan,
+            args.out,
+            target,
+            st,
+            app=args.app,
+            **{k: v for k, v in link_opts.items() if v is not None},
+        )
+    except PlanError as e:
+        return _err("emit", str(e), 2)
     m = fp.manifest
     kind = f"self-test firmware ({args.selftest} steps)" if st else "footprint firmware"
     if args.app == "link":
@@ -225,6 +241,23 @@ def register(sub: argparse._SubParsersAction) -> None:
             choices=["link"],
             help="board targets: link = the serial-link firmware that trains on streamed samples "
             "(docs/protocol.md; run it with mcutrain run DIR --stream DATA)",
+        )
+        em.add_argument(
+            "--val-slots",
+            type=int,
+            metavar="K",
+            help="--app link: K validation samples kept on the device (EVAL, CHECKPOINT accept-if-better)",
+        )
+        em.add_argument(
+            "--snapshot",
+            action=argparse.BooleanOptionalAction,
+            help="--app link: keep a copy of the training state for CHECKPOINT/ROLLBACK (its RAM is counted; "
+            "default: on when there are validation slots or storage)",
+        )
+        em.add_argument(
+            "--storage",
+            choices=["semihost"],
+            help="--app link: persist checkpoints (QEMU: a semihosting file for flash, two slots)",
         )
         em.set_defaults(func=_route(em.get_default("func"), cmd_emit))
     bd = sub.choices.get("build")

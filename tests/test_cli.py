@@ -143,6 +143,22 @@ def test_emit_rejects_a_plan_for_another_model(tmp_path: Path, cnn_json: Path) -
     assert r.returncode == 2 and "re-run `mcutrain plan`" in r.stderr
 
 
+def test_emit_options_that_do_not_apply_are_errors(tmp_path: Path, cnn_json: Path) -> None:
+    plan = tmp_path / "plan.json"
+    assert mcutrain("plan", str(cnn_json), "--strategy", "last-layer", "--out", str(plan)).returncode == 0
+    r = mcutrain("emit", str(plan), "--target", "host", "--app", "link", "--out", str(tmp_path / "h"))
+    assert r.returncode == 2 and "--app" in r.stderr and "board target" in r.stderr
+    r = mcutrain(
+        "emit", str(plan), "--target", "mps2-an386", "--val-slots", "2", "--out", str(tmp_path / "f")
+    )
+    assert r.returncode == 2 and "add --app link" in r.stderr
+    link_opts = ["--app", "link", "--val-slots", "3", "--storage", "semihost"]
+    r = mcutrain("emit", str(plan), "--target", "mps2-an386", *link_opts, "--out", str(tmp_path / "f"))
+    assert r.returncode == 0, r.stderr
+    link = json.loads((tmp_path / "f" / "firmware.json").read_text())["link_memory"]
+    assert link["validation"] > 0 and link["snapshot"] > 0, link
+
+
 def test_plan_with_a_masked_zone_loss(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     np.savez(
