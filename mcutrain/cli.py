@@ -107,6 +107,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+# emit options that only a firmware project has (added by cli_firmware.register)
+BOARD_ONLY_EMIT = ("selftest", "app", "val_slots", "snapshot", "storage")
+
+
 def cmd_emit(args: argparse.Namespace) -> int:
     from . import api
     from .codegen import emit
@@ -122,6 +126,11 @@ def cmd_emit(args: argparse.Namespace) -> int:
     graph = api.load(source, args.input_shape)
     if args.target != "host":
         raise PlanError(f"unknown target {args.target!r}: this version emits projects for 'host'")
+    board_only = [
+        f"--{k.replace('_', '-')}" for k in BOARD_ONLY_EMIT if getattr(args, k, None) not in (None, 0)
+    ]
+    if board_only:
+        raise PlanError(f"{', '.join(board_only)}: firmware options, for a board target (--target BOARD)")
     em = emit(graph, plan, args.out)
     m = em.memory
     print(f"emitted {graph.name} ({plan.strategy} plan) into {em.out_dir}/")
@@ -150,10 +159,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 2
     try:
         build_host(args.dir, "all")
+        if args.fast:  # the vectorized conv2d kernels, -O3 -march=native (docs/kernels.md)
+            build_host(args.dir, "libmt_fast.so")
     except BuildError as e:
         print(f"mcutrain build: error: {e}", file=sys.stderr)
         return 1
-    for name in ("libmt.so", "mt_train_host"):
+    for name in ("libmt.so", "mt_train_host", "libmt_fast.so"):
         p = Path(args.dir) / name
         if p.exists():
             print(f"built {p} ({p.stat().st_size:,} bytes)")
@@ -262,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bd = sub.add_parser("build", help="build a generated project (host: shared library and driver)")
     bd.add_argument("dir")
+    bd.add_argument(
+        "--fast",
+        action="store_true",
+        help="host: also libmt_fast.so, the step with vectorized conv2d kernels for this CPU (-march=native)",
+    )
     bd.set_defaults(func=cmd_build)
 
     dm = sub.add_parser("demo", help="end-to-end demos (depth: ToF pseudo-labels on a Cortex-M4F in QEMU)")

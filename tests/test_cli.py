@@ -127,9 +127,10 @@ def test_emit_and_build(tmp_path: Path, cnn_json: Path) -> None:
     r = mcutrain("emit", str(plan), "--target", "host", "--out", str(tmp_path / "proj"))
     assert r.returncode == 0, r.stderr
     assert "arena" in r.stdout and (tmp_path / "proj" / "mt_model.c").exists()
-    r = mcutrain("build", str(tmp_path / "proj"))
+    r = mcutrain("build", str(tmp_path / "proj"), "--fast")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "proj" / "libmt.so").exists() and (tmp_path / "proj" / "mt_train_host").exists()
+    assert "libmt_fast.so" in r.stdout and (tmp_path / "proj" / "libmt_fast.so").exists()
     bad = mcutrain("build", str(tmp_path))
     assert bad.returncode == 2 and "not a generated project" in bad.stderr
 

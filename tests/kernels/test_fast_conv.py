@@ -91,12 +91,20 @@ def _fast_kernels(out_dir: Path, isa: list[str]) -> Kernels:
     return k
 
 
+def _cpu_flags() -> set[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":")[1].split()}
+
+
 @pytest.fixture(scope="module")
 def libraries(tmp_path_factory: pytest.TempPathFactory):
     """isa name -> its Kernels, built on first use."""
     built: dict[str, Kernels] = {}
 
     def get(isa: str) -> Kernels:
+        if isa == "avx2" and not {"avx2", "fma"} <= _cpu_flags():
+            pytest.skip("this CPU cannot run AVX2 + FMA code")
         if isa not in built:
             built[isa] = _fast_kernels(tmp_path_factory.mktemp(f"mt_fast_{isa}"), ISAS[isa])
         return built[isa]

@@ -252,8 +252,8 @@ MT_INLINE void move_rows(int32_t unpack, const geom_t *g, float *chan, int32_t k
 
 /* Moves a tile of col between buf[kk*ldb + pp] (taps k0..k0+kc, pixels p0..p0+nb) and the group's input
  * (or input gradient) t: unpack == 0 packs (col values; 0 in the padding; columns nb..ldb of each row 0),
- * unpack == 1 adds the tile onto the input positions its taps read. One output-row segment at a time,
- * with the columns inside the input computed once per tap. */
+ * unpack == 1 adds the tile onto the input positions its taps read. The columns inside the input are
+ * computed once per tap; then one shifted run (stride 1, equal widths) or one row segment at a time. */
 MT_INLINE void move_col(int32_t unpack, const geom_t *g, float *t, int32_t k0, int32_t kc, int32_t p0,
                         int32_t nb, float *buf, int32_t ldb)
 {
@@ -298,8 +298,9 @@ static void unpack_add(const geom_t *g, float *gxg, int32_t k0, int32_t kc, int3
 /* ---- broadcast micro-kernel: c[i][0..nv*VL) (+)= sum_r a[i*ars + r*acs] * b[r*ldb + 0..nv*VL) -------- */
 
 /* Rows i < mr and nv (1 or 2) vectors of columns, constants at each instantiation: a wide tile (nv 2, up
- * to MR rows) or a narrow one (nv 1, up to 2*MR rows), both 2*MR accumulators. The accumulators start
- * from bias[i] (bias != NULL), from c (load) or from 0; the first ncols columns are stored. */
+ * to MR rows) or a narrow one (nv 1, up to 2*MR rows), both 2*MR accumulators; fused (the backward
+ * passes) or with the product rounded before the sum (the forward). The accumulators start from bias[i]
+ * (bias != NULL), from c (load) or from 0; the first ncols columns are stored. */
 MT_INLINE void bcast_tile(int32_t fused, int32_t nv, int32_t mr, int32_t kd, const float *a, int32_t ars,
                           int32_t acs, const float *b, int32_t ldb, float *c, int32_t ldc, int32_t ncols,
                           const float *bias, int32_t load)
