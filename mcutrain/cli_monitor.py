@@ -101,7 +101,7 @@ def run_stream(fb: Any, args: argparse.Namespace) -> int:
     if not Path(args.stream).is_file():
         return _err("run", f"--stream {args.stream}: no such file", 2)
     out = Path(args.out) if args.out else Path(fb.project) / "params.npz"
-    port = SerialTcp(free_tcp_port(), nodelay=True)  # no Nagle: replies are not held back
+    port = SerialTcp(free_tcp_port())
     with QemuProcess(fb.target, fb.elf, icount=True, serial=port) as q:
         try:
             with Link(

@@ -46,9 +46,10 @@ class SerialTcp:
 
     port: int
     wait: bool = True  # QEMU waits for the client before starting the guest
-    # No Nagle on QEMU's side: the guest UART sends byte by byte, and Nagle holds each byte after the first
-    # until the host's delayed ACK (~40 ms on Linux); 2.8x faster SAMPLE round trips (docs/boards.md).
-    nodelay: bool = False
+    # No Nagle on QEMU's side (default): the guest UART sends byte by byte, and Nagle holds each byte after
+    # the first until the host's delayed ACK (~40 ms on Linux); 2.8x faster SAMPLE round trips
+    # (docs/boards.md, benchmarks/link_throughput.py measures both).
+    nodelay: bool = True
 
     def qemu_arg(self) -> str:
         arg = f"tcp:127.0.0.1:{self.port},server=on,wait={'on' if self.wait else 'off'}"

@@ -119,8 +119,12 @@ def test_qemu_command_rv32_with_tcp_serial() -> None:
     cmd = qemu_command(load_target("rv32-qemu"), "app.elf", icount=False, serial=SerialTcp(port))
     assert cmd[:4] == ["qemu-system-riscv32", "-M", "virt", "-nographic"]
     assert cmd[6:8] == ["-bios", "none"]
-    assert cmd[cmd.index("-serial") + 1] == f"tcp:127.0.0.1:{port},server=on,wait=on"
+    assert cmd[cmd.index("-serial") + 1] == f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"
     assert "-icount" not in cmd
+    nagle = qemu_command(
+        load_target("rv32-qemu"), "app.elf", icount=False, serial=SerialTcp(port, nodelay=False)
+    )
+    assert nagle[nagle.index("-serial") + 1] == f"tcp:127.0.0.1:{port},server=on,wait=on"
     assert SerialTcp(port).url == f"socket://127.0.0.1:{port}"
 
 
