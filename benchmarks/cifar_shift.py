@@ -8,7 +8,7 @@ so "at equal memory" reads off the budget column. Prints a table and writes a pl
 RAM per strategy. ``--device`` also runs the auto plan at ``--device-budget`` on the Cortex-M4F in QEMU
 (streaming ``--device-samples`` samples) and prints device vs simulator.
 
-    .venv/bin/python benchmarks/cifar_shift.py                       # the full sweep (about 30 min idle)
+    .venv/bin/python benchmarks/cifar_shift.py            # the full sweep (17 min on the shared 2 cores)
     .venv/bin/python benchmarks/cifar_shift.py --shifts noise --budgets 256 --strategies auto,bias-only
     .venv/bin/python benchmarks/cifar_shift.py --device --device-samples 100 --shifts grayscale --budgets 256
 """
@@ -74,6 +74,15 @@ def device_runs(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def compact(plan: str) -> str:
+    """``conv2d: bias; conv2d_8: weight 16/64 + bias; ...`` -> ``conv2d_8 (16/64 rows) + 2 biases``."""
+    parts = [p.split(": ") for p in plan.split("; ")]
+    rows = [(n, d.split()[1]) for n, d in parts if "weight" in d]
+    weights = ", ".join(n if f == "all" else f"{n} ({f} rows)" for n, f in rows)
+    b = sum(1 for _, d in parts if "bias" in d)
+    return " + ".join([weights] * bool(rows) + [f"{b} bias{'es' if b > 1 else ''}"] * bool(b))
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     out = [
         "| shift | strategy | budget | peak RAM | before | after | clean | gap recovered | updated |",
@@ -84,10 +93,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         if "error" in r:
             out.append(f"| {r['shift']} | {r['strategy']} | {b} | does not fit | | | | | |")
             continue
+        what = "all weights and biases" if r["strategy"] == "full" else compact(r["plan"])
         out.append(
             f"| {r['shift']} | {r['strategy']} | {b} | {format_bytes(r['peak_ram_bytes'])} | "
             f"{r['accuracy_before']:.1%} | **{r['accuracy_after']:.1%}** | {r['accuracy_clean']:.1%} | "
-            f"{r['gap_recovered']:.0%} | {r['plan']} |"
+            f"{r['gap_recovered']:.0%} | {what} |"
         )
     return "\n".join(out)
 

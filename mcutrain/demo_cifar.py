@@ -23,7 +23,7 @@ import numpy as np
 from . import api, ir
 from .adapt import InputEncoding, accuracy, run_adaptation
 from .data import cifar
-from .data.shared import read_manifest, shared_path
+from .data.shared import SharedDataMissing, read_manifest, shared_path
 from .memory import format_bytes
 from .plan import OptimizerConfig, OptimizerKind, PlanError
 from .planner import STRATEGIES, PlanResult
@@ -220,7 +220,10 @@ def main(args: Any) -> int:
         score=args.score,
         out=Path(args.out) if args.out else CifarDemoConfig.out,
     )
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except (cifar.CifarError, SharedDataMissing) as e:
+        raise PlanError(str(e)) from None
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}")
