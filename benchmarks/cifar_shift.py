@@ -35,7 +35,14 @@ KB = 1024
 def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for shift in args.shifts.split(","):
-        base = CifarDemoConfig(shift=shift, device=False, epochs=args.epochs, out=Path(args.out) / shift)
+        base = CifarDemoConfig(
+            shift=shift,
+            device=False,
+            epochs=args.epochs,
+            lr=args.lr,
+            lr_scale=args.lr_scale,
+            out=Path(args.out) / shift,
+        )
         for strategy in args.strategies.split(","):
             budgets = [int(b) * KB for b in args.budgets.split(",")] if strategy == "auto" else [None]
             for budget in budgets:
@@ -67,6 +74,8 @@ def device_runs(args: argparse.Namespace) -> list[dict[str, Any]]:
             shift=shift,
             budget=args.device_budget * KB,
             epochs=args.epochs,
+            lr=args.lr,
+            lr_scale=args.lr_scale,
             samples=args.device_samples,
             out=Path(args.out) / shift / "device",
         )
@@ -153,6 +162,8 @@ def main() -> int:
     p.add_argument("--budgets", default="208,256,320", help="auto plan budgets in KB")
     p.add_argument("--strategies", default="auto,last-layer,bias-only,full")
     p.add_argument("--epochs", type=int, help=f"override the shifts' recipes ({RECIPES})")
+    p.add_argument("--lr", type=float, help="override the shifts' learning rates")
+    p.add_argument("--lr-scale", choices=["none", "relative"], help="override the shifts' lr scaling")
     p.add_argument("--out", default="out/bench-cifar")
     p.add_argument("--plot", default="out/bench-cifar/cifar-shift.png")
     p.add_argument("--device", action="store_true", help="also run the auto plan on the M4F in QEMU")

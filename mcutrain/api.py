@@ -9,6 +9,7 @@ import numpy as np
 
 from . import ir
 from .frontends import FrontendError, load_model
+from .optim import lr_scales
 from .plan import LossConfig, LossKind, OptimizerConfig, PlanError, UpdatePlan
 from .planner import STRATEGIES, PlanResult, plan_auto, plan_baseline
 from .scoring import Calibration, measured_scorer, proxy_scorer, random_calibration
@@ -68,8 +69,11 @@ def plan(
     k: int | None = None,
     batch: int = 1,
     progress: bool = False,
+    lr_scale: str = "none",
 ) -> PlanResult:
-    """Plan the fine-tuning of ``graph`` under ``budget_bytes`` of RAM."""
+    """Plan the fine-tuning of ``graph`` under ``budget_bytes`` of RAM. ``lr_scale="relative"`` scales
+    each tensor's learning rate by its pretrained RMS (:func:`mcutrain.optim.lr_scales`); the auto plan's
+    measured scores train with the same scales."""
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     template = UpdatePlan(
@@ -81,6 +85,7 @@ def plan(
         loss=loss or default_loss(graph),
         batch=batch,
         budget_bytes=budget_bytes,
+        lr_scales=lr_scales(graph, lr_scale),
     )
     if strategy != "auto":
         return plan_baseline(graph, template, strategy, k)

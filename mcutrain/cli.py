@@ -75,6 +75,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         k=args.k,
         batch=args.batch,
         progress=sys.stderr.isatty() or args.progress,
+        lr_scale=args.lr_scale,
     )
     print(
         f"model {graph.name}: {graph.num_params():,} parameters, {graph.macs():,} MACs per sample, "
@@ -239,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--calib", help="calibration data: .npz with x, y (and mask)")
     pl.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="sgd")
     pl.add_argument("--lr", type=float, default=0.01)
+    pl.add_argument(
+        "--lr-scale",
+        choices=["none", "relative"],
+        default="none",
+        help="relative: each tensor's rate times its pretrained RMS (lr = relative step; docs/design.md)",
+    )
     pl.add_argument("--loss", choices=["xent", "mse", "l1", "berhu"])
     pl.add_argument("--masked", action="store_true", help="targets come with a 0/1 validity mask")
     pl.add_argument(
@@ -316,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--test", type=int, help="measure on N of the 500 test images (spread over the classes)")
     cf.add_argument("--calib", type=int, default=200, help="adapt images the auto plan is scored on")
     cf.add_argument("--score", choices=["measured", "proxy"], default="measured")
+    cf.add_argument(
+        "--lr-scale", choices=["none", "relative"], help="per-tensor lr scaling (default: the recipe's)"
+    )
     dm.set_defaults(func=cmd_demo)
 
     ins = sub.add_parser("inspect", help="print a model's graph as mcutrain sees it")

@@ -77,6 +77,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
             target,
             st,
             app=args.app,
+            precision=getattr(args, "precision", "fp32"),
             **{k: v for k, v in link_opts.items() if v is not None},
         )
     except PlanError as e:
@@ -215,7 +216,11 @@ def format_measurements(manifest: dict[str, Any], report: dict[str, Any], rows: 
 
 def _route(host: Callable[[argparse.Namespace], int], board: Callable[[argparse.Namespace], int]):
     def dispatch(args: argparse.Namespace) -> int:
-        return board(args) if is_firmware(args) else host(args)
+        if is_firmware(args):
+            return board(args)
+        if getattr(args, "precision", "fp32") != "fp32":  # only the PULP cluster has an FP16 option
+            return _err("emit", f"--precision {args.precision} needs --target gap9 or gap9-rv32-qemu", 2)
+        return host(args)
 
     return dispatch
 
@@ -236,6 +241,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             "with the simulator (default: a footprint firmware)",
         )
         em.add_argument("--seed", type=int, default=0, help="seed of the self-test's random samples")
+        em.add_argument(
+            "--precision",
+            choices=("fp32", "fp16"),
+            default="fp32",
+            help="gap9 targets: operands of the cluster's conv/linear tiles in L1 (fp16: binary16, float32 "
+            "sums and master weights; docs/gap9.md)",
+        )
         em.add_argument(
             "--app",
             choices=["link"],

@@ -426,13 +426,15 @@ class _Ctx:
         name, n = v["name"], v["n"]
         g = self._grad_of(name)
         wd = c_float(o.weight_decay)
+        scale = self.plan.lr_scale(self._node_of(name), "weight" if name.endswith("_w") else "bias")
+        lr = "lr" if scale == 1.0 else f"lr * {c_float(scale)}"  # the plan's constant multiplier
         if o.kind is OptimizerKind.SGD:
-            return f"mt_sgd_f32({n}, {name}, {g}, lr, {wd});"
+            return f"mt_sgd_f32({n}, {name}, {g}, {lr}, {wd});"
         if o.kind is OptimizerKind.MOMENTUM:
-            return f"mt_sgd_momentum_f32({n}, {name}, {g}, {name}_m, lr, {c_float(o.momentum)}, {wd});"
+            return f"mt_sgd_momentum_f32({n}, {name}, {g}, {name}_m, {lr}, {c_float(o.momentum)}, {wd});"
         return (
-            f"mt_adam_f32({n}, {name}, {g}, {name}_m, {name}_v, lr, {c_float(o.beta1)}, {c_float(o.beta2)}, "
-            f"{c_float(o.eps)}, {wd}, (int32_t)(mt_step + 1u));"
+            f"mt_adam_f32({n}, {name}, {g}, {name}_m, {name}_v, {lr}, {c_float(o.beta1)}, "
+            f"{c_float(o.beta2)}, {c_float(o.eps)}, {wd}, (int32_t)(mt_step + 1u));"
         )
 
     def _grad_of(self, array: str) -> str:
@@ -471,9 +473,19 @@ def _comment(s: Step) -> str:
     return f"{s.action.value:<9} {node}: {', '.join(s.reads)} -> {', '.join(s.writes) or 'parameters'}"
 
 
-def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path, target: Target | None = None) -> Emitted:
+def emit(
+    graph: ir.Graph,
+    plan: UpdatePlan,
+    out_dir: str | Path,
+    target: Target | None = None,
+    precision: str = "fp32",
+) -> Emitted:
     """Write the C project of ``plan`` on ``graph`` into ``out_dir`` (created; generated files replaced).
-    A ``target`` (targets.Target) with a PULP cluster gets the lowering of mcutrain.gap9."""
+    A ``target`` (targets.Target) with a PULP cluster gets the lowering of mcutrain.gap9, whose tiled passes
+    take binary16 operands with ``precision="fp16"`` (docs/gap9.md)."""
+    from .gap9 import check_precision
+
+    check_precision(precision, target)
     if len(graph.inputs) != 1:
         raise PlanError("the C generator supports single-input models")
     mem = analyze(graph, plan)
@@ -551,7 +563,7 @@ def emit(graph: ir.Graph, plan: UpdatePlan, out_dir: str | Path, target: Target 
     if target is not None and target.cluster is not None:  # PULP: kernels as cluster tasks (docs/gap9.md)
         from .gap9 import lower_project
 
-        cluster = lower_project(data, ctx.tg, target, out, env, resource_dir("firmware"))
+        cluster = lower_project(data, ctx.tg, target, out, env, resource_dir("firmware"), precision)
     for tpl, name in (
         ("mt_model.h.j2", "mt_model.h"),
         ("gap9_model.c.j2" if cluster else "mt_model.c.j2", "mt_model.c"),

@@ -25,6 +25,7 @@ from .adapt import InputEncoding, accuracy, run_adaptation
 from .data import cifar
 from .data.shared import SharedDataMissing, read_manifest, shared_path
 from .memory import format_bytes
+from .optim import LR_SCALES
 from .plan import OptimizerConfig, OptimizerKind, PlanError
 from .planner import STRATEGIES, PlanResult
 from .scoring import Calibration
@@ -40,6 +41,7 @@ class Recipe:
 
     lr: float
     epochs: int
+    lr_scale: str = "none"  # "relative": lr is a step relative to each tensor's RMS (mcutrain.optim)
 
 
 RECIPES = {"grayscale": Recipe(lr=3e-4, epochs=4), "noise": Recipe(lr=1e-4, epochs=8)}
@@ -53,6 +55,7 @@ class CifarDemoConfig:
     data: Path | None = None  # the .npz of CIFAR images; None: the shared data file
     device: bool = True  # also run the firmware in QEMU; False: simulator only
     lr: float | None = None  # None: the shift's recipe
+    lr_scale: str | None = None  # none | relative; None: the shift's recipe
     epochs: int | None = None  # passes over the adapt images; None: the shift's recipe
     samples: int | None = None  # stream only the first N samples of the epochs (a short run)
     test: int | None = None  # measure on N of the test images only (evenly spread over the classes)
@@ -63,7 +66,9 @@ class CifarDemoConfig:
 
     def recipe(self) -> Recipe:
         r = RECIPES[self.shift]
-        return Recipe(self.lr if self.lr is not None else r.lr, self.epochs or r.epochs)
+        return Recipe(
+            self.lr if self.lr is not None else r.lr, self.epochs or r.epochs, self.lr_scale or r.lr_scale
+        )
 
 
 def check(cfg: CifarDemoConfig) -> None:
@@ -74,6 +79,8 @@ def check(cfg: CifarDemoConfig) -> None:
         raise PlanError(f"unknown strategy {cfg.strategy!r}: choose one of {', '.join(STRATEGY_CHOICES)}")
     if cfg.strategy == "auto" and cfg.budget is None:
         raise PlanError("the auto strategy needs a RAM budget (e.g. --budget 256KB)")
+    if cfg.lr_scale not in (None, *LR_SCALES):
+        raise PlanError(f"unknown --lr-scale {cfg.lr_scale!r}: choose one of {', '.join(LR_SCALES)}")
     for name in ("epochs", "samples", "test", "calib"):
         v = getattr(cfg, name)
         if v is not None and v < 1:
@@ -111,13 +118,15 @@ def make_plan(
     opt: OptimizerConfig,
     calib: cifar.CifarImages,
     score: str = "measured",
+    lr_scale: str = "none",
 ) -> PlanResult:
     """The plan of ``strategy`` under ``budget``; the auto plan's scores are measured on ``calib`` (the
-    shifted adapt images as the device sees them)."""
+    shifted adapt images as the device sees them), training with the plan's learning-rate scales."""
     data = Calibration(ENCODING.decode(calib.x), calib.one_hot())
     if strategy == "auto" and score == "measured":  # a budget below the minimum fails before scoring
-        api.plan(graph, budget, strategy, data.take(slice(0, 8)), opt, score="proxy")
-    return api.plan(graph, budget, strategy, data if strategy == "auto" else None, opt, score=score)
+        api.plan(graph, budget, strategy, data.take(slice(0, 8)), opt, score="proxy", lr_scale=lr_scale)
+    auto = data if strategy == "auto" else None
+    return api.plan(graph, budget, strategy, auto, opt, score=score, lr_scale=lr_scale)
 
 
 def describe(graph: ir.Graph, res: PlanResult) -> str:
@@ -146,9 +155,11 @@ def run(cfg: CifarDemoConfig, say: Any = print) -> dict[str, Any]:
     opt = optimizer(recipe.lr, len(ys))
     say(
         f"[1/3] plan: {cfg.strategy} under {format_bytes(cfg.budget) if cfg.budget else 'no budget'} "
-        f"for {cfg.shift} images; Adam lr {recipe.lr:g} (cosine), {len(ys)} samples"
+        f"for {cfg.shift} images; Adam lr {recipe.lr:g} (cosine, lr scale {recipe.lr_scale}), "
+        f"{len(ys)} samples"
     )
-    res = make_plan(graph, cfg.strategy, cfg.budget, opt, adapt.take(slice(0, cfg.calib)), cfg.score)
+    calib = adapt.take(slice(0, cfg.calib))
+    res = make_plan(graph, cfg.strategy, cfg.budget, opt, calib, cfg.score, recipe.lr_scale)
     say(f"      peak RAM {format_bytes(res.memory.peak_ram_bytes)}: {describe(graph, res)}")
     cfg.out.mkdir(parents=True, exist_ok=True)
     res.plan.save(cfg.out / "plan.json", res.memory.to_dict())
@@ -213,6 +224,7 @@ def main(args: Any) -> int:
         data=Path(args.data) if args.data else None,
         device=not args.simulator_only,
         lr=args.lr,
+        lr_scale=args.lr_scale,
         epochs=args.epochs,
         samples=args.samples,
         test=args.test,

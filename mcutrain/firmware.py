@@ -249,11 +249,12 @@ def _chw(shape: tuple[int, ...] | list[int]) -> tuple[int, int, int]:
     return tuple([1] * (3 - len(dims)) + dims)  # type: ignore[return-value]
 
 
-def expected(graph: ir.Graph, plan: UpdatePlan, st: SelfTest) -> Expected:
-    """The simulator's losses and final parameters on the self-test's samples, and the tolerances."""
+def expected(graph: ir.Graph, plan: UpdatePlan, st: SelfTest, fp16_operands: bool = False) -> Expected:
+    """The simulator's losses and final parameters on the self-test's samples, and the tolerances
+    (``fp16_operands``: the PULP cluster's FP16 option, docs/gap9.md)."""
     runs = {}
     for dtype in (torch.float32, torch.float64):
-        sim = Simulator(graph, plan, dtype=dtype)
+        sim = Simulator(graph, plan, dtype=dtype, fp16_operands=fp16_operands)
         losses = []
         for i in range(st.steps):
             m = None if st.mask is None else st.mask[i : i + 1]
@@ -330,6 +331,7 @@ def emit_firmware(
     snapshot: bool | None = None,
     storage: str | None = None,
     storage_file: str = DEFAULT_STORAGE_FILE,
+    precision: str = "fp32",
 ) -> FirmwareProject:
     """Write a firmware project for ``target`` into ``out_dir``: codegen.emit's files plus main.c (a
     self-test when ``selftest`` is given, the serial-link firmware with ``app="link"``, else a footprint
@@ -338,7 +340,8 @@ def emit_firmware(
     Link firmware only: ``val_slots`` validation samples on the device (EVAL VALSET, CHECKPOINT
     accept-if-better); ``snapshot`` keeps a copy of the training state for CHECKPOINT/ROLLBACK (default: when
     there are validation slots or storage); ``storage="semihost"`` persists checkpoints into
-    ``storage_file`` (relative to QEMU's working directory). Their RAM is counted in ``link_memory``."""
+    ``storage_file`` (relative to QEMU's working directory). Their RAM is counted in ``link_memory``.
+    ``precision="fp16"`` (PULP targets): the cluster's tiled passes on binary16 operands (docs/gap9.md)."""
     if app not in APPS:
         raise PlanError(f"unknown firmware app {app!r}: one of {', '.join(a for a in APPS if a)}")
     if app != "link" and (val_slots or snapshot or storage):
@@ -348,6 +351,7 @@ def emit_firmware(
     if app == "link" and selftest is not None:
         raise PlanError("a firmware is either a self-test or the serial link, not both")
     t = load_target(target) if isinstance(target, str) else target
+    gap9.check_precision(precision, t)
     stack = stack_region_bytes(plan)
     exp = None
     if selftest is not None and plan.batch != 1:
@@ -362,9 +366,9 @@ def emit_firmware(
             )
         if plan.loss.masked and selftest.mask is None:
             raise PlanError("the plan's loss is masked: the self-test needs masks")
-        exp = expected(graph, plan, selftest)
+        exp = expected(graph, plan, selftest, precision == "fp16")
     out = Path(out_dir).resolve()
-    em = emit(graph, plan, out, t)
+    em = emit(graph, plan, out, t, precision)
     src = (out / "mt_model.c").read_text()
     profile_ids = list(dict.fromkeys(re.findall(r"^\s+MT_PROFILE_BEGIN\((\w+)\);", src, re.MULTILINE)))
 

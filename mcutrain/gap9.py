@@ -29,6 +29,10 @@ from .targets import Cluster, Target, format_size
 from .training import Step, TrainGraph
 
 F32 = 4
+F16 = 2
+#: Operand precisions of the tiled passes: fp16 stages their operands into L1 as binary16 and sums in
+#: float32 (firmware/pulp/mt_cl_f16.h); L2 stays float32 either way.
+PRECISIONS = ("fp32", "fp16")
 #: Kernels with a cluster version that splits elements among the cores (in L2, no tiles).
 ELEMENTWISE = (
     "activation_fw",
@@ -57,6 +61,7 @@ class Tile:
     units: int  # channels per tile
     stage: bool  # the tensor every tile reads is moved into L1 once
     l1_bytes: int  # the working set in the L1 buffer
+    count: int = 1  # tiles of the call (passes through the L1 buffer)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class StepL1:
     where: str  # "cluster, L1 tiles", "cluster, L2", "fabric controller"
     l1_bytes: int
     tiles: str  # e.g. "8 ch/tile + staged input" (channels: output ones, input ones for bw_igrad)
+    tile_count: int = 0  # passes through the L1 buffer
 
 
 def l1_budget(t: Target) -> int:
@@ -90,14 +96,21 @@ def choose_tile(shared: int, per_unit: int, units: int, budget: int, cores: int,
             "target without a cluster (e.g. rv32-qemu)"
         )
     n = -(-units // -(-units // n))  # balanced: the same number of tiles, as even as possible
-    return Tile(n, staged, (shared if staged else 0) + n * per_unit)
+    return Tile(n, staged, (shared if staged else 0) + n * per_unit, -(-units // n))
 
 
 def mac_tile(
-    graph: ir.Graph, node: ir.Node, pass_: str, args: list[str], budget: int, cores: int
+    graph: ir.Graph,
+    node: ir.Node,
+    pass_: str,
+    args: list[str],
+    budget: int,
+    cores: int,
+    fp16: bool = False,
 ) -> Tile | None:
     """The tile of a conv2d / conv_transpose2d / linear call (its C arguments ``args``), or None when the
-    call stays on one core in L2 (grouped convolutions)."""
+    call stays on one core in L2 (grouped convolutions). ``fp16``: the operands take 2 B in L1 (results
+    and the bias 4 B) and the tensor every tile reads must be staged."""
     op, ins, out = node.op, graph.in_shapes(node), graph.shapes[node.name]
     if isinstance(op, ir.Linear):
         in_c, plane, oplane, ksize = ins[0][0], 1, 1, 1
@@ -107,22 +120,33 @@ def mac_tile(
     else:
         return None
     a, b = int(args[1]), int(args[2])
-    row, what = in_c * ksize, f"{pass_} of {node.name}"
+    row, what, h = in_c * ksize, f"{pass_} of {node.name}", F16 if fp16 else F32
     if pass_ == "fw":
-        return choose_tile(in_c * plane * F32, (row + 1 + oplane) * F32, b - a, budget, cores, what)
-    if pass_ == "bw_wgrad":
+        shared, per, units = in_c * plane * h, row * h + (1 + oplane) * F32, b - a
+    elif pass_ == "bw_wgrad":
         has_x, has_gw, has_gb = (args[i] != "0" for i in (3, 5, 6))
-        per = oplane + (row if has_gw else 0) + (1 if has_gb else 0)
-        return choose_tile(in_c * plane * F32 if has_x else 0, per * F32, b - a, budget, cores, what)
-    n_co = b - a  # bw_igrad: tiles of input channels
-    return choose_tile(n_co * oplane * F32, (n_co * ksize + plane) * F32, in_c, budget, cores, what)
+        shared, units = in_c * plane * h if has_x else 0, b - a
+        per = oplane * h + ((row if has_gw else 0) + (1 if has_gb else 0)) * F32
+    else:  # bw_igrad: tiles of input channels
+        n_co = b - a
+        shared, per, units = n_co * oplane * h, n_co * ksize * h + plane * F32, in_c
+    # fp16 always stages the shared tensor (converted), with as few as one channel per tile if need be
+    tile = choose_tile(shared, per, units, budget, 1 if fp16 else cores, what)
+    if fp16 and shared and not tile.stage:
+        raise L1Error(
+            f"{what}: FP16 converts the tensor every tile reads into L1 ({shared:,} B) and needs room for "
+            f"it and one channel ({shared + per:,} B), more than the {budget:,} B the plan may use of the "
+            "cluster's L1: emit with precision fp32"
+        )
+    return tile
 
 
 def lower_line(
-    line: str, graph: ir.Graph, step: Step, budget: int, cores: int
+    line: str, graph: ir.Graph, step: Step, budget: int, cores: int, fp16: bool = False
 ) -> tuple[str, Tile | None, bool]:
     """A kernel call line of ``step`` as the cluster runs it: (line, its tile, whether it runs on the
-    cluster). Lines without a cluster version come back unchanged (the fabric controller runs them)."""
+    cluster). Lines without a cluster version come back unchanged (the fabric controller runs them).
+    ``fp16``: tiled calls go to the ``mt_cl_*_f16`` versions (binary16 operands in L1)."""
     m = _CALL.match(line.strip())
     if m is None:
         return line, None, False
@@ -132,26 +156,34 @@ def lower_line(
     pass_ = next((p for p in ("fw", "bw_wgrad", "bw_igrad") if name.endswith("_" + p)), "")
     if not pass_ or name[: -len(pass_) - 1] not in TILED or step.node is None:
         return line, None, False
-    tile = mac_tile(graph, graph.node(step.node), pass_, args, budget, cores)
+    tile = mac_tile(graph, graph.node(step.node), pass_, args, budget, cores, fp16)
     if tile is None:
         return line, None, False
-    return f"{m['pre']}mt_cl_{name}_f32({m['args']}, {tile.units}, {int(tile.stage)});", tile, True
+    dtype = "f16" if fp16 else "f32"
+    return f"{m['pre']}mt_cl_{name}_{dtype}({m['args']}, {tile.units}, {int(tile.stage)});", tile, True
 
 
 def lower_calls(
-    calls: list[dict[str, Any]], steps: tuple[Step, ...], graph: ir.Graph, t: Target, phase: str
+    calls: list[dict[str, Any]],
+    steps: tuple[Step, ...],
+    graph: ir.Graph,
+    t: Target,
+    phase: str,
+    fp16: bool = False,
 ) -> tuple[list[dict[str, Any]], list[StepL1]]:
     """The rendered call records of codegen (``index``, ``comment``, ``lines``, ``prof``) with their lines
     lowered, and the L1 row of each."""
     budget, cores = l1_budget(t), _cluster(t).cores
     out, rows = [], []
     for c in calls:
-        lowered = [lower_line(line, graph, steps[c["index"]], budget, cores) for line in c["lines"]]
+        step = steps[c["index"]]
+        lowered = [lower_line(line, graph, step, budget, cores, fp16) for line in c["lines"]]
         out.append({**c, "lines": [line for line, _, _ in lowered]})
         tiles = [tile for _, tile, _ in lowered if tile is not None]
         on_cluster = any(cl for _, _, cl in lowered)
         where = "cluster, L1 tiles" if tiles else "cluster, L2" if on_cluster else "fabric controller"
-        desc = ", ".join(f"{tl.units} ch/tile{' + staged input' if tl.stage else ''}" for tl in tiles)
+        half = " (fp16)" if fp16 else ""
+        desc = ", ".join(f"{tl.units} ch/tile{' + staged input' if tl.stage else ''}{half}" for tl in tiles)
         rows.append(
             StepL1(
                 c["index"],
@@ -160,6 +192,7 @@ def lower_calls(
                 where,
                 max((tl.l1_bytes for tl in tiles), default=0),
                 desc,
+                sum(tl.count for tl in tiles),
             )
         )
     return out, rows
@@ -179,11 +212,17 @@ class ClusterMemory:
     )
     l2_region: int
     l2_reserve: int  # code and the PMSIS runtime
+    precision: str = "fp32"  # operands of the tiled passes in L1 (PRECISIONS)
 
     @property
     def l1_bytes(self) -> int:
         """The L1 buffer: the largest working set of any step (4 B at least, a C array's minimum)."""
         return max([4, *(s.l1_bytes for s in self.steps)])
+
+    @property
+    def tiles_per_step(self) -> int:
+        """Passes through the L1 buffer in one training step."""
+        return sum(s.tile_count for s in self.steps if s.phase == "train")
 
     @property
     def l2_need(self) -> int:
@@ -217,7 +256,8 @@ class ClusterMemory:
             f"tables {self.l2_params:,}; {format_size(self.l2_region)} minus {format_size(self.l2_reserve)} "
             "for code)",
             f"L1 {self.l1_bytes:,} B at most of {self.l1_budget:,} B (the cluster's "
-            f"{format_size(self.l1_region)} minus the cores' stacks)",
+            f"{format_size(self.l1_region)} minus the cores' stacks; {self.precision} operands, "
+            f"{self.tiles_per_step} tiles per training step)",
             f"{'step':>5} {'kernel':<24} {'runs on':<18} {'L1 B':>8}  tiles",
         ]
         for s in self.steps:
@@ -228,6 +268,7 @@ class ClusterMemory:
     def to_dict(self) -> dict[str, Any]:
         return {
             "l1_bytes": self.l1_bytes,
+            "precision": self.precision,
             "l1_budget": self.l1_budget,
             "l1_region": self.l1_region,
             "l2_need": self.l2_need,
@@ -238,7 +279,9 @@ class ClusterMemory:
         }
 
 
-def cluster_memory(t: Target, rows: list[StepL1], peak_ram: int, graph: ir.Graph) -> ClusterMemory:
+def cluster_memory(
+    t: Target, rows: list[StepL1], peak_ram: int, graph: ir.Graph, precision: str = "fp32"
+) -> ClusterMemory:
     """The L1/L2 plan from the lowered steps; every parameter has a table in L2 (its frozen rows, or the
     factory values of trainable ones)."""
     c = _cluster(t)
@@ -252,20 +295,41 @@ def cluster_memory(t: Target, rows: list[StepL1], peak_ram: int, graph: ir.Graph
         params * F32,
         t.ram.length,
         c.l2_reserve,
+        precision,
     )
 
 
+def check_precision(precision: str, t: Target | None) -> None:
+    """Raises :class:`PlanError` unless ``precision`` is one of PRECISIONS and, when not fp32, ``t`` has a
+    cluster (only the cluster's tiled passes have an FP16 version)."""
+    if precision not in PRECISIONS:
+        raise PlanError(f"unknown precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    if precision != "fp32" and (t is None or t.cluster is None):
+        name = "the host build" if t is None else t.name
+        raise PlanError(
+            f"precision {precision} is an option of the PULP cluster's tiled passes; {name} has no cluster: "
+            "use --target gap9 or gap9-rv32-qemu, or precision fp32"
+        )
+
+
 def lower_project(
-    data: dict[str, Any], tg: TrainGraph, t: Target, out: Path, env: jinja2.Environment, firmware: Path
+    data: dict[str, Any],
+    tg: TrainGraph,
+    t: Target,
+    out: Path,
+    env: jinja2.Environment,
+    firmware: Path,
+    precision: str = "fp32",
 ) -> ClusterMemory:
     """Lowers the call lists of codegen's template data in place, writes ``mt_cluster_plan.h`` and copies
     the cluster layer (``firmware/pulp``) into the project; returns the L1/L2 plan."""
-    g, rows = tg.graph, []
+    g, rows, fp16 = tg.graph, [], precision == "fp16"
     for key in ("forward_calls", "loss_calls", "backward_calls", "update_calls"):
-        data[key], r = lower_calls(data[key], tg.steps, g, t, "train")
+        data[key], r = lower_calls(data[key], tg.steps, g, t, "train", fp16)
         rows += r
-    data["infer_calls"], r = lower_calls(data["infer_calls"], tg.infer_steps, g, t, "infer")
-    mem = cluster_memory(t, sorted(rows, key=lambda s: s.index) + r, data["mem"].peak_ram_bytes, g)
+    data["infer_calls"], r = lower_calls(data["infer_calls"], tg.infer_steps, g, t, "infer", fp16)
+    rows = sorted(rows, key=lambda s: s.index) + r
+    mem = cluster_memory(t, rows, data["mem"].peak_ram_bytes, g, precision)
     (out / "mt_cluster_plan.h").write_text(
         env.get_template("gap9_cluster_plan.h.j2").render(**data, cm=mem, cores=_cluster(t).cores)
     )
@@ -314,6 +378,7 @@ def check_manifest(manifest: dict[str, Any], t: Target) -> None:
         int(cl["l2_params"]),
         t.ram.length,
         c.l2_reserve,
+        cl.get("precision", "fp32"),
     )
     mem.check()
     if t.build_system == "gap-sdk":

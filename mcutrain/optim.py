@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from .plan import OptimizerConfig, OptimizerKind
+from . import ir
+from .plan import OptimizerConfig, OptimizerKind, PlanError
 
 
 class FlatOptimizer:
@@ -41,3 +43,30 @@ class FlatOptimizer:
             w.sub_((lr / bc1) * self.m / denom)
         else:
             raise NotImplementedError(c.kind)
+
+
+LR_SCALES = ("none", "relative")
+RELATIVE_FLOOR = 1e-3  # the scale of a tensor whose RMS is smaller (all-zero biases stay trainable)
+
+
+def lr_scales(graph: ir.Graph, rule: str = "none") -> tuple[tuple[str, float, float], ...]:
+    """The plan-time learning-rate multipliers of every trainable layer: ``(layer, weight, bias)``.
+
+    ``none``: no table (every tensor steps with the plan's learning rate). ``relative``: each tensor's
+    pretrained RMS, floored at ``RELATIVE_FLOOR``, rounded to float32 (the value the C constant holds).
+    Adam moves every element by about ``lr`` per step whatever its scale; with these multipliers the
+    learning rate becomes a step relative to each tensor's own size (docs/design.md)."""
+    if rule == "none":
+        return ()
+    if rule != "relative":
+        raise PlanError(f"unknown learning-rate scaling {rule!r}: choose one of {', '.join(LR_SCALES)}")
+    out = []
+    for node in graph.trainable_nodes():
+        w, b = graph.param(node.name, "weight"), graph.param(node.name, "bias")
+        out.append((node.name, _relative(w), _relative(b)))
+    return tuple(out)
+
+
+def _relative(t: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(t, dtype=np.float64)))) if t.size else 0.0
+    return float(np.float32(max(rms, RELATIVE_FLOOR)))

@@ -165,10 +165,23 @@ class UpdatePlan:
     # of this size minus 256 bytes and fails its build if the static stack bound does not fit
     # (docs/firmware.md).
     stack_reserve_bytes: int = 2048
+    # Constant multipliers of the learning rate, fixed at plan time (docs/design.md, "Learning-rate
+    # scales"): (layer, weight scale, bias scale) per trainable layer. Layers not listed use 1.0.
+    lr_scales: tuple[tuple[str, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.batch < 1:
             raise PlanError(f"batch must be >= 1, got {self.batch}")
+        for name, *scales in self.lr_scales:
+            if not all(s > 0 and math.isfinite(s) for s in scales):
+                raise PlanError(f"layer {name}: learning-rate scales must be positive numbers, got {scales}")
+
+    def lr_scale(self, layer: str, param: str) -> float:
+        """The learning-rate multiplier of ``layer``'s ``param`` (``weight`` or ``bias``)."""
+        for name, w, b in self.lr_scales:
+            if name == layer:
+                return w if param == "weight" else b
+        return 1.0
 
     def layer(self, name: str) -> LayerUpdate:
         for lu in self.layers:
@@ -202,6 +215,9 @@ class UpdatePlan:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["format"] = "mcutrain-plan/1"
+        d.pop("lr_scales")
+        if self.lr_scales:  # absent when every scale is 1.0: such plans read as before
+            d["lr_scales"] = {name: {"weight": w, "bias": b} for name, w, b in self.lr_scales}
         return json.loads(json.dumps(d, default=lambda o: o.value if isinstance(o, enum.Enum) else o))
 
     @staticmethod
@@ -227,8 +243,11 @@ class UpdatePlan:
                 batch=int(d.get("batch", 1)),
                 budget_bytes=d.get("budget_bytes"),
                 stack_reserve_bytes=int(d.get("stack_reserve_bytes", 2048)),
+                lr_scales=tuple(
+                    (name, float(s["weight"]), float(s["bias"])) for name, s in d.get("lr_scales", {}).items()
+                ),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise PlanError(f"malformed plan file: {e}") from None
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:

@@ -26,19 +26,27 @@ class _Trainable:
         self.key = key
         self.index = torch.from_numpy(index.reshape(-1).astype(np.int64))
         self.opt = FlatOptimizer(plan.optimizer, int(self.index.numel()), dtype)
+        self.lr_scale = plan.lr_scale(*key.rsplit(".", 1))  # the plan-time multiplier of the rate
 
 
 class Simulator:
     def __init__(
-        self, graph: ir.Graph, plan: UpdatePlan, check_plan: bool = True, dtype: torch.dtype = torch.float32
+        self,
+        graph: ir.Graph,
+        plan: UpdatePlan,
+        check_plan: bool = True,
+        dtype: torch.dtype = torch.float32,
+        fp16_operands: bool = False,
     ) -> None:
         """``dtype=torch.float64`` runs the same semantics in double precision: a reference for how much
-        float32 round-off a model amplifies."""
+        float32 round-off a model amplifies. ``fp16_operands``: the semantics of the PULP cluster's FP16
+        option (docs/gap9.md), float16-rounded operands in conv2d, conv_transpose2d and linear."""
         if check_plan:
             plan.validate(graph)
         self.graph = graph
         self.plan = plan
         self.dtype = dtype
+        self.fp16_operands = fp16_operands
         self.params = {k: torch.from_numpy(v.copy()).to(dtype) for k, v in graph.params.items()}
         self.trainables: list[_Trainable] = []
         for node in graph.trainable_nodes():
@@ -73,7 +81,9 @@ class Simulator:
         return out
 
     def _forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        env = torchops.run_graph(self.graph, x, self._node_params(), keep=True)
+        env = torchops.run_graph(
+            self.graph, x, self._node_params(), keep=True, fp16_operands=self.fp16_operands
+        )
         return env[self._train_out] if train else env[self.graph.outputs[0]]
 
     @torch.no_grad()
@@ -117,7 +127,7 @@ class Simulator:
             for tr, g in zip(self.trainables, grads, strict=True):
                 flat = self.params[tr.key].view(-1)
                 w = flat[tr.index].clone()
-                tr.opt.step(w, g, lr, self.steps)
+                tr.opt.step(w, g, lr * tr.lr_scale, self.steps)
                 flat[tr.index] = w
         return loss
 

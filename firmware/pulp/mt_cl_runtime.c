@@ -59,7 +59,7 @@ static void dma(const float *l2, const float *l1, int32_t n, pi_cl_dma_dir_e dir
     if (n <= 0) {
         return;
     }
-    pi_cl_dma_cmd((uint32_t)(uintptr_t)l2, (uint32_t)(uintptr_t)l1, (uint32_t)n * 4u, dir, &cmd);
+    pi_cl_dma_cmd((uintptr_t)l2, (uintptr_t)l1, (uint32_t)n * 4u, dir, &cmd);
     pi_cl_dma_cmd_wait(&cmd);
 }
 
@@ -83,8 +83,8 @@ void mt_cl_get_2d(float *l1, const float *l2, int32_t rows, int32_t len, int32_t
         mt_cl_get(l1, l2, rows * len);
         return;
     }
-    pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)l2, (uint32_t)(uintptr_t)l1, (uint32_t)(rows * len) * 4u,
-                     (uint32_t)stride * 4u, (uint32_t)len * 4u, PI_CL_DMA_DIR_EXT2LOC, &cmd);
+    pi_cl_dma_cmd_2d((uintptr_t)l2, (uintptr_t)l1, (uint32_t)(rows * len) * 4u, (uint32_t)stride * 4u,
+                     (uint32_t)len * 4u, PI_CL_DMA_DIR_EXT2LOC, &cmd);
     pi_cl_dma_cmd_wait(&cmd);
 }
 

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mt_cl_f16.h" /* the FP16 option of the tiled passes */
 #include "mt_cluster_plan.h"
 #include "mt_kernels.h"
 

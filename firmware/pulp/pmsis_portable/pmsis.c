@@ -77,7 +77,7 @@ void pi_cl_team_barrier(void)
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #endif
 static void
-copy(uint32_t dst, uint32_t src, uint32_t size)
+copy(uintptr_t dst, uintptr_t src, uint32_t size)
 {
     if (((dst | src | size) & 3u) != 0u) {
         memcpy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, size);
@@ -90,7 +90,7 @@ copy(uint32_t dst, uint32_t src, uint32_t size)
     }
 }
 
-void pi_cl_dma_cmd(uint32_t ext, uint32_t loc, uint32_t size, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
+void pi_cl_dma_cmd(uintptr_t ext, uintptr_t loc, uint32_t size, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
 {
     if (dir == PI_CL_DMA_DIR_EXT2LOC) {
         copy(loc, ext, size);
@@ -100,7 +100,7 @@ void pi_cl_dma_cmd(uint32_t ext, uint32_t loc, uint32_t size, pi_cl_dma_dir_e di
     cmd->id = 0u;
 }
 
-void pi_cl_dma_cmd_2d(uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride, uint32_t length,
+void pi_cl_dma_cmd_2d(uintptr_t ext, uintptr_t loc, uint32_t size, uint32_t stride, uint32_t length,
                       pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
 {
     for (uint32_t done = 0u; done < size; done += length) {

@@ -81,13 +81,14 @@ typedef struct {
     uint32_t id;
 } pi_cl_dma_cmd_t;
 
-/** Copies size bytes between ext (L2) and loc (L1) in direction dir. */
-void pi_cl_dma_cmd(uint32_t ext, uint32_t loc, uint32_t size, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd);
+/** Copies size bytes between ext (L2) and loc (L1) in direction dir. Addresses are uintptr_t here (the
+ * SDK's uint32_t on GAP9), so that the same sources also run in a 64-bit host build. */
+void pi_cl_dma_cmd(uintptr_t ext, uintptr_t loc, uint32_t size, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd);
 /**
  * 2-D copy of size bytes: on the L2 side, lines of `length` bytes that start `stride` bytes apart;
  * on the L1 side, the lines back to back.
  */
-void pi_cl_dma_cmd_2d(uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride, uint32_t length,
+void pi_cl_dma_cmd_2d(uintptr_t ext, uintptr_t loc, uint32_t size, uint32_t stride, uint32_t length,
                       pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd);
 /** Waits for a DMA command to complete. */
 void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *cmd);
