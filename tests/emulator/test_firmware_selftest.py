@@ -10,7 +10,6 @@ boards are built and size-checked; a plan too big for a board fails at build tim
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 from functools import cache
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from mcutrain import api
+from mcutrain.cli import build_parser
 from mcutrain.cli_firmware import TIMEOUT_EXIT, cmd_run
 from mcutrain.codegen import emit
 from mcutrain.firmware import (
@@ -254,7 +254,7 @@ def test_profile_build_counts_instructions_per_kernel(root: Path) -> None:
 def test_hanging_firmware_is_killed_at_the_timeout(root: Path, capsys: pytest.CaptureFixture) -> None:
     _require_board("mps2-an386")
     fb = _build("mps2-an386", "resnet8", "auto", root)  # ~1.4 s of emulation: longer than the limit
-    args = argparse.Namespace(dir=str(fb.project), target="mps2-an386", timeout=0.3, profile=False)
+    args = build_parser().parse_args(["run", str(fb.project), "--target", "mps2-an386", "--timeout", "0.3"])
     assert cmd_run(args) == TIMEOUT_EXIT
     assert "firmware did not finish within 0.3 s: killed" in capsys.readouterr().err
 
