@@ -4,6 +4,11 @@ OUT ?= out
 
 .PHONY: setup demo test lint format
 
+# Hand-written C (the generated C is formatted by its templates); style in .clang-format.
+C_SOURCES = $(wildcard firmware/runtime/src/*.c firmware/runtime/include/*.h firmware/runtime/host/*.[ch] \
+	firmware/link/*.[ch] firmware/pulp/*.[ch] firmware/pulp/*/*.[ch] firmware/include/*.h \
+	firmware/boards/common/*.h firmware/boards/common/*/*.c firmware/boards/*/*.c tests/link/*.[ch])
+
 setup:
 	@bash scripts/setup.sh
 
@@ -15,8 +20,8 @@ test: setup
 
 lint:
 	.venv/bin/ruff check mcutrain tests tools benchmarks scripts
-	clang-format --dry-run --Werror firmware/runtime/src/*.c firmware/runtime/include/*.h firmware/link/*.[ch] tests/link/*.[ch]
+	clang-format --dry-run --Werror $(C_SOURCES)
 
 format:
 	.venv/bin/ruff format mcutrain tests tools benchmarks scripts
-	clang-format -i firmware/runtime/src/*.c firmware/runtime/include/*.h firmware/link/*.[ch] tests/link/*.[ch]
+	clang-format -i $(C_SOURCES)

@@ -603,7 +603,7 @@ def test_fuzz_one_million_frames(fuzzer: Path) -> None:
 # Style, portability, efficiency
 # ------------------------------------------------------------------------------------------------
 
-STYLE = h.REPO / "firmware" / ".clang-format"
+STYLE = h.REPO / ".clang-format"
 C_FILES = sorted([*h.LINK_SRC.glob("*.[ch]"), *h.HERE.glob("*.[ch]")])
 
 

@@ -134,7 +134,7 @@ def test_clang_format():
     res = subprocess.run(
         [
             "clang-format",
-            f"--style=file:{REPO / 'firmware' / '.clang-format'}",
+            f"--style=file:{REPO / '.clang-format'}",
             "--dry-run",
             "-Werror",
             *map(str, files),

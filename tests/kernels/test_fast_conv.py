@@ -150,7 +150,7 @@ def test_clang_format() -> None:
     res = subprocess.run(
         [
             "clang-format",
-            f"--style=file:{RUNTIME.parent / '.clang-format'}",
+            f"--style=file:{RUNTIME.parents[1] / '.clang-format'}",
             "--dry-run",
             "-Werror",
             *map(str, files),
