@@ -88,35 +88,6 @@ MT_INLINE vf fmaddv(vf a, vf b, vf c)
 #define WGRAD_BY_TAPS(cnt) ((cnt) >= MT_VL / 2 && round_up((cnt), NR) * MR <= MT_FAST_TILE_FLOATS)
 #endif
 
-typedef struct {
-    int32_t cin_g, cout_g, kh, kw, sh, sw, dh, dw, pt, pl;
-    int32_t in_h, in_w, out_h, out_w, plane, P, K, ksize;
-} geom_t;
-
-static geom_t geom(const mt_conv2d_dims_t *d)
-{
-    geom_t g;
-    g.cin_g = d->in_c / d->groups;
-    g.cout_g = d->out_c / d->groups;
-    g.kh = d->kernel_h;
-    g.kw = d->kernel_w;
-    g.sh = d->stride_h;
-    g.sw = d->stride_w;
-    g.dh = d->dilation_h;
-    g.dw = d->dilation_w;
-    g.pt = d->pad_top;
-    g.pl = d->pad_left;
-    g.in_h = d->in_h;
-    g.in_w = d->in_w;
-    g.out_h = d->out_h;
-    g.out_w = d->out_w;
-    g.plane = d->in_h * d->in_w;
-    g.P = d->out_h * d->out_w;
-    g.ksize = d->kernel_h * d->kernel_w;
-    g.K = g.cin_g * g.ksize;
-    return g;
-}
-
 static int32_t min_i(int32_t a, int32_t b)
 {
     return a < b ? a : b;
@@ -156,8 +127,8 @@ static float hsum(vf v)
 /* Stride 1 and input rows as wide as output rows: the tap's col row is the input plane shifted by
  * dy*in_w + dx, one contiguous run, except for whole rows outside the input and the columns outside
  * [flo, fhi), which read 0 (packing) or are skipped (unpacking: zeroed in buf first, then added as 0). */
-MT_INLINE void move_shifted(int32_t unpack, const geom_t *g, float *chan, int32_t dy, int32_t dx, int32_t flo,
-                            int32_t fhi, int32_t p0, int32_t nb, float *dst)
+MT_INLINE void move_shifted(int32_t unpack, const mt_conv_geom_t *g, float *chan, int32_t dy, int32_t dx,
+                            int32_t flo, int32_t fhi, int32_t p0, int32_t nb, float *dst)
 {
     const int32_t w = g->out_w, shift = dy * w + dx;
     int32_t oy_lo, oy_hi; /* output rows whose input row lies inside */
@@ -197,8 +168,8 @@ MT_INLINE void move_shifted(int32_t unpack, const geom_t *g, float *chan, int32_
 }
 
 /* Any stride: one output-row segment at a time. */
-MT_INLINE void move_rows(int32_t unpack, const geom_t *g, float *chan, int32_t ky, int32_t base, int32_t flo,
-                         int32_t fhi, int32_t oy0, int32_t ox0, int32_t nb, float *dst)
+MT_INLINE void move_rows(int32_t unpack, const mt_conv_geom_t *g, float *chan, int32_t ky, int32_t base,
+                         int32_t flo, int32_t fhi, int32_t oy0, int32_t ox0, int32_t nb, float *dst)
 {
     const int32_t sw = g->sw;
     {
@@ -254,7 +225,7 @@ MT_INLINE void move_rows(int32_t unpack, const geom_t *g, float *chan, int32_t k
  * (or input gradient) t: unpack == 0 packs (col values; 0 in the padding; columns nb..ldb of each row 0),
  * unpack == 1 adds the tile onto the input positions its taps read. The columns inside the input are
  * computed once per tap; then one shifted run (stride 1, equal widths) or one row segment at a time. */
-MT_INLINE void move_col(int32_t unpack, const geom_t *g, float *t, int32_t k0, int32_t kc, int32_t p0,
+MT_INLINE void move_col(int32_t unpack, const mt_conv_geom_t *g, float *t, int32_t k0, int32_t kc, int32_t p0,
                         int32_t nb, float *buf, int32_t ldb)
 {
     const int32_t sw = g->sw, oy0 = p0 / g->out_w, ox0 = p0 % g->out_w;
@@ -283,13 +254,13 @@ MT_INLINE void move_col(int32_t unpack, const geom_t *g, float *t, int32_t k0, i
     }
 }
 
-static void pack_col(const geom_t *g, const float *xg, int32_t k0, int32_t kc, int32_t p0, int32_t nb,
+static void pack_col(const mt_conv_geom_t *g, const float *xg, int32_t k0, int32_t kc, int32_t p0, int32_t nb,
                      float *buf, int32_t ldb)
 {
     move_col(0, g, (float *)xg, k0, kc, p0, nb, buf, ldb);
 }
 
-static void unpack_add(const geom_t *g, float *gxg, int32_t k0, int32_t kc, int32_t p0, int32_t nb,
+static void unpack_add(const mt_conv_geom_t *g, float *gxg, int32_t k0, int32_t kc, int32_t p0, int32_t nb,
                        const float *buf, int32_t ldb)
 {
     move_col(1, g, gxg, k0, kc, p0, nb, (float *)buf, ldb);
@@ -492,16 +463,16 @@ static const dot_fn DOT[MRW + 1] = {NULL, dot_1, dot_2, dot_3, dot_4};
 void mt_conv2d_fw_fast_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
                            const float *w, const float *b, float *y, float *scratch)
 {
-    const geom_t g = geom(d);
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     float col[MT_FAST_TILE_FLOATS] __attribute__((aligned(64)));
-    const int32_t nb_max = min_i(round_up(g.P, NR), NB_MAX);
+    const int32_t nb_max = min_i(round_up(g.oplane, NR), NB_MAX);
     const int32_t kc_max = MT_FAST_TILE_FLOATS / nb_max;
     (void)scratch;
     MT_FOR_GROUPS(g, co_begin, co_end)
     {
         const float *xg = x + grp * g.cin_g * g.plane;
-        for (int32_t p0 = 0; p0 < g.P; p0 += nb_max) {
-            const int32_t nb = min_i(nb_max, g.P - p0), ldb = round_up(nb, NR);
+        for (int32_t p0 = 0; p0 < g.oplane; p0 += nb_max) {
+            const int32_t nb = min_i(nb_max, g.oplane - p0), ldb = round_up(nb, NR);
             for (int32_t k0 = 0; k0 < g.K; k0 += kc_max) {
                 const int32_t kc = min_i(kc_max, g.K - k0);
                 pack_col(&g, xg, k0, kc, p0, nb, col, ldb);
@@ -510,7 +481,7 @@ void mt_conv2d_fw_fast_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t 
                         const int32_t mr = min_i(MR, cb - co);
                         const float *bias = (k0 == 0 && b != NULL) ? b + (co - co_begin) : NULL;
                         FW2[mr](kc, w + (co - co_begin) * g.K + k0, g.K, 1, col + j, ldb,
-                                y + co * g.P + p0 + j, g.P, min_i(NR, nb - j), bias, k0 > 0);
+                                y + co * g.oplane + p0 + j, g.oplane, min_i(NR, nb - j), bias, k0 > 0);
                     }
                 }
             }
@@ -521,7 +492,7 @@ void mt_conv2d_fw_fast_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t 
 /* Weight gradient, one tap per row: gwt[k][c] = sum_p col[k][p] * gy[ca + c][p] through the broadcast
  * micro-kernel, with gy transposed per pixel tile (gyt[p][c]) and the taps x channels result transposed
  * into gw at the end. Lanes hold channels, so no sums across lanes; for ranges of at least NR/2 channels. */
-static void wgrad_by_taps(const geom_t *g, int32_t ca, int32_t cb, int32_t co_begin, const float *xg,
+static void wgrad_by_taps(const mt_conv_geom_t *g, int32_t ca, int32_t cb, int32_t co_begin, const float *xg,
                           const float *gy, float *gw, int32_t accumulate)
 {
     float col[MT_FAST_TILE_FLOATS] __attribute__((aligned(64)));
@@ -531,17 +502,17 @@ static void wgrad_by_taps(const geom_t *g, int32_t ca, int32_t cb, int32_t co_be
     const int32_t ldg = narrow ? MT_VL : round_up(cnt, NR), rows = narrow ? 2 * MR : MR;
     /* all taps in one tile where they fit (gy is then transposed once per pixel tile) */
     const int32_t kc_max = min_i(g->K, MT_FAST_TILE_FLOATS / ldg / rows * rows);
-    const int32_t nb_max =
-        min_i(g->P, MT_FAST_TILE_FLOATS / ldg < MT_FAST_TILE_FLOATS / kc_max ? MT_FAST_TILE_FLOATS / ldg
-                                                                             : MT_FAST_TILE_FLOATS / kc_max);
+    const int32_t nb_max = min_i(g->oplane, MT_FAST_TILE_FLOATS / ldg < MT_FAST_TILE_FLOATS / kc_max
+                                                ? MT_FAST_TILE_FLOATS / ldg
+                                                : MT_FAST_TILE_FLOATS / kc_max);
     for (int32_t k0 = 0; k0 < g->K; k0 += kc_max) {
         const int32_t kc = min_i(kc_max, g->K - k0);
-        for (int32_t p0 = 0; p0 < g->P; p0 += nb_max) {
-            const int32_t nb = min_i(nb_max, g->P - p0);
+        for (int32_t p0 = 0; p0 < g->oplane; p0 += nb_max) {
+            const int32_t nb = min_i(nb_max, g->oplane - p0);
             pack_col(g, xg, k0, kc, p0, nb, col, nb);
             for (int32_t pp = 0; pp < nb; ++pp) {
                 for (int32_t c = 0; c < cnt; ++c) {
-                    gyt[pp * ldg + c] = gy[(ca + c) * g->P + p0 + pp];
+                    gyt[pp * ldg + c] = gy[(ca + c) * g->oplane + p0 + pp];
                 }
                 mt_zero_f32(ldg - cnt, gyt + pp * ldg + cnt);
             }
@@ -564,13 +535,13 @@ static void wgrad_by_taps(const geom_t *g, int32_t ca, int32_t cb, int32_t co_be
 
 /* Weight gradient, one output channel per row: MRW channels x NKW taps of dot products over pixels, each
  * summed across its lanes once per pixel tile; for narrow ranges (cheap when the tiles are long). */
-static void wgrad_by_channels(const geom_t *g, int32_t ca, int32_t cb, int32_t co_begin, const float *xg,
-                              const float *gy, float *gw, int32_t accumulate)
+static void wgrad_by_channels(const mt_conv_geom_t *g, int32_t ca, int32_t cb, int32_t co_begin,
+                              const float *xg, const float *gy, float *gw, int32_t accumulate)
 {
     float col[MT_FAST_TILE_FLOATS] __attribute__((aligned(64)));
-    const int32_t nb_max = min_i(round_up(g->P, MT_VL), NBW_MAX);
-    for (int32_t p0 = 0; p0 < g->P; p0 += nb_max) {
-        const int32_t nb = min_i(nb_max, g->P - p0), ldb = round_up(nb, MT_VL);
+    const int32_t nb_max = min_i(round_up(g->oplane, MT_VL), NBW_MAX);
+    for (int32_t p0 = 0; p0 < g->oplane; p0 += nb_max) {
+        const int32_t nb = min_i(nb_max, g->oplane - p0), ldb = round_up(nb, MT_VL);
         const int32_t kc_max = MT_FAST_TILE_FLOATS / ldb / NKW * NKW;
         const int32_t load = accumulate || p0 > 0;
         for (int32_t k0 = 0; k0 < g->K; k0 += kc_max) {
@@ -579,7 +550,7 @@ static void wgrad_by_channels(const geom_t *g, int32_t ca, int32_t cb, int32_t c
             for (int32_t co = ca; co < cb; co += MRW) {
                 const int32_t mr = min_i(MRW, cb - co);
                 for (int32_t kk = 0; kk < kc; kk += NKW) {
-                    DOT[mr](min_i(NKW, kc - kk), nb, gy + co * g->P + p0, g->P, col + kk * ldb, ldb,
+                    DOT[mr](min_i(NKW, kc - kk), nb, gy + co * g->oplane + p0, g->oplane, col + kk * ldb, ldb,
                             gw + (co - co_begin) * g->K + k0 + kk, g->K, load);
                 }
             }
@@ -590,18 +561,18 @@ static void wgrad_by_channels(const geom_t *g, int32_t ca, int32_t cb, int32_t c
 void mt_conv2d_bw_wgrad_fast_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
                                  const float *gy, float *gw, float *gb, int32_t accumulate, float *scratch)
 {
-    const geom_t g = geom(d);
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     (void)scratch;
     if (gb != NULL) {
         for (int32_t co = co_begin; co < co_end; ++co) {
-            const float *gyc = gy + co * g.P;
-            const int32_t full = g.P / MT_VL * MT_VL;
+            const float *gyc = gy + co * g.oplane;
+            const int32_t full = g.oplane / MT_VL * MT_VL;
             vf acc = {0};
             float s = 0.0f;
             for (int32_t p = 0; p < full; p += MT_VL) {
                 acc += ld(gyc + p);
             }
-            for (int32_t p = full; p < g.P; ++p) {
+            for (int32_t p = full; p < g.oplane; ++p) {
                 s += gyc[p];
             }
             s += hsum(acc);
@@ -625,10 +596,10 @@ void mt_conv2d_bw_wgrad_fast_f32(const mt_conv2d_dims_t *d, int32_t co_begin, in
 void mt_conv2d_bw_igrad_fast_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *w,
                                  const float *gy, float *gx, int32_t accumulate, float *scratch)
 {
-    const geom_t g = geom(d);
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     float gyt[MT_FAST_TILE_FLOATS] __attribute__((aligned(64)));
     float gcol[MT_FAST_TILE_FLOATS] __attribute__((aligned(64)));
-    const int32_t nb_max = min_i(round_up(g.P, NR), NB_MAX);
+    const int32_t nb_max = min_i(round_up(g.oplane, NR), NB_MAX);
     const int32_t rows_max = MT_FAST_TILE_FLOATS / nb_max; /* taps of gcol, channels of gyt per tile */
     (void)scratch;
     if (!accumulate) {
@@ -637,19 +608,19 @@ void mt_conv2d_bw_igrad_fast_f32(const mt_conv2d_dims_t *d, int32_t co_begin, in
     MT_FOR_GROUPS(g, co_begin, co_end)
     {
         float *gxg = gx + grp * g.cin_g * g.plane;
-        for (int32_t p0 = 0; p0 < g.P; p0 += nb_max) {
-            const int32_t nb = min_i(nb_max, g.P - p0), ldb = round_up(nb, NR);
+        for (int32_t p0 = 0; p0 < g.oplane; p0 += nb_max) {
+            const int32_t nb = min_i(nb_max, g.oplane - p0), ldb = round_up(nb, NR);
             /* gy rows are read in place when the tile is whole panels, else through zero-padded copies */
-            const int32_t direct = nb == ldb, ldy = direct ? g.P : ldb;
+            const int32_t direct = nb == ldb, ldy = direct ? g.oplane : ldb;
             int32_t packed = -1; /* first channel of the gy rows in gyt */
             for (int32_t k0 = 0; k0 < g.K; k0 += rows_max) {
                 const int32_t kc = min_i(rows_max, g.K - k0);
                 for (int32_t c0 = ca; c0 < cb; c0 += rows_max) {
                     const int32_t cc = min_i(rows_max, cb - c0);
-                    const float *gyb = direct ? gy + c0 * g.P + p0 : gyt;
+                    const float *gyb = direct ? gy + c0 * g.oplane + p0 : gyt;
                     if (!direct && packed != c0) {
                         for (int32_t i = 0; i < cc; ++i) {
-                            memcpy(gyt + i * ldb, gy + (c0 + i) * g.P + p0, (size_t)nb * sizeof(float));
+                            memcpy(gyt + i * ldb, gy + (c0 + i) * g.oplane + p0, (size_t)nb * sizeof(float));
                             mt_zero_f32(ldb - nb, gyt + i * ldb + nb);
                         }
                         packed = c0;

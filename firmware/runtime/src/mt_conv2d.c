@@ -43,38 +43,9 @@ size_t mt_conv2d_bw_igrad_scratch_bytes(const mt_conv2d_dims_t *d)
     return 0u;
 }
 
-/* The dims with the per-group sizes derived once. */
-typedef struct {
-    int32_t cin_g, cout_g, kh, kw, sh, sw, dh, dw, pt, pl;
-    int32_t in_h, in_w, out_h, out_w, plane, oplane, ksize;
-} geom_t;
-
-static geom_t geom(const mt_conv2d_dims_t *d)
-{
-    geom_t g;
-    g.cin_g = d->in_c / d->groups;
-    g.cout_g = d->out_c / d->groups;
-    g.kh = d->kernel_h;
-    g.kw = d->kernel_w;
-    g.sh = d->stride_h;
-    g.sw = d->stride_w;
-    g.dh = d->dilation_h;
-    g.dw = d->dilation_w;
-    g.pt = d->pad_top;
-    g.pl = d->pad_left;
-    g.in_h = d->in_h;
-    g.in_w = d->in_w;
-    g.out_h = d->out_h;
-    g.out_w = d->out_w;
-    g.plane = d->in_h * d->in_w;
-    g.oplane = d->out_h * d->out_w;
-    g.ksize = d->kernel_h * d->kernel_w;
-    return g;
-}
-
 /* 2 when co and co + 1 are both in [co, co_end) and in the same group (they then read the same input
  * channels), else 1. */
-static int32_t pair_of(const geom_t *g, int32_t co, int32_t co_end)
+static int32_t pair_of(const mt_conv_geom_t *g, int32_t co, int32_t co_end)
 {
     return (co + 1 < co_end && (co + 1) / g->cout_g == co / g->cout_g) ? 2 : 1;
 }
@@ -82,8 +53,8 @@ static int32_t pair_of(const geom_t *g, int32_t co, int32_t co_end)
 /* ---- forward ----------------------------------------------------------------------------------- */
 
 /* One output of one channel: bias plus the taps [ky0, ky1) x [kx0, kx1) that lie inside the input. */
-static float fw_point(const geom_t *g, const float *xg, const float *wc, float bias, int32_t iy0, int32_t ky0,
-                      int32_t ky1, int32_t ix0, int32_t kx0, int32_t kx1)
+static float fw_point(const mt_conv_geom_t *g, const float *xg, const float *wc, float bias, int32_t iy0,
+                      int32_t ky0, int32_t ky1, int32_t ix0, int32_t kx0, int32_t kx1)
 {
     const int32_t nkx = kx1 - kx0;
     float acc = bias;
@@ -164,9 +135,10 @@ MT_INLINE const float *span_of(int32_t edge, const float *row, int32_t first, in
 
 /* Outputs ox..ox+nc-1 (input column ix0 = ox*sw - pad_left) of np (1 or 2) channels. 3-wide kernels
  * (dw = 1, sw <= 2) run unrolled with any `edge`; other kernels need all taps inside (EDGE_NONE). */
-MT_INLINE void fw_block(const geom_t *g, int32_t unroll, int32_t np, int32_t nc, int32_t edge, int32_t kw,
-                        int32_t sw, int32_t dw, const float *xg, const float *wa, const float *wb, float ba,
-                        float bb, int32_t iy0, int32_t ky0, int32_t ky1, int32_t ix0, float *ya, float *yb)
+MT_INLINE void fw_block(const mt_conv_geom_t *g, int32_t unroll, int32_t np, int32_t nc, int32_t edge,
+                        int32_t kw, int32_t sw, int32_t dw, const float *xg, const float *wa, const float *wb,
+                        float ba, float bb, int32_t iy0, int32_t ky0, int32_t ky1, int32_t ix0, float *ya,
+                        float *yb)
 {
     float a0 = ba, a1 = ba, a2 = ba, a3 = ba;
     float b0 = bb, b1 = bb, b2 = bb, b3 = bb;
@@ -216,8 +188,8 @@ MT_INLINE void fw_block(const geom_t *g, int32_t unroll, int32_t np, int32_t nc,
 /* All rows of np channels starting at co, in blocks of 4 (then 1) columns; with other kernels than the
  * unrolled 3-wide ones, border outputs one by one. kw, sw, dw equal the dims' (constants at the
  * specialised call sites). */
-MT_INLINE void fw_channels(const geom_t *g, int32_t unroll, int32_t np, int32_t kw, int32_t sw, int32_t dw,
-                           const float *xg, const float *wa, const float *b, float *ya)
+MT_INLINE void fw_channels(const mt_conv_geom_t *g, int32_t unroll, int32_t np, int32_t kw, int32_t sw,
+                           int32_t dw, const float *xg, const float *wa, const float *b, float *ya)
 {
     const float *wb = wa + g->cin_g * g->ksize;
     const float ba = b != NULL ? b[0] : 0.0f;
@@ -273,11 +245,11 @@ MT_INLINE void fw_channels(const geom_t *g, int32_t unroll, int32_t np, int32_t 
     }
 }
 
-#define MT_FW_VARIANT(name, unroll_, np_, kw_, sw_, dw_)                                            \
-    static MT_NOINLINE void name(const geom_t *g, const float *xg, const float *wa, const float *b, \
-                                 float *ya)                                                         \
-    {                                                                                               \
-        fw_channels(g, unroll_, np_, kw_, sw_, dw_, xg, wa, b, ya);                                 \
+#define MT_FW_VARIANT(name, unroll_, np_, kw_, sw_, dw_)                                                    \
+    static MT_NOINLINE void name(const mt_conv_geom_t *g, const float *xg, const float *wa, const float *b, \
+                                 float *ya)                                                                 \
+    {                                                                                                       \
+        fw_channels(g, unroll_, np_, kw_, sw_, dw_, xg, wa, b, ya);                                         \
     }
 MT_FW_VARIANT(fw_k3s1_2, 1, 2, 3, 1, 1)
 MT_FW_VARIANT(fw_k3s1_1, 1, 1, 3, 1, 1)
@@ -291,7 +263,7 @@ MT_FW_VARIANT(fw_any_1, 0, 1, g->kw, g->sw, g->dw)
 void mt_conv2d_fw_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
                       const float *w, const float *b, float *y, float *scratch)
 {
-    const geom_t g = geom(d);
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     const int32_t v = (g.kw == 3 && g.dw == 1 && g.sw <= 2) ? (g.sw == 1 ? V_K3S1 : V_K3S2)
                       : (g.kw == 1 && g.sw == 1)            ? V_K1S1
                                                             : V_ANY;
@@ -334,8 +306,8 @@ void mt_conv2d_fw_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_en
 /* ---- weight gradient --------------------------------------------------------------------------- */
 
 /* gw[co][ci][ky][kx] for np channels and one (ci, ky, kx): sum over the outputs whose tap lands inside. */
-static void wgrad_tap(const geom_t *g, int32_t np, const float *xc, const float *gya, int32_t ky, int32_t kx,
-                      float *sa, float *sb)
+static void wgrad_tap(const mt_conv_geom_t *g, int32_t np, const float *xc, const float *gya, int32_t ky,
+                      int32_t kx, float *sa, float *sb)
 {
     const float *gyb = gya + g->oplane;
     const int32_t offy = ky * g->dh - g->pt, offx = kx * g->dw - g->pl;
@@ -380,7 +352,7 @@ static void wgrad_tap(const geom_t *g, int32_t np, const float *xc, const float 
 /* The 3 taps of kernel row ky (kernel width 3, dilation 1; input column ox*sw - pad_left + kx) for np
  * channels: per output, one input load per tap and one gy load per channel serve 3 * np sums; inside,
  * two outputs at a time share their overlapping inputs. Border outputs read the padding as 0. */
-MT_INLINE void wgrad_row3(const geom_t *g, int32_t np, int32_t sw, const float *xc, const float *gya,
+MT_INLINE void wgrad_row3(const mt_conv_geom_t *g, int32_t np, int32_t sw, const float *xc, const float *gya,
                           int32_t ky, float sa[3], float sb[3])
 {
     const float *gyb = gya + g->oplane;
@@ -420,7 +392,7 @@ MT_INLINE void wgrad_row3(const geom_t *g, int32_t np, int32_t sw, const float *
     sb[2] = b2;
 }
 
-MT_INLINE void wgrad_channels(const geom_t *g, int32_t np, int32_t sw, int32_t dw, const float *xg,
+MT_INLINE void wgrad_channels(const mt_conv_geom_t *g, int32_t np, int32_t sw, int32_t dw, const float *xg,
                               const float *gya, float *gwa, int32_t accumulate)
 {
     float *gwb = gwa + g->cin_g * g->ksize;
@@ -452,11 +424,11 @@ MT_INLINE void wgrad_channels(const geom_t *g, int32_t np, int32_t sw, int32_t d
     }
 }
 
-#define MT_WGRAD_VARIANT(name, np_, sw_, dw_)                                                    \
-    static MT_NOINLINE void name(const geom_t *g, const float *xg, const float *gya, float *gwa, \
-                                 int32_t accumulate)                                             \
-    {                                                                                            \
-        wgrad_channels(g, np_, sw_, dw_, xg, gya, gwa, accumulate);                              \
+#define MT_WGRAD_VARIANT(name, np_, sw_, dw_)                                                            \
+    static MT_NOINLINE void name(const mt_conv_geom_t *g, const float *xg, const float *gya, float *gwa, \
+                                 int32_t accumulate)                                                     \
+    {                                                                                                    \
+        wgrad_channels(g, np_, sw_, dw_, xg, gya, gwa, accumulate);                                      \
     }
 MT_WGRAD_VARIANT(wgrad_s1_2, 2, 1, 1)
 MT_WGRAD_VARIANT(wgrad_s1_1, 1, 1, 1)
@@ -468,7 +440,7 @@ MT_WGRAD_VARIANT(wgrad_any_1, 1, g->sw, g->dw)
 void mt_conv2d_bw_wgrad_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
                             const float *gy, float *gw, float *gb, int32_t accumulate, float *scratch)
 {
-    const geom_t g = geom(d);
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     (void)scratch;
     if (gb != NULL) {
         for (int32_t co = co_begin; co < co_end; ++co) {
@@ -535,10 +507,10 @@ static void taps_reaching(int32_t pos, int32_t dil, int32_t k, int32_t n, int32_
  * output channels [ca, cb), added to ra (rb). Column ix + j gathers gy columns ix + j + pad_left - kx*dw:
  * the block's span starts at gy column ix + pad_left - (kw-1)*dw. 3-wide kernels (dw = 1) run unrolled
  * with any `edge` (see fw_block); other kernels need the whole span inside gy. */
-MT_INLINE void igrad_block(const geom_t *g, int32_t unroll, int32_t np, int32_t nc, int32_t edge, int32_t kw,
-                           int32_t dw, int32_t ca, int32_t cb, int32_t co_begin, const float *w, int32_t ci_g,
-                           const float *gy, int32_t iy, int32_t ky0, int32_t ky1, int32_t ix, float *ra,
-                           float *rb)
+MT_INLINE void igrad_block(const mt_conv_geom_t *g, int32_t unroll, int32_t np, int32_t nc, int32_t edge,
+                           int32_t kw, int32_t dw, int32_t ca, int32_t cb, int32_t co_begin, const float *w,
+                           int32_t ci_g, const float *gy, int32_t iy, int32_t ky0, int32_t ky1, int32_t ix,
+                           float *ra, float *rb)
 {
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
     const int32_t first = ix + g->pl - (kw - 1) * dw;
@@ -587,7 +559,7 @@ MT_INLINE void igrad_block(const geom_t *g, int32_t unroll, int32_t np, int32_t 
 /* Stride 1: gx is the correlation of gy with the flipped kernel. gx(ci, iy, ix) gathers
  * w[co][ci][ky][kx] * gy(co, iy + pad_top - ky*dh, ix + pad_left - kx*dw) over the range's channels of
  * its group and the taps that land inside gy; 4 (then 1) columns of np input channels per block. */
-MT_INLINE void igrad_s1_channels(const geom_t *g, int32_t unroll, int32_t np, int32_t kw, int32_t dw,
+MT_INLINE void igrad_s1_channels(const mt_conv_geom_t *g, int32_t unroll, int32_t np, int32_t kw, int32_t dw,
                                  int32_t ca, int32_t cb, int32_t co_begin, const float *w, int32_t ci_g,
                                  const float *gy, float *gxa)
 {
@@ -654,11 +626,11 @@ MT_INLINE void igrad_s1_channels(const geom_t *g, int32_t unroll, int32_t np, in
     }
 }
 
-#define MT_IGRAD_VARIANT(name, unroll_, np_, kw_, dw_)                                                      \
-    static MT_NOINLINE void name(const geom_t *g, int32_t ca, int32_t cb, int32_t co_begin, const float *w, \
-                                 int32_t ci_g, const float *gy, float *gxa)                                 \
-    {                                                                                                       \
-        igrad_s1_channels(g, unroll_, np_, kw_, dw_, ca, cb, co_begin, w, ci_g, gy, gxa);                   \
+#define MT_IGRAD_VARIANT(name, unroll_, np_, kw_, dw_)                                              \
+    static MT_NOINLINE void name(const mt_conv_geom_t *g, int32_t ca, int32_t cb, int32_t co_begin, \
+                                 const float *w, int32_t ci_g, const float *gy, float *gxa)         \
+    {                                                                                               \
+        igrad_s1_channels(g, unroll_, np_, kw_, dw_, ca, cb, co_begin, w, ci_g, gy, gxa);           \
     }
 MT_IGRAD_VARIANT(igrad_k3_2, 1, 2, 3, 1)
 MT_IGRAD_VARIANT(igrad_k3_1, 1, 1, 3, 1)
@@ -668,7 +640,7 @@ MT_IGRAD_VARIANT(igrad_any_2, 0, 2, g->kw, g->dw)
 MT_IGRAD_VARIANT(igrad_any_1, 0, 1, g->kw, g->dw)
 
 /* Stride 1, per group of the range and pair of its input channels. */
-static MT_NOINLINE void igrad_s1(const geom_t *g, int32_t co_begin, int32_t co_end, const float *w,
+static MT_NOINLINE void igrad_s1(const mt_conv_geom_t *g, int32_t co_begin, int32_t co_end, const float *w,
                                  const float *gy, float *gx)
 {
     const int32_t v = (g->kw == 3 && g->dw == 1) ? V_K3S1 : g->kw == 1 ? V_K1S1 : V_ANY;
@@ -703,8 +675,8 @@ static MT_NOINLINE void igrad_s1(const geom_t *g, int32_t co_begin, int32_t co_e
 }
 
 /* Any stride: scatter per tap, the contributions of np output channels added per store. */
-static MT_NOINLINE void igrad_scatter(const geom_t *g, int32_t co_begin, int32_t co_end, const float *w,
-                                      const float *gy, float *gx)
+static MT_NOINLINE void igrad_scatter(const mt_conv_geom_t *g, int32_t co_begin, int32_t co_end,
+                                      const float *w, const float *gy, float *gx)
 {
     int32_t np;
     for (int32_t co = co_begin; co < co_end; co += np) {
@@ -751,7 +723,7 @@ static MT_NOINLINE void igrad_scatter(const geom_t *g, int32_t co_begin, int32_t
 void mt_conv2d_bw_igrad_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *w,
                             const float *gy, float *gx, int32_t accumulate, float *scratch)
 {
-    const geom_t g = geom(d);
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     (void)scratch;
     if (!accumulate) {
         mt_zero_f32(d->in_c * g.plane, gx);

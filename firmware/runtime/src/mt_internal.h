@@ -53,4 +53,38 @@ static inline void mt_zero_f32(int32_t n, float *dst)
         }                                       \
     } while (0)
 
+/* A conv2d's dims with the per-group sizes derived once (the portable and the fast host kernels). */
+typedef struct {
+    int32_t cin_g, cout_g, kh, kw, sh, sw, dh, dw, pt, pl;
+    int32_t in_h, in_w, out_h, out_w;
+    int32_t plane;  /**< in_h * in_w */
+    int32_t oplane; /**< out_h * out_w */
+    int32_t ksize;  /**< kernel_h * kernel_w */
+    int32_t K;      /**< cin_g * ksize: the length of one output channel's weight row */
+} mt_conv_geom_t;
+
+static inline mt_conv_geom_t mt_conv2d_geom(const mt_conv2d_dims_t *d)
+{
+    mt_conv_geom_t g;
+    g.cin_g = d->in_c / d->groups;
+    g.cout_g = d->out_c / d->groups;
+    g.kh = d->kernel_h;
+    g.kw = d->kernel_w;
+    g.sh = d->stride_h;
+    g.sw = d->stride_w;
+    g.dh = d->dilation_h;
+    g.dw = d->dilation_w;
+    g.pt = d->pad_top;
+    g.pl = d->pad_left;
+    g.in_h = d->in_h;
+    g.in_w = d->in_w;
+    g.out_h = d->out_h;
+    g.out_w = d->out_w;
+    g.plane = d->in_h * d->in_w;
+    g.oplane = d->out_h * d->out_w;
+    g.ksize = d->kernel_h * d->kernel_w;
+    g.K = g.cin_g * g.ksize;
+    return g;
+}
+
 #endif /* MT_INTERNAL_H */
