@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr-scale",
         choices=["none", "relative"],
         default="none",
-        help="relative: each tensor's rate times its pretrained RMS (lr = relative step; docs/design.md)",
+        help="relative: each tensor's rate times its pretrained RMS (lr = relative step; docs/cifar.md)",
     )
     pl.add_argument("--loss", choices=["xent", "mse", "l1", "berhu"])
     pl.add_argument("--masked", action="store_true", help="targets come with a 0/1 validity mask")

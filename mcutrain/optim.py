@@ -55,7 +55,8 @@ def lr_scales(graph: ir.Graph, rule: str = "none") -> tuple[tuple[str, float, fl
     ``none``: no table (every tensor steps with the plan's learning rate). ``relative``: each tensor's
     pretrained RMS, floored at ``RELATIVE_FLOOR``, rounded to float32 (the value the C constant holds).
     Adam moves every element by about ``lr`` per step whatever its scale; with these multipliers the
-    learning rate becomes a step relative to each tensor's own size (docs/design.md)."""
+    learning rate becomes a step relative to each tensor's own size (docs/cifar.md, "Learning-rate
+    scales")."""
     if rule == "none":
         return ()
     if rule != "relative":

@@ -165,7 +165,7 @@ class UpdatePlan:
     # of this size minus 256 bytes and fails its build if the static stack bound does not fit
     # (docs/firmware.md).
     stack_reserve_bytes: int = 2048
-    # Constant multipliers of the learning rate, fixed at plan time (docs/design.md, "Learning-rate
+    # Constant multipliers of the learning rate, fixed at plan time (docs/cifar.md, "Learning-rate
     # scales"): (layer, weight scale, bias scale) per trainable layer. Layers not listed use 1.0.
     lr_scales: tuple[tuple[str, float, float], ...] = ()
 
