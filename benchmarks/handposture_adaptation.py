@@ -128,7 +128,8 @@ def print_tables(t: Table, args: argparse.Namespace, users: list[str], budgets: 
         print(
             f"\n### {protocol}, {args.orders[0]} stream, "
             f"{args.cross_epochs if protocol == 'cross-user' else args.epochs} epochs, "
-            f"Adam lr {args.lr:g} cosine, weight decay {args.weight_decay:g}; "
+            f"Adam lr {args.lr:g} cosine ({args.lr_scale} per-tensor scales), "
+            f"weight decay {args.weight_decay:g}; "
             f"mean over {', '.join(users)} (seeds {args.seeds})\n"
         )
         print(
@@ -255,6 +256,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=demo.HandPostureDemoConfig.epochs)
     ap.add_argument("--cross-epochs", type=int, default=1, help="epochs of the cross-user stream")
     ap.add_argument("--lr", type=float, default=demo.HandPostureDemoConfig.lr)
+    ap.add_argument("--lr-scale", choices=["none", "relative"], default=demo.HandPostureDemoConfig.lr_scale)
     ap.add_argument("--weight-decay", type=float, default=demo.HandPostureDemoConfig.weight_decay)
     ap.add_argument("--data", help="ST's zip or an unpacked folder (default: the shared data zip)")
     ap.add_argument("--model", help=".tflite or mcutrain IR .json (default: the shared ST model)")
@@ -274,6 +276,7 @@ def main() -> None:
         data=Path(args.data) if args.data else None,
         model=Path(args.model) if args.model else None,
         lr=args.lr,
+        lr_scale=args.lr_scale,
         weight_decay=args.weight_decay,
         epochs=args.epochs,
         simulator_only=True,

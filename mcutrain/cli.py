@@ -323,8 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--test", type=int, help="measure on N of the 500 test images (spread over the classes)")
     cf.add_argument("--calib", type=int, default=200, help="adapt images the auto plan is scored on")
     cf.add_argument("--score", choices=["measured", "proxy"], default="measured")
-    cf.add_argument(
-        "--lr-scale", choices=["none", "relative"], help="per-tensor lr scaling (default: the recipe's)"
+    dm.add_argument(
+        "--lr-scale",
+        choices=["none", "relative"],
+        help="handposture, cifar-shift: per-tensor lr scaling (default: relative / the shift's recipe)",
     )
     dm.set_defaults(func=cmd_demo)
 

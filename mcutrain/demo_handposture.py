@@ -48,6 +48,7 @@ class HandPostureDemoConfig:
     model: Path | None = None  # .tflite or IR .json; None: the shared ST model
     optimizer: str = "adam"
     lr: float = 3e-3
+    lr_scale: str = "relative"  # per-tensor rates: a step relative to each tensor's RMS (mcutrain.optim)
     schedule: str = "cosine"
     weight_decay: float = 1e-4
     epochs: int = 5
@@ -109,8 +110,11 @@ def make_plan(
         raise PlanError(f"unknown strategy {cfg.strategy!r}: use one of {', '.join(STRATEGIES)}")
     budget = cfg.budget
     if budget is None:
-        budget = api.plan(graph, None, "full", optimizer=opt, batch=cfg.batch).memory.peak_ram_bytes
-    return api.plan(graph, budget, cfg.strategy, calib=calib, optimizer=opt, batch=cfg.batch)
+        budget = api.plan(graph, None, "full", optimizer=opt, batch=cfg.batch, lr_scale=cfg.lr_scale)
+        budget = budget.memory.peak_ram_bytes
+    return api.plan(
+        graph, budget, cfg.strategy, calib=calib, optimizer=opt, batch=cfg.batch, lr_scale=cfg.lr_scale
+    )
 
 
 def calibration(x: np.ndarray, y: np.ndarray, classes: int, n: int) -> Calibration:
@@ -200,6 +204,7 @@ def main(args: Any) -> int:
         cross_user=args.cross_user,
         data=Path(args.data) if args.data else None,
         lr=args.lr if args.lr is not None else HandPostureDemoConfig.lr,
+        lr_scale=args.lr_scale or HandPostureDemoConfig.lr_scale,
         epochs=args.epochs,
         order=args.order,
         samples=args.samples,
