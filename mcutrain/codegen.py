@@ -107,7 +107,7 @@ class _Ctx:
         b = self.g.param(node.name, "bias")
         cout, row = w.shape
         k = lu.channels if lu.update is Update.WEIGHT else 0
-        base = _c_ident(node.name)
+        base = c_ident(node.name)
         info: dict[str, Any] = {"cout": cout, "row": row, "k": k, "base": base}
         if k:
             self._trainable(f"{base}_w", w[:k], f"{node.name} weight rows 0..{k - 1} [{k}, {row}]")
@@ -164,7 +164,7 @@ class _Ctx:
 
     def _dims(self, node: ir.Node) -> None:
         op, ins, out = node.op, self.g.in_shapes(node), self.g.shapes[node.name]
-        name = f"{_c_ident(node.name)}_dims"
+        name = f"{c_ident(node.name)}_dims"
         fields: dict[str, Any] | None = None
         ctype = ""
         if isinstance(op, (ir.Conv2d, ir.ConvTranspose2d)):
@@ -297,10 +297,10 @@ class _Ctx:
         node = self.g.node(s.node or "")
         op = node.op
         kind = op.kind
-        dims = f"&{_c_ident(node.name)}_dims"
+        dims = f"&{c_ident(node.name)}_dims"
         n_out = math.prod(self.g.shapes[node.name])
         if s.action is Action.UPDATE:
-            vecs = [v for v in self.state if v["name"].rsplit("_", 1)[0] == _c_ident(node.name)]
+            vecs = [v for v in self.state if v["name"].rsplit("_", 1)[0] == c_ident(node.name)]
             scale = []
             if self.plan.batch > 1:  # the mini-batch's gradient is the mean of its samples' gradients
                 scale = [
@@ -443,7 +443,7 @@ class _Ctx:
     def _node_of(self, array: str) -> str:
         base = array.rsplit("_", 1)[0]
         for node in self.weights:
-            if _c_ident(node) == base:
+            if c_ident(node) == base:
                 return node
         raise KeyError(array)
 
@@ -463,7 +463,7 @@ def _plus(expr: str, n: int) -> str:
     return f"{expr} + {n}" if n else expr
 
 
-def _c_ident(name: str) -> str:
+def c_ident(name: str) -> str:
     s = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
     return "l_" + s
 
@@ -471,6 +471,19 @@ def _c_ident(name: str) -> str:
 def _comment(s: Step) -> str:
     node = s.node or "loss"
     return f"{s.action.value:<9} {node}: {', '.join(s.reads)} -> {', '.join(s.writes) or 'parameters'}"
+
+
+def template_env() -> jinja2.Environment:
+    """The Jinja environment of every template in ``codegen/``: strict undefined, C-friendly whitespace."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_dir("codegen")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["c_float"] = c_float
+    return env
 
 
 def emit(
@@ -498,14 +511,7 @@ def emit(
     lo, hi = loss_idx[0], loss_idx[-1] + 1
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(resource_dir("codegen")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["c_float"] = c_float
+    env = template_env()
     out_node = graph.outputs[0]
     io_numel = {
         "input": math.prod(graph.inputs[0][1]),
@@ -538,7 +544,7 @@ def emit(
         "persistent": list(ctx.persistent.values()),
         "scratch_queries": sorted(
             {
-                f"mt_{graph.node(s.node).op.kind}_{s.action.value}_scratch_bytes(&{_c_ident(s.node)}_dims)"
+                f"mt_{graph.node(s.node).op.kind}_{s.action.value}_scratch_bytes(&{c_ident(s.node)}_dims)"
                 for s in (*ctx.tg.steps, *ctx.tg.infer_steps)
                 if s.node
                 and s.action in (Action.FORWARD, Action.IGRAD, Action.WGRAD)

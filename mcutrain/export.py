@@ -24,7 +24,7 @@ import numpy as np
 from . import ir
 from .firmware import plan_summary
 from .layout import unflatten_params
-from .passes import _scaled_weight, bn_scale_shift, fold_batchnorm, remove_identities
+from .passes import bn_scale_shift, fold_batchnorm, remove_identities, scaled_weight
 from .plan import Update, UpdatePlan
 
 if TYPE_CHECKING:
@@ -193,9 +193,9 @@ def _float_buffers(data: bytes, path: Path) -> dict[str, tuple[int, int]]:
     """Buffer index -> (byte offset, element count) of every buffer that a float32 tensor reads."""
     from ai_edge_litert import schema_py_generated as tfl
 
-    from .frontends.tflite import _parse, _single_subgraph
+    from .frontends.tflite import parse_model, single_subgraph
 
-    sg = _single_subgraph(_parse(data, path), path)
+    sg = single_subgraph(parse_model(data, path), path)
     root = tfl.Model.GetRootAs(data, 0)
     out = {}
     for t in sg.tensors or []:
@@ -216,13 +216,13 @@ def _float_buffers(data: bytes, path: Path) -> dict[str, tuple[int, int]]:
 
 def _tflite_params(data: bytes, path: Path, buffers: Mapping[str, np.ndarray]) -> Params:
     """Import the ``.tflite`` in ``data`` with the given float32 buffers replaced."""
-    from .frontends.tflite import Converter, _parse, _single_subgraph
+    from .frontends.tflite import Converter, parse_model, single_subgraph
 
-    model = _parse(data, path)
+    model = parse_model(data, path)
     for k, v in buffers.items():
         buf = model.buffers[int(k)]
         buf.data, buf.offset, buf.size = np.frombuffer(v.astype("<f4").tobytes(), np.uint8), 0, 0
-    return Converter(model, _single_subgraph(model, path), data, path.stem).convert().params
+    return Converter(model, single_subgraph(model, path), data, path.stem).convert().params
 
 
 def export_tflite(source: str | Path, graph: ir.Graph, params: Params, out: str | Path) -> int:
@@ -284,7 +284,7 @@ def unfold_batchnorm(unfolded: ir.Graph, folded: ir.Graph, params: Params) -> Pa
         w_new, b_new = params[w_key], params[b_key].astype(np.float64)
         changed = w_new != folded.params[w_key]
         with np.errstate(divide="ignore"):
-            w0 = _scaled_weight(prod, w_new.astype(np.float64), 1.0 / scale)
+            w0 = scaled_weight(prod, w_new.astype(np.float64), 1.0 / scale)
         if not np.isfinite(w0[changed]).all():
             raise ExportError(f"{prod.name}: rows behind a batch norm with gamma = 0 were trained")
         _set_changed(out, w_key, w0, changed)
@@ -385,13 +385,13 @@ def _torch_source(
 ) -> tuple[ExportedProgram, dict[str, torch.Tensor]]:
     import torch
 
-    from .frontends.torch import _call_factory, export_module
+    from .frontends.torch import call_factory, export_module
     from .zoo import resolve
 
     if model.endswith(".pt2"):
         ep = torch.export.load(model)
         return ep, dict(ep.state_dict)
-    module = _call_factory(resolve(model))
+    module = call_factory(resolve(model))
     shape = input_shape or getattr(module, "example_input_shape", None)
     if shape is None:
         raise ExportError(f"{model}: pass --input-shape (the module has no example_input_shape)")

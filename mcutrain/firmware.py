@@ -29,12 +29,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import torch
 
 from . import __version__, gap9, ir
-from .codegen import Emitted, _c_ident, c_array, c_float, emit, resource_dir
+from .codegen import Emitted, c_array, c_float, c_ident, emit, template_env
 from .crossbuild import COMMON_CFLAGS, BuildResult, SizeReport, build
 from .layout import device_weight
 from .plan import LossKind, OptimizerKind, PlanError, Update, UpdatePlan
@@ -124,7 +123,7 @@ def trainable_vectors(graph: ir.Graph, plan: UpdatePlan, params: dict[str, np.nd
     out = []
     for node in graph.trainable_nodes():
         lu = plan.layer(node.name)
-        base = _c_ident(node.name)
+        base = c_ident(node.name)
         if lu.update is Update.WEIGHT:
             w = device_weight(node.op, params[f"{node.name}.weight"])[: lu.channels]
             out.append((f"{base}_w", w.reshape(-1).astype(np.float32)))
@@ -138,7 +137,7 @@ def trainable_names(graph: ir.Graph, plan: UpdatePlan) -> list[str]:
     out = []
     for node in graph.trainable_nodes():
         lu = plan.layer(node.name)
-        base = _c_ident(node.name)
+        base = c_ident(node.name)
         if lu.update is Update.WEIGHT:
             out.append(f"{base}_w")
         if lu.bias:
@@ -297,18 +296,6 @@ class FirmwareProject:
     expected: Expected | None
 
 
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(resource_dir("codegen")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["c_float"] = c_float
-    return env
-
-
 def stack_region_bytes(plan: UpdatePlan) -> int:
     """The stack the firmware links: the plan's reserve minus the runtime's static data, 8-aligned."""
     n = (plan.stack_reserve_bytes - RUNTIME_RESERVE_BYTES) // 8 * 8
@@ -421,7 +408,7 @@ def emit_firmware(
         )
         data.update(link_data)
     link_ram = sum(link_memory.values())
-    env = _env()
+    env = template_env()
     main = "fw_link_main.c.j2" if app == "link" else "fw_selftest_main.c.j2"
     (out / "main.c").write_text(env.get_template(main).render(**data))
     (out / "mt_profile.h").write_text(env.get_template("fw_mt_profile.h.j2").render(**data))

@@ -49,7 +49,7 @@ def _fold_one(graph: Graph, bn: Node) -> Graph:
     return _to_affine(graph, bn, scale, shift)
 
 
-def _scaled_weight(node: Node, w: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def scaled_weight(node: Node, w: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Scale the weight rows that produce each output channel."""
     if isinstance(node.op, ConvTranspose2d):  # [Cin, Cout/groups, kh, kw]
         g = node.op.groups
@@ -63,7 +63,7 @@ def _fold_into(graph: Graph, prod: Node, bn: Node, scale: np.ndarray, shift: np.
     params = {k: v for k, v in graph.params.items() if not k.startswith(f"{bn.name}.")}
     w = graph.param(prod.name, "weight").astype(np.float64)
     b = graph.param(prod.name, "bias").astype(np.float64)
-    params[prod.param_key("weight")] = _scaled_weight(prod, w, scale).astype(np.float32)
+    params[prod.param_key("weight")] = scaled_weight(prod, w, scale).astype(np.float32)
     params[prod.param_key("bias")] = (b * scale + shift).astype(np.float32)
     nodes = [n for n in graph.nodes if n.name != bn.name]
     return _rebuild(graph, nodes, bn.name, prod.name, params)

@@ -38,8 +38,8 @@ def load_tflite(path: str | Path) -> ir.Graph:
     """Import a float32 single-subgraph, single-input ``.tflite`` model as an IR graph."""
     p = Path(path)
     data = _read(p)
-    model = _parse(data, p)
-    sg = _single_subgraph(model, p)
+    model = parse_model(data, p)
+    sg = single_subgraph(model, p)
     _check_types(sg, p)
     return Converter(model, sg, data, p.stem).convert()
 
@@ -58,7 +58,7 @@ def _read(p: Path) -> bytes:
         raise FrontendError(f"cannot read TFLite model {str(p)!r}: {e}") from e
 
 
-def _parse(data: bytes, p: Path) -> tfl.ModelT:
+def parse_model(data: bytes, p: Path) -> tfl.ModelT:
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise FrontendError(
             f"{str(p)!r} is not a TFLite flatbuffer (no 'TFL3' file identifier); "
@@ -99,7 +99,7 @@ def _indices(seq: Iterable[Any] | None) -> tuple[int, ...]:
     return tuple(int(i) for i in seq) if seq is not None else ()
 
 
-def _single_subgraph(model: tfl.ModelT, p: Path) -> tfl.SubGraphT:
+def single_subgraph(model: tfl.ModelT, p: Path) -> tfl.SubGraphT:
     n = len(model.subgraphs or [])
     if n != 1:
         raise FrontendError(

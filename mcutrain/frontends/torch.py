@@ -86,7 +86,7 @@ def load_factory(
 ) -> ir.Graph:
     """Import ``"package.module:factory"``. The per-sample input shape is ``input_shape`` or else the
     ``example_input_shape`` attribute of the returned module (e.g. ``(3, 32, 32)``, no batch axis)."""
-    model = _call_factory(spec)
+    model = call_factory(spec)
     shape = input_shape if input_shape is not None else getattr(model, "example_input_shape", None)
     if shape is None:
         raise FrontendError(
@@ -103,7 +103,7 @@ def load_factory(
     return load_module(model, example, name=name or spec.rpartition(":")[2].split(".")[-1], fold_bn=fold_bn)
 
 
-def _call_factory(spec: str) -> torch.nn.Module:
+def call_factory(spec: str) -> torch.nn.Module:
     module_name, sep, attr = str(spec).partition(":")
     if not sep or not module_name or not attr:
         raise FrontendError(f"bad model spec {spec!r}: expected 'package.module:factory'")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -39,6 +39,9 @@ from mcutrain.plan import OptimizerConfig, OptimizerKind
 from mcutrain.targets import Target, load_target
 from mcutrain.zoo.depth import UPyDNet
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
+from link.harness import require_board
+
 pytestmark = pytest.mark.emulator
 
 BOARD = "gap9-rv32-qemu"
@@ -48,14 +51,6 @@ STEPS = 3
 TIMEOUT_S = 60.0
 SQUEEZED_L1 = 3 * 1024  # the mini depth network's tiles: several per kernel, some inputs left in L2
 HOST_TOL = 1e-6  # device against host build, relative (libm's expf/logf differ in the last bits)
-
-
-def _require() -> None:
-    t = load_target(BOARD)
-    assert t.qemu is not None
-    missing = [x for x in (t.tool("gcc"), t.tool("objdump"), t.qemu.binary) if shutil.which(x) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (see scripts/setup.sh)")
 
 
 def _squeezed(t: Target, l1: int) -> Target:
@@ -104,7 +99,7 @@ def _build(name: str, root: Path) -> FirmwareBuild:
 
 @pytest.mark.parametrize("name", ["handposture-full", "mini_depth"])
 def test_selftest_passes_on_gap9_rv32_qemu(name: str, root: Path) -> None:
-    _require()
+    require_board(BOARD)
     fb = _build(name, root)
     src = (fb.project / "mt_model.c").read_text()
     assert "mt_cl_conv2d_fw_f32(" in src and "mt_cl_activation_fw_f32(" in src  # the step runs on the cluster
@@ -124,7 +119,7 @@ def test_parameters_equal_the_host_builds(root: Path) -> None:
     """The squeezed mini depth network (every tiled kernel in several tiles, Adam): the firmware's expected
     losses and parameters are replaced by those of the host build of the same plan on the same samples,
     with a tolerance of 1e-6: the cluster lowering computes what the host computes."""
-    _require()
+    require_board(BOARD)
     g, plan, st, t = _case("mini_depth")
     host_dir = root / "mini_depth_host"
     emit(g, plan, host_dir)
@@ -162,7 +157,7 @@ def test_parameters_equal_the_host_builds(root: Path) -> None:
 def test_cli_runs_the_auto_plans_selftest(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The hand-posture CNN's auto plan (16 KB) through `mcutrain run --target gap9-rv32-qemu` (which
     builds first): the exit status is the firmware's, and the self-test passes."""
-    _require()
+    require_board(BOARD)
     g, plan, st, t = _case("handposture-auto")
     proj = emit_firmware(g, plan, root / "handposture-auto", t, st).out_dir
     assert cli.main(["run", str(proj), "--target", BOARD, "--timeout", str(TIMEOUT_S)]) == EXIT_CODES["pass"]

@@ -38,7 +38,7 @@ from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
 from mcutrain.sim import Simulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
-from link.harness import HERE, LINK_SRC, compile_c, connect_link, require_board, sanitizer_env
+from link.harness import HERE, LINK_SRC, compile_c, require_board, sanitizer_env
 
 pytestmark = pytest.mark.emulator
 
@@ -115,7 +115,8 @@ def _device(c: Case, cwd: Path) -> Iterator[tuple[Link, QemuProcess]]:
     """QEMU in ``cwd`` (where the storage file lives) and a Link to it; QEMU is killed at the end."""
     port = free_tcp_port()
     with QemuProcess(c.fb.target, c.fb.elf, serial=SerialTcp(port), cwd=cwd) as q:
-        link = connect_link(f"socket://127.0.0.1:{port}", timeout=5.0, expect_model_hash=c.model_hash)
+        url = f"socket://127.0.0.1:{port}"
+        link = Link(url, connect_timeout=20.0, timeout=5.0, expect_model_hash=c.model_hash)
         try:
             yield link, q
         finally:

@@ -9,7 +9,6 @@ must end with the same parameters: nothing lost, nothing applied twice.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -26,10 +25,9 @@ from mcutrain.host import Block, Link, Sample
 from mcutrain.plan import OptimizerConfig
 from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
 from mcutrain.sim import Simulator
-from mcutrain.targets import load_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
-from link.harness import FaultProxy, Faults
+from link.harness import FaultProxy, Faults, require_board
 
 pytestmark = pytest.mark.emulator
 
@@ -44,16 +42,6 @@ FAULT_SAMPLES = {"mps2-an386": SAMPLES, "rv32-qemu": 100}
 SEED = 7
 RTOL = 1e-5
 QEMU_LIMIT_S = 120.0
-
-
-def _require(board: str) -> None:
-    t = load_target(board)
-    assert t.qemu is not None
-    missing = [x for x in (t.tool("gcc"), t.tool("objdump"), t.qemu.binary) if shutil.which(x) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (see scripts/setup.sh)")
-    if not HANDPOSTURE.is_file():
-        pytest.skip(f"{HANDPOSTURE} is absent (../shared/data: the real models)")
 
 
 class Case(NamedTuple):
@@ -93,7 +81,7 @@ def reference() -> tuple:
 def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Case:
     """The link firmware built for the board, with the reference samples and parameters."""
     board = request.param
-    _require(board)
+    require_board(board, HANDPOSTURE)
     g, plan, x, labels, classes, want = request.getfixturevalue("reference")  # after the skip check
     proj = emit_firmware(g, plan, tmp_path_factory.mktemp("link") / board, board, app="link")
     return Case(board, g.fingerprint(), build_firmware(proj.out_dir), x, labels, classes, want)
@@ -140,18 +128,6 @@ class _SocketDevice:
             self.port.close()
 
 
-def _connect(url: str, **kw: object) -> Link:
-    """Link once QEMU listens (it opens its port a moment after starting)."""
-    end = time.monotonic() + 20.0
-    while True:
-        try:
-            return Link(url, **kw)  # type: ignore[arg-type]
-        except Exception:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.2)
-
-
 def _stream(link: Link, c: Case, n: int) -> tuple[np.ndarray, list]:
     acks = [link.sample(_sample(c.x[i], c.labels[i], c.classes, i)) for i in range(n)]
     return link.get_params(), acks
@@ -172,7 +148,13 @@ def test_link_stream_and_pull_equal_the_simulator(case: Case) -> None:
     t0 = time.monotonic()
     with _qemu(fb) as q:
         assert isinstance(q.serial, SerialTcp)
-        link = _connect(q.serial.url, timeout=5.0, max_timeout=60.0, expect_model_hash=case.model_hash)
+        link = Link(
+            q.serial.url,
+            connect_timeout=20.0,
+            timeout=5.0,
+            max_timeout=60.0,
+            expect_model_hash=case.model_hash,
+        )
         try:
             info = link.info
             assert info is not None and info.model_hash == case.model_hash and info.board == case.board
@@ -196,7 +178,7 @@ def test_link_through_fault_proxy_gives_identical_parameters(case: Case) -> None
         dev = _SocketDevice(q.serial.url)
         proxy = FaultProxy(dev, faults, seed=SEED)  # type: ignore[arg-type]
         try:
-            link = _connect(proxy.url, timeout=0.4, retries=12, max_timeout=30.0)
+            link = Link(proxy.url, connect_timeout=20.0, timeout=0.4, retries=12, max_timeout=30.0)
             try:
                 got, acks = _stream(link, case, n)
                 stats = link.device_stats()

@@ -21,12 +21,10 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from mcutrain.codegen import C_WARNINGS
-from mcutrain.host.link import Link
 from mcutrain.host.protocol import Block, Frame, FrameDecoder, FrameError, Sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -431,18 +429,6 @@ def require_board(board: str, *files: Path) -> None:
     for f in files:
         if not f.is_file():
             pytest.skip(f"{f} is absent (../shared/data: the real models)")
-
-
-def connect_link(url: str, wait_s: float = 20.0, **kw: Any) -> Link:
-    """A Link to ``url`` once QEMU listens there (it opens its TCP port a moment after it starts)."""
-    end = time.monotonic() + wait_s
-    while True:
-        try:
-            return Link(url, **kw)
-        except Exception:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.2)
 
 
 # ------------------------------------------------------------------------------------------------
