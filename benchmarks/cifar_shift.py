@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from mcutrain.demo_cifar import RECIPES, CifarDemoConfig, run
-from mcutrain.memory import format_bytes
-from mcutrain.planner import BudgetError
+from mcutrain.core.units import format_bytes
+from mcutrain.demos.cifar import RECIPES, CifarDemoConfig, run
+from mcutrain.train.planner import BudgetError
 
 KB = 1024
 

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcutrain import demo_handposture as demo
+from mcutrain.core.units import format_bytes
 from mcutrain.data import handposture as hp
-from mcutrain.memory import format_bytes
-from mcutrain.planner import BudgetError
+from mcutrain.demos import handposture as demo
+from mcutrain.train.planner import BudgetError
 
 STRATEGIES = ("auto", "last-layer", "bias-only", "full")
 BASELINES = STRATEGIES[1:]

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ir
-from .frontends import FrontendError, load_model
-from .optim import lr_scales
-from .plan import LossConfig, LossKind, OptimizerConfig, PlanError, UpdatePlan
-from .planner import STRATEGIES, PlanResult, plan_auto, plan_baseline
-from .scoring import Calibration, measured_scorer, proxy_scorer, random_calibration
+from mcutrain.core import ir
+from mcutrain.frontends import FrontendError, load_model
+from mcutrain.train.optimizers import lr_scales
+from mcutrain.train.planner import STRATEGIES, PlanResult, plan_auto, plan_baseline
+from mcutrain.train.scoring import Calibration, measured_scorer, proxy_scorer, random_calibration
+from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, PlanError, UpdatePlan
 
 
 def load(model: str | Path, input_shape: Sequence[int] | None = None) -> ir.Graph:
     """A model file, ``package.module:factory`` or the name of a built-in model (``mcutrain.zoo``)."""
     spec = str(model)
     if not Path(spec).exists() and ":" not in spec and not spec.endswith((".tflite", ".pt2")):
-        from .zoo import BUILTIN
+        from mcutrain.zoo import BUILTIN
 
         if spec not in BUILTIN:
             raise FrontendError(

@@ -19,9 +19,10 @@ import torch
 from graphs import residual, small_cnn, tiny_mlp
 
 from mcutrain import api
-from mcutrain.codegen import emit
-from mcutrain.hostbuild import HostModel, build_host
-from mcutrain.plan import (
+from mcutrain.emit.host_build import HostModel, build_host
+from mcutrain.emit.model_c import emit
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import (
     LayerUpdate,
     LossConfig,
     LossKind,
@@ -30,7 +31,6 @@ from mcutrain.plan import (
     UpdatePlan,
     ZoneSpec,
 )
-from mcutrain.sim import Simulator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 STEPS = 20

@@ -18,7 +18,7 @@ from ai_edge_litert.schema_py_generated import BuiltinOperator as BO
 from ai_edge_litert.schema_py_generated import BuiltinOptions as BOpt
 from ai_edge_litert.schema_py_generated import TensorType as TT
 
-from mcutrain import ir, torchops
+from mcutrain.core import ir, semantics
 from mcutrain.frontends import FrontendError, load_model
 from mcutrain.frontends.tflite import layer_name, load_tflite
 
@@ -129,7 +129,7 @@ def test_real_model_matches_litert(name: str) -> None:
     for _ in range(3):
         x = make_input(rng, shape)
         ref, it = _litert(path, x)
-        env = torchops.run_graph(graph, _to_ir(x), keep=True)
+        env = semantics.run_graph(graph, _to_ir(x), keep=True)
         _assert_close(_from_ir(env[graph.outputs[0]]), ref)
         if logits_t is not None:  # probabilities saturate: also compare the logits
             softmax = graph.node(graph.outputs[0])
@@ -494,7 +494,7 @@ def test_tiny_model_matches_litert(case: str, tmp_path: Path) -> None:
     for _ in range(2):
         x = rng.normal(0, 1, shape).astype(np.float32)
         ref, _ = _litert(path, x)
-        _assert_close(_from_ir(torchops.forward(graph, _to_ir(x))), ref)
+        _assert_close(_from_ir(semantics.forward(graph, _to_ir(x))), ref)
 
 
 def test_tiny_model_layouts(tmp_path: Path) -> None:

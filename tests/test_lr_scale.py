@@ -16,11 +16,12 @@ import torch
 from graphs import residual, small_cnn
 from test_codegen import _parity
 
-from mcutrain import api, torchops
-from mcutrain.codegen import emit
-from mcutrain.optim import RELATIVE_FLOOR, lr_scales
-from mcutrain.plan import OptimizerConfig, OptimizerKind, PlanError, UpdatePlan
-from mcutrain.sim import Simulator
+from mcutrain import api
+from mcutrain.core import semantics
+from mcutrain.emit.model_c import emit
+from mcutrain.train.optimizers import RELATIVE_FLOOR, lr_scales
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, PlanError, UpdatePlan
 
 
 def test_relative_rule_is_the_rms_with_a_floor() -> None:
@@ -75,7 +76,7 @@ def _torch_adam_per_tensor(g, plan: UpdatePlan, x: np.ndarray, y: np.ndarray) ->
         for grp, s in zip(opt.param_groups, scale, strict=True):
             grp["lr"] = o.lr_at(i) * s
         opt.zero_grad()
-        env = torchops.run_graph(g, torch.from_numpy(x[i : i + 1]), nested, keep=True)
+        env = semantics.run_graph(g, torch.from_numpy(x[i : i + 1]), nested, keep=True)
         loss = -(torch.from_numpy(y[i : i + 1]) * torch.log_softmax(env[logits], 1)).sum()
         loss.backward()
         opt.step()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcutrain import cli
+from mcutrain.cli import main
 from mcutrain.host import Block, Link, Sample
 from mcutrain.host import tbevents as tb
 from mcutrain.host.monitor import EMA, HeldOut, LiveView, Monitor, PlainView, make_view, read_csv
@@ -145,7 +145,7 @@ def test_monitor_command_polls_stats_without_moving_the_resume_point(
             link.sample(_sample(i))
         before = link.hello()
     argv = ["monitor", "--port", url, "--polls", "3", "--interval", "0.05", "--log-dir", str(tmp_path)]
-    assert cli.main(argv) == 0
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "monitor: step 7, sample #6" in out and "monitor: 3 polls, 1 steps logged" in out
     rows = read_csv(tmp_path / "steps.csv")
@@ -153,7 +153,7 @@ def test_monitor_command_polls_stats_without_moving_the_resume_point(
     with Link(url, timeout=2.0) as link:
         after = link.hello()
     assert (after.last_seq, after.last_sample_id) == (before.last_seq, before.last_sample_id)
-    assert cli.main(["monitor", "--port", url, "--interval", "0"]) == 2
+    assert main(["monitor", "--port", url, "--interval", "0"]) == 2
 
 
 def test_event_file_format_by_hand(tmp_path: Path) -> None:

@@ -23,17 +23,10 @@ import pytest
 from link import harness as h
 from link.make_corpus import cases as corpus_cases
 
+from mcutrain.boards.qemu import free_tcp_port
 from mcutrain.host import protocol as P
-from mcutrain.host.link import (
-    DeviceError,
-    Link,
-    LinkClosed,
-    LinkError,
-    LinkTimeout,
-    SequenceError,
-)
+from mcutrain.host.link import DeviceError, Link, LinkClosed, LinkError, LinkTimeout, SequenceError
 from mcutrain.host.protocol import Block, Enc, ErrorCode, Frame, FrameDecoder, FrameError, MsgType, Sample
-from mcutrain.qemu import free_tcp_port
 
 RNG_SEED = 20240611
 

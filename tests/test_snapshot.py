@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from graphs import tiny_mlp
 
-from mcutrain.codegen import emit
-from mcutrain.plan import LayerUpdate, OptimizerConfig, OptimizerKind, UpdatePlan
+from mcutrain.emit.model_c import emit
+from mcutrain.train.update_plan import LayerUpdate, OptimizerConfig, OptimizerKind, UpdatePlan
 
 SNAP = Path(__file__).parent / "snapshots" / "tiny_mlp"
 

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from . import raycast as rc
-from .tof import VALID_STATUS, Footprint, SensorParams, footprint, measure, sensor_rays
+from mcutrain.data import raycast as rc
+from mcutrain.data.tof import VALID_STATUS, Footprint, SensorParams, footprint, measure, sensor_rays
 
 Range = tuple[float, float]
 IntRange = tuple[int, int]

@@ -20,9 +20,17 @@ from ai_edge_litert import schema_py_generated as tfl
 from ai_edge_litert.schema_py_generated import BuiltinOperator as BO
 from ai_edge_litert.schema_py_generated import TensorType as TT
 
-from .. import ir
-from . import FrontendError
-from .tflite_ops import FUSED, RULES, SHAPE_OPERANDS, OpView, Value, ir_shape, nearest_alternative
+from mcutrain.core import ir
+from mcutrain.frontends import FrontendError
+from mcutrain.frontends.tflite_rules import (
+    FUSED,
+    RULES,
+    SHAPE_OPERANDS,
+    OpView,
+    Value,
+    ir_shape,
+    nearest_alternative,
+)
 
 __all__ = ["load_tflite"]
 

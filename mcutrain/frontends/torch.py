@@ -26,10 +26,10 @@ import torch.fx as fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
-from .. import ir
-from ..passes import fold_batchnorm, remove_identities
-from . import FrontendError
-from .torch_ops import HANDLERS, Act, UnsupportedOpError, alternative, first_tensor
+from mcutrain.core import ir
+from mcutrain.core.passes import fold_batchnorm, remove_identities
+from mcutrain.frontends import FrontendError
+from mcutrain.frontends.torch_rules import HANDLERS, Act, UnsupportedOpError, alternative, first_tensor
 
 __all__ = ["Converter", "load_exported", "load_factory", "load_module", "program_to_graph"]
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
-    from ..data.scenes import SceneBatch
+    from mcutrain.data.scenes import SceneBatch
 
 #: The network predicts ``depth / MAX_DEPTH_M`` (z-depth, metres) through a sigmoid.
 MAX_DEPTH_M = 10.0

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcutrain import api, cli
-from mcutrain.firmware import trainable_vectors
+from mcutrain import api
+from mcutrain.boards.targets import load_target
+from mcutrain.cli import main
 from mcutrain.host.monitor import read_csv
 from mcutrain.host.tbevents import read_scalars
-from mcutrain.plan import UpdatePlan
-from mcutrain.sim import Simulator
-from mcutrain.targets import load_target
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors
+from mcutrain.train.update_plan import UpdatePlan
 
 pytestmark = pytest.mark.emulator
 
@@ -31,10 +32,10 @@ def test_plan_emit_link_run_stream_monitor(tmp_path: Path, capsys: pytest.Captur
     if shutil.which(t.tool("gcc")) is None or shutil.which(t.qemu.binary) is None:
         pytest.skip("arm-none-eabi-gcc or qemu-system-arm not installed")
     plan_json, fw, logs = tmp_path / "plan.json", tmp_path / "fw", tmp_path / "logs"
-    assert cli.main(["plan", "mlp", "--strategy", "last-layer", "--lr", "0.05", "--out", str(plan_json)]) == 0
+    assert main(["plan", "mlp", "--strategy", "last-layer", "--lr", "0.05", "--out", str(plan_json)]) == 0
     emit = ["emit", str(plan_json), "--target", BOARD, "--out", str(fw)]
-    assert cli.main([*emit, "--app", "link", "--selftest", "3"]) == 2
-    assert cli.main([*emit, "--app", "link"]) == 0
+    assert main([*emit, "--app", "link", "--selftest", "3"]) == 2
+    assert main([*emit, "--app", "link"]) == 0
     assert "serial-link firmware" in capsys.readouterr().out
 
     rng = np.random.default_rng(5)
@@ -42,12 +43,12 @@ def test_plan_emit_link_run_stream_monitor(tmp_path: Path, capsys: pytest.Captur
     x = rng.random((N, *g.inputs[0][1])).astype(np.float32)
     y = rng.integers(0, 10, N)
     np.savez(tmp_path / "data.npz", x=x, y=y)
-    assert cli.main(["run", str(fw), "--timeout", "30"]) == 2  # a link firmware needs --stream
+    assert main(["run", str(fw), "--timeout", "30"]) == 2  # a link firmware needs --stream
     assert "give it samples with --stream" in capsys.readouterr().err
 
     run = ["run", str(fw), "--stream", str(tmp_path / "data.npz"), "--monitor", "--log-dir", str(logs)]
     run += ["--held-out", str(tmp_path / "data.npz"), "--held-out-count", "2", "--eval-every", "20"]
-    assert cli.main([*run, "--view-every", "0", "--out", str(tmp_path / "p.npz")]) == 0
+    assert main([*run, "--view-every", "0", "--out", str(tmp_path / "p.npz")]) == 0
     out = capsys.readouterr().out
     assert f"streamed {N} samples into {BOARD} (QEMU): step {N}" in out
     assert out.count("monitor: step ") == N + 1  # not a TTY: plain lines, one per step and the last

@@ -15,7 +15,7 @@ import pytest
 
 from mcutrain.data import cifar
 from mcutrain.data.shared import SharedDataMissing, shared_path
-from mcutrain.demo_cifar import epoch_stream, spread
+from mcutrain.demos.cifar import epoch_stream, spread
 
 NEEDS_QEMU = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -65,7 +65,7 @@ def test_budget_below_the_minimum_names_it(tmp_path: Path) -> None:
     r = demo(tmp_path, "--budget", "128KB", "--simulator-only")
     assert r.returncode == 2
     msg = r.stderr.strip().splitlines()[-1]
-    assert "128.0 KB" in msg and "Smallest budget that would work" in msg
+    assert "128 KB" in msg and "Smallest budget that would work" in msg
     assert 206 * 1024 <= int(msg.split()[-2]) <= 208 * 1024
 
 

@@ -57,7 +57,7 @@ def test_depth_demo_quick(tmp_path: Path) -> None:
 def test_firmware_emits_into_a_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`mcutrain demo` and `emit` are run with relative output folders (out/...)."""
     from mcutrain import api
-    from mcutrain.firmware import emit_firmware
+    from mcutrain.emit.firmware_project import emit_firmware
 
     monkeypatch.chdir(tmp_path)
     g = api.load("mlp")

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import serial
 
-from mcutrain.crossbuild import BuildError, BuildResult, build
-from mcutrain.qemu import FirmwareTimeout, QemuProcess, SerialTcp, free_tcp_port, run_qemu
-from mcutrain.targets import Target, list_targets, load_target
+from mcutrain.boards.cross_build import BuildError, BuildResult, build
+from mcutrain.boards.qemu import FirmwareTimeout, QemuProcess, SerialTcp, free_tcp_port, run_qemu
+from mcutrain.boards.targets import Target, list_targets, load_target
 
 pytestmark = pytest.mark.emulator
 

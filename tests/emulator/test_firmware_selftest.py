@@ -19,24 +19,16 @@ import numpy as np
 import pytest
 
 from mcutrain import api
+from mcutrain.boards.targets import load_target
 from mcutrain.cli import build_parser
-from mcutrain.cli_firmware import TIMEOUT_EXIT, cmd_run
-from mcutrain.codegen import emit
-from mcutrain.firmware import (
-    EXIT_CODES,
-    FirmwareBuild,
-    FirmwareError,
-    SelfTest,
-    build_firmware,
-    emit_firmware,
-    expected,
-    make_standalone,
-    profile_table,
-    run_firmware,
-)
-from mcutrain.hostbuild import HostModel, build_host
-from mcutrain.plan import OptimizerConfig, OptimizerKind
-from mcutrain.targets import load_target
+from mcutrain.cli.project_verbs import TIMEOUT_EXIT, cmd_run
+from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware, make_standalone
+from mcutrain.emit.firmware_project import FirmwareError, emit_firmware
+from mcutrain.emit.firmware_run import profile_table, run_firmware
+from mcutrain.emit.host_build import HostModel, build_host
+from mcutrain.emit.model_c import emit
+from mcutrain.emit.selftest import EXIT_CODES, SelfTest, expected
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind
 
 pytestmark = pytest.mark.emulator
 
@@ -229,7 +221,7 @@ def test_standalone_makefile_builds_the_same_firmware(root: Path) -> None:
     _require_board("mps2-an386")
     fb = _build("mps2-an386", "handposture", "auto", root)
     elf = make_standalone(fb.project, "mps2-an386")
-    from mcutrain.crossbuild import size_report
+    from mcutrain.boards.cross_build import size_report
 
     made = size_report(fb.target, elf)
     assert (made.flash_bytes, made.ram_bytes) == (fb.size.flash_bytes, fb.size.ram_bytes)

@@ -27,22 +27,16 @@ import pytest
 import torch
 
 from mcutrain import api
-from mcutrain.codegen import emit
-from mcutrain.firmware import (
-    EXIT_CODES,
-    LOSS_FLOOR,
-    Expected,
-    SelfTest,
-    build_firmware,
-    emit_firmware,
-    expected,
-    run_firmware,
-)
+from mcutrain.boards.targets import Target, firmware_dir, load_target
+from mcutrain.emit.firmware_build import build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
+from mcutrain.emit.firmware_run import run_firmware
+from mcutrain.emit.host_build import HostModel
+from mcutrain.emit.model_c import emit
+from mcutrain.emit.pulp import L1Error, l1_linked_bytes
+from mcutrain.emit.selftest import EXIT_CODES, LOSS_FLOOR, Expected, SelfTest, expected
 from mcutrain.frontends.torch import load_module
-from mcutrain.gap9 import L1Error, l1_linked_bytes
-from mcutrain.hostbuild import HostModel
-from mcutrain.plan import OptimizerConfig, OptimizerKind, PlanError
-from mcutrain.targets import Target, firmware_dir, load_target
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, PlanError
 from mcutrain.zoo.depth import UPyDNet
 
 pytestmark = pytest.mark.emulator

@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcutrain import api, cli_link
-from mcutrain.firmware import build_firmware, emit_firmware, trainable_vectors
+from mcutrain import api
+from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.boards.targets import load_target
+from mcutrain.cli import link_verbs
+from mcutrain.emit.firmware_build import build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.host import Link
-from mcutrain.plan import OptimizerConfig
-from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.sim import Simulator
-from mcutrain.targets import load_target
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors
+from mcutrain.train.update_plan import OptimizerConfig
 
 pytestmark = pytest.mark.emulator
 
@@ -30,7 +33,7 @@ N = 24
 
 def _main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="mcutrain")
-    cli_link.register(p.add_subparsers(dest="cmd", required=True))
+    link_verbs.add_parsers(p.add_subparsers(dest="cmd", required=True))
     args = p.parse_args(argv)
     return int(args.func(args))
 

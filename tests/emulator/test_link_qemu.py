@@ -20,11 +20,13 @@ import pytest
 import serial
 
 from mcutrain import api
-from mcutrain.firmware import FirmwareBuild, build_firmware, emit_firmware, trainable_vectors
+from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.host import Block, Link, Sample
-from mcutrain.plan import OptimizerConfig
-from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.sim import Simulator
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors
+from mcutrain.train.update_plan import OptimizerConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
 from link.harness import FaultProxy, Faults, require_board

@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcutrain import api, cli
-from mcutrain.cli_link import NpzSource, stream
-from mcutrain.firmware import FirmwareBuild, build_firmware, emit_firmware
+from mcutrain import api
+from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.boards.targets import load_target
+from mcutrain.cli import main
+from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.host import Link
 from mcutrain.host.monitor import read_csv
-from mcutrain.plan import OptimizerConfig
-from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.targets import load_target
+from mcutrain.host.samples import NpzSource, stream
+from mcutrain.train.update_plan import OptimizerConfig
 
 pytestmark = pytest.mark.emulator
 
@@ -89,7 +91,7 @@ def test_killed_host_resumes_and_ends_bitwise_equal(
         logged = len(read_csv(csv))
         assert KILL_AFTER <= logged < N, "the kill did not land mid-stream: lower KILL_AFTER"
 
-        assert cli.main(["stream", *common, "--data", str(data), "--quiet", "--log-dir", str(log)]) == 0
+        assert main(["stream", *common, "--data", str(data), "--quiet", "--log-dir", str(log)]) == 0
         out = capsys.readouterr().out
         resumed = int(out.split("samples from #")[1].split()[0])
         assert logged <= resumed <= logged + 1  # the device may have applied the sample the host was sending

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcutrain.codegen import C_WARNINGS
+from mcutrain.emit.c_text import C_WARNINGS
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = REPO / "firmware" / "runtime"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcutrain.codegen import C_WARNINGS
+from mcutrain.emit.c_text import C_WARNINGS
 from mcutrain.host.protocol import Block, Frame, FrameDecoder, FrameError, Sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -419,7 +419,7 @@ def require_board(board: str, *files: Path) -> None:
     """Skip the test unless the board's compiler, objdump and QEMU are installed and ``files`` exist."""
     import pytest
 
-    from mcutrain.targets import load_target
+    from mcutrain.boards.targets import load_target
 
     t = load_target(board)
     assert t.qemu is not None

@@ -1,0 +1,50 @@
+"""C text: literals, identifiers and the warning flags of all C we compile."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mcutrain.train.update_plan import PlanError
+
+#: Warnings the kernel runtime and generated code compile clean with (as errors), on the host and for
+#: the MCU targets; the generated host Makefile and the kernel and link tests all use this list.
+C_WARNINGS: tuple[str, ...] = (
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wshadow",
+    "-Wdouble-promotion",
+    "-Wstrict-prototypes",
+)
+
+
+def c_float(v: float) -> str:
+    """A float literal with 9 significant digits (exact round trip); rejects NaN and Inf."""
+    f = float(v)
+    if not math.isfinite(f):
+        raise PlanError(f"cannot emit a non-finite constant ({f}): the model has NaN or Inf parameters")
+    s = f"{f:.9g}"
+    if "e" not in s and "." not in s:
+        s += ".0"
+    return s + "f"
+
+
+def c_array(values: np.ndarray, per_line: int = 8) -> str:
+    flat = np.asarray(values, dtype=np.float32).reshape(-1)
+    lines = []
+    for i in range(0, len(flat), per_line):
+        lines.append("    " + ", ".join(c_float(v) for v in flat[i : i + per_line]) + ",")
+    return "\n".join(lines)
+
+
+def c_ident(name: str) -> str:
+    s = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+    return "l_" + s
+
+
+def _plus(expr: str, n: int) -> str:
+    return f"{expr} + {n}" if n else expr
+

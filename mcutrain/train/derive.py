@@ -1,0 +1,337 @@
+"""Training-graph derivation."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+from mcutrain.core import ir
+from mcutrain.core.units import F32
+from mcutrain.train.trainable import weight_rows
+from mcutrain.train.update_plan import LossKind, PlanError, Update, UpdatePlan
+
+
+class BufKind(str, enum.Enum):
+    IO = "io"  # input sample, target and mask: owned by the caller, not in the arena
+    ACTIVATION = "activation"
+    MASK = "mask"  # 1-bit ReLU masks
+    GRAD = "grad"  # gradient of an activation
+    WGRAD = "wgrad"  # gradient of trainable weights and biases
+    LOSS = "loss"  # zone-pooled prediction and its gradient
+    SCRATCH = "scratch"
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    shape: tuple[int, ...]
+    kind: BufKind
+    nbytes: int
+    view_of: str | None = None  # shares the storage of another buffer ...
+    view_offset: int = 0  # ... starting this many bytes into it
+    node: str | None = None  # the layer it belongs to
+
+
+class Action(str, enum.Enum):
+    FORWARD = "fw"
+    MASK = "mask"
+    ZONE_FW = "zone_fw"
+    LOSS = "loss"
+    ZONE_BW = "zone_bw"
+    IGRAD = "bw_igrad"
+    WGRAD = "bw_wgrad"
+    UPDATE = "update"
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    node: str | None
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    input_index: int = 0  # IGRAD: which input of the node receives the gradient
+    accumulate: bool = False  # IGRAD/WGRAD: add into the destination instead of overwriting it
+    inplace: bool = False  # the (single) write may share storage with reads[0] when that dies here
+    scratch_bytes: int = 0
+    backward_via: str = ""  # IGRAD of an activation: "mask" or "output"
+
+
+@dataclass(frozen=True)
+class TrainGraph:
+    graph: ir.Graph
+    plan: UpdatePlan
+    buffers: dict[str, Buffer]
+    steps: tuple[Step, ...]
+    infer_steps: tuple[Step, ...]
+    pred: str  # the tensor the loss reads (logits for cross-entropy)
+    saved: frozenset[str] = field(default_factory=frozenset)  # activations read by the backward pass
+
+    def buffer(self, name: str) -> Buffer:
+        return self.buffers[name]
+
+
+def grad_name(t: str) -> str:
+    return f"g_{t}"
+
+
+def mask_name(t: str) -> str:
+    return f"mask_{t}"
+
+
+def _act_bw_needs_output(op: ir.Activation) -> bool:
+    return op.fn in (ir.ActFn.SIGMOID, ir.ActFn.TANH)
+
+
+def _saved_inputs(op: ir.Op, lu_weight: bool) -> tuple[bool, bool]:
+    """(needs the op's input, needs the op's output) for the backward of ``op``."""
+    if isinstance(op, ir.TRAINABLE_OPS):
+        return lu_weight, False
+    if isinstance(op, (ir.MaxPool2d, ir.GlobalMaxPool)):
+        return True, False
+    if isinstance(op, ir.Softmax):
+        return False, True
+    if isinstance(op, ir.Activation):
+        return False, _act_bw_needs_output(op)
+    return False, False
+
+
+def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
+    """Derive the training step of ``plan`` on ``graph``."""
+    plan.validate(graph)
+    if not plan.trained:
+        raise PlanError("the plan updates no layer: nothing to train")
+    nodes = list(graph.nodes)
+    out_name = graph.outputs[0]
+    if len(graph.outputs) != 1:
+        raise PlanError(f"training needs a single-output model; {graph.name} has {len(graph.outputs)}")
+    pred = out_name
+    if plan.loss.kind is LossKind.XENT:
+        last = graph.node(out_name)
+        if isinstance(last.op, ir.Softmax):
+            nodes = [n for n in nodes if n.name != out_name]
+            pred = last.inputs[0]
+        if len(graph.shapes[pred]) != 1:
+            raise PlanError(f"cross-entropy needs a vector of logits, the model outputs {graph.shapes[pred]}")
+    if plan.loss.zone is not None:
+        plan.loss.zone.check(graph.shapes[pred])
+
+    buffers: dict[str, Buffer] = {}
+
+    def add_buf(b: Buffer) -> None:
+        assert b.name not in buffers, b.name
+        buffers[b.name] = b
+
+    for name, shape in graph.inputs:
+        add_buf(Buffer(name, shape, BufKind.IO, math.prod(shape) * F32))
+    tshape = (plan.loss.target_numel(graph.shapes[pred]),)
+    add_buf(Buffer("target", tshape, BufKind.IO, math.prod(tshape) * F32))
+    if plan.loss.masked:
+        add_buf(Buffer("target_mask", tshape, BufKind.IO, math.prod(tshape) * F32))
+
+    # which tensors carry a gradient
+    updated = {lu.name for lu in plan.trained}
+    rg: dict[str, bool] = {name: False for name, _ in graph.inputs}
+    for n in nodes:
+        rg[n.name] = n.name in updated or any(rg[i] for i in n.inputs)
+    if not rg[pred]:
+        raise PlanError("no updated layer lies on the path to the model output")
+
+    # which activations the backward pass reads
+    saved: set[str] = set()
+    for n in nodes:
+        if not rg[n.name]:
+            continue
+        lu = plan.layer(n.name)
+        need_in, need_out = _saved_inputs(n.op, lu.update is Update.WEIGHT)
+        if need_in:
+            saved.add(n.inputs[0])
+        if need_out:
+            saved.add(n.name)
+
+    # forward; a concat's inputs are written straight into their slice of its output (zero-copy concat)
+    slots = concat_slots(graph)
+    steps: list[Step] = []
+
+    def activation(n: ir.Node) -> Buffer:
+        """A node's output: a view of its input (reshape), a slice of a concat, or its own buffer."""
+        shape = graph.shapes[n.name]
+        view, off = (n.inputs[0], 0) if isinstance(n.op, ir.Reshape) else slots.get(n.name, (None, 0))
+        return Buffer(
+            n.name,
+            shape,
+            BufKind.ACTIVATION,
+            math.prod(shape) * F32,
+            view_of=view,
+            view_offset=off,
+            node=n.name,
+        )
+
+    def forward(n: ir.Node) -> Step:
+        return Step(
+            Action.FORWARD, n.name, n.inputs, (n.name,), inplace=isinstance(n.op, (ir.Activation, ir.Add))
+        )
+
+    for n in nodes:
+        shape = graph.shapes[n.name]
+        add_buf(activation(n))
+        if isinstance(n.op, ir.Reshape):
+            continue
+        steps.append(forward(n))
+        needs_igrad = isinstance(n.op, ir.Activation) and rg[n.name] and any(rg[i] for i in n.inputs)
+        if needs_igrad and not _act_bw_needs_output(n.op) and n.name not in saved:  # type: ignore[arg-type]
+            nbytes = _round8((math.prod(shape) + 7) // 8)
+            add_buf(Buffer(mask_name(n.name), shape, BufKind.MASK, nbytes, node=n.name))
+            steps.append(Step(Action.MASK, n.name, (n.name,), (mask_name(n.name),)))
+
+    # loss
+    gp = grad_name(pred)
+    pshape = graph.shapes[pred]
+    io_reads = ("target", "target_mask") if plan.loss.masked else ("target",)
+    if plan.loss.zone is not None:
+        add_buf(Buffer("zones", tshape, BufKind.LOSS, math.prod(tshape) * F32))
+        add_buf(Buffer("g_zones", tshape, BufKind.LOSS, math.prod(tshape) * F32))
+        steps.append(Step(Action.ZONE_FW, None, (pred,), ("zones",)))
+        steps.append(Step(Action.LOSS, None, ("zones", *io_reads), ("g_zones",)))
+        add_buf(Buffer(gp, pshape, BufKind.GRAD, math.prod(pshape) * F32, node=pred))
+        steps.append(Step(Action.ZONE_BW, None, ("g_zones",), (gp,)))
+    else:
+        add_buf(Buffer(gp, pshape, BufKind.GRAD, math.prod(pshape) * F32, node=pred))
+        steps.append(Step(Action.LOSS, None, (pred, *io_reads), (gp,)))
+
+    # backward, in reverse forward order
+    written: set[str] = {gp}
+    grad_consumers: dict[str, int] = {}
+    for n in nodes:
+        if rg[n.name]:
+            for i in n.inputs:
+                if rg[i]:
+                    grad_consumers[i] = grad_consumers.get(i, 0) + 1
+
+    for n in reversed(nodes):
+        if not rg[n.name]:
+            continue
+        g_out = grad_name(n.name)
+        lu = plan.layer(n.name)
+        for idx, i in enumerate(n.inputs):
+            if not rg[i]:
+                continue
+            g_in = grad_name(i)
+            ishape = graph.shapes[i]
+            view = _grad_view(n, idx, graph) if grad_consumers[i] == 1 and n.inputs.count(i) == 1 else None
+            if view is not None:
+                add_buf(
+                    Buffer(
+                        g_in,
+                        ishape,
+                        BufKind.GRAD,
+                        math.prod(ishape) * F32,
+                        view_of=g_out,
+                        view_offset=view,
+                        node=i,
+                    )
+                )
+                written.add(g_in)
+                continue
+            if g_in not in buffers:
+                add_buf(Buffer(g_in, ishape, BufKind.GRAD, math.prod(ishape) * F32, node=i))
+            reads: tuple[str, ...] = (g_out,)
+            via = ""
+            if isinstance(n.op, ir.Activation):
+                if mask_name(n.name) in buffers:
+                    reads, via = (g_out, mask_name(n.name)), "mask"
+                else:
+                    reads, via = (g_out, n.name), "output"
+            elif isinstance(n.op, (ir.MaxPool2d, ir.GlobalMaxPool)):
+                reads = (g_out, n.inputs[0])
+            elif isinstance(n.op, ir.Softmax):
+                reads = (g_out, n.name)
+            acc = g_in in written
+            elementwise = isinstance(n.op, ir.Activation) and not acc
+            steps.append(
+                Step(
+                    Action.IGRAD,
+                    n.name,
+                    reads,
+                    (g_in,),
+                    input_index=idx,
+                    accumulate=acc,
+                    inplace=elementwise,
+                    backward_via=via,
+                )
+            )
+            written.add(g_in)
+        if lu.trains:
+            w = graph.param(n.name, "weight")
+            rows = weight_rows(n.op, w.shape)
+            writes = []
+            if lu.update is Update.WEIGHT:
+                gw = f"gw_{n.name}"
+                shape = (lu.channels, w.size // rows)
+                add_buf(Buffer(gw, shape, BufKind.WGRAD, math.prod(shape) * F32, node=n.name))
+                writes.append(gw)
+            if lu.bias:
+                gb = f"gb_{n.name}"
+                add_buf(
+                    Buffer(
+                        gb,
+                        (graph.shapes[n.name][0],),
+                        BufKind.WGRAD,
+                        graph.shapes[n.name][0] * F32,
+                        node=n.name,
+                    )
+                )
+                writes.append(gb)
+            reads = (g_out, n.inputs[0]) if lu.update is Update.WEIGHT else (g_out,)
+            steps.append(Step(Action.WGRAD, n.name, reads, tuple(writes)))
+            if plan.batch == 1:
+                steps.append(Step(Action.UPDATE, n.name, tuple(writes), ()))
+    if plan.batch > 1:  # accumulate over the mini-batch; updates run once per `batch` samples
+        for n in nodes:
+            if plan.layer(n.name).trains:
+                ws = tuple(b for b in (f"gw_{n.name}", f"gb_{n.name}") if b in buffers)
+                steps.append(Step(Action.UPDATE, n.name, ws, ()))
+
+    infer = [forward(n) for n in graph.nodes if not isinstance(n.op, ir.Reshape)]
+    for n in graph.nodes:
+        if n.name not in buffers:  # a final softmax that cross-entropy folded away in training
+            add_buf(activation(n))
+    return TrainGraph(graph, plan, buffers, tuple(steps), tuple(infer), pred, frozenset(saved))
+
+
+def concat_slots(graph: ir.Graph) -> dict[str, tuple[str, int]]:
+    """Tensors that live inside a concat's output: tensor -> (concat, byte offset). A tensor qualifies
+    when a node (not a reshape) produces it, it is no graph output, and it enters one concat once; its
+    producer then writes the slice directly and the concat copies nothing."""
+    producers = {n.name: n for n in graph.nodes}
+    slots: dict[str, tuple[str, int]] = {}
+    for n in graph.nodes:
+        if not isinstance(n.op, ir.Concat):
+            continue
+        off = 0
+        for i in n.inputs:
+            p = producers.get(i)
+            if (
+                p is not None
+                and not isinstance(p.op, ir.Reshape)
+                and i not in slots
+                and i not in graph.outputs
+                and n.inputs.count(i) == 1
+            ):
+                slots[i] = (n.name, off)
+            off += math.prod(graph.shapes[i]) * F32
+    return slots
+
+
+def _grad_view(n: ir.Node, idx: int, graph: ir.Graph) -> int | None:
+    """Byte offset into the output gradient when the input gradient is a plain view of it."""
+    if isinstance(n.op, (ir.Reshape, ir.Add)):
+        return 0
+    if isinstance(n.op, ir.Concat):
+        return sum(math.prod(graph.shapes[i]) for i in n.inputs[:idx]) * F32
+    return None
+
+
+def _round8(n: int) -> int:
+    return (n + 7) // 8 * 8
+

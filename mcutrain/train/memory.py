@@ -1,0 +1,143 @@
+"""The exact memory model of one training step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mcutrain.core import ir
+from mcutrain.train.derive import BufKind, TrainGraph, derive
+from mcutrain.train.schedule import StepSchedule, schedule
+from mcutrain.train.trainable import trainable_bytes
+from mcutrain.train.update_plan import Update, UpdatePlan
+
+#: Categories of the breakdown, in display order.
+CATEGORIES = (
+    "trainable_weights",
+    "optimizer_state",
+    "gradients",
+    "saved_activations",
+    "relu_masks",
+    "forward_working",
+    "backward_working",
+    "kernel_scratch",
+    "io_buffers",
+    "arena_fragmentation",
+    "stack_reserve",
+)
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    name: str
+    kind: str
+    update: str
+    trainable_bytes: int
+    frozen_bytes: int
+    optimizer_bytes: int
+    gradient_bytes: int
+    saved_input_bytes: int
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    peak_ram_bytes: int
+    flash_bytes: int  # frozen weights and biases (const data; code size comes from the linker)
+    arena_bytes: int
+    arena_lower_bound: int
+    static_ram_bytes: int
+    categories: dict[str, int]  # adds up to peak_ram_bytes
+    layers: tuple[LayerMemory, ...]
+    infer_arena_bytes: int
+    schedule: StepSchedule = field(repr=False)
+    train_graph: TrainGraph = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "peak_ram_bytes": self.peak_ram_bytes,
+            "flash_bytes": self.flash_bytes,
+            "arena_bytes": self.arena_bytes,
+            "arena_lower_bound_bytes": self.arena_lower_bound,
+            "static_ram_bytes": self.static_ram_bytes,
+            "infer_arena_bytes": self.infer_arena_bytes,
+            "memory": dict(self.categories),
+            "layers_memory": [vars(lm) for lm in self.layers],
+        }
+
+
+def analyze(graph: ir.Graph, plan: UpdatePlan) -> MemoryReport:
+    """Derive, schedule and account one training step of ``plan`` on ``graph``."""
+    tg = derive(graph, plan)
+    return report(tg, schedule(tg))
+
+
+def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
+    graph, plan = tg.graph, tg.plan
+    per_layer = trainable_bytes(graph, plan)
+    trainable = sum(t for t, _ in per_layer.values())
+    flash = sum(f for _, f in per_layer.values()) + sum(
+        int(graph.params[k].nbytes) for k in graph.params if k.rsplit(".", 1)[0] not in per_layer
+    )
+    opt_state = trainable * plan.optimizer.kind.state_per_param
+    io = sum(b.nbytes for b in tg.buffers.values() if b.kind is BufKind.IO)
+    persistent_grads = 0
+    if plan.batch > 1:
+        persistent_grads = sum(b.nbytes for b in tg.buffers.values() if b.kind is BufKind.WGRAD)
+
+    cats = dict.fromkeys(CATEGORIES, 0)
+    cats["trainable_weights"] = trainable
+    cats["optimizer_state"] = opt_state
+    cats["io_buffers"] = io
+    cats["gradients"] = persistent_grads
+    cats["stack_reserve"] = plan.stack_reserve_bytes
+    static = trainable + opt_state + io + persistent_grads + plan.stack_reserve_bytes
+
+    tr = sched.train
+    members: dict[str, list[str]] = {}
+    for name, root in tr.storage_of.items():
+        members.setdefault(root, []).append(name)
+    for root in tr.live_at_peak:
+        cats[_category(tg, members[root])] += tr.storage_bytes[root]
+    arena = sched.arena_bytes
+    cats["arena_fragmentation"] = arena - tr.lower_bound
+
+    layers = []
+    for node in graph.trainable_nodes():
+        lu = plan.layer(node.name)
+        t, f = per_layer[node.name]
+        grads = sum(tg.buffers[b].nbytes for b in (f"gw_{node.name}", f"gb_{node.name}") if b in tg.buffers)
+        saved_in = tg.buffers[node.inputs[0]].nbytes if lu.update is Update.WEIGHT else 0
+        if node.inputs[0] in {n for n, _ in graph.inputs}:
+            saved_in = 0  # the caller's input buffer, counted under io_buffers
+        layers.append(
+            LayerMemory(
+                node.name,
+                node.op.kind,
+                lu.describe(graph.shapes[node.name][0]),
+                t,
+                f,
+                t * plan.optimizer.kind.state_per_param,
+                grads,
+                saved_in,
+            )
+        )
+    peak = static + arena
+    assert sum(cats.values()) == peak, (cats, peak)
+    return MemoryReport(
+        peak, flash, arena, tr.lower_bound, static, cats, tuple(layers), sched.infer.size, sched, tg
+    )
+
+
+def _category(tg: TrainGraph, names: list[str]) -> str:
+    kinds = {tg.buffers[n].kind for n in names}
+    if BufKind.SCRATCH in kinds:
+        return "kernel_scratch"
+    if BufKind.WGRAD in kinds:
+        return "gradients"
+    if BufKind.MASK in kinds:
+        return "relu_masks"
+    if kinds & {BufKind.GRAD, BufKind.LOSS}:
+        return "backward_working"
+    if any(n in tg.saved for n in names):
+        return "saved_activations"
+    return "forward_working"
+
