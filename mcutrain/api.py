@@ -12,7 +12,15 @@ from mcutrain.frontends import FrontendError, load_model
 from mcutrain.train.optimizers import lr_scales
 from mcutrain.train.planner import STRATEGIES, PlanResult, plan_auto, plan_baseline
 from mcutrain.train.scoring import Calibration, measured_scorer, proxy_scorer, random_calibration
-from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, PlanError, UpdatePlan
+from mcutrain.train.update_plan import (
+    STACK_RESERVE_BYTES,
+    LinkApp,
+    LossConfig,
+    LossKind,
+    OptimizerConfig,
+    PlanError,
+    UpdatePlan,
+)
 
 
 def load(model: str | Path, input_shape: Sequence[int] | None = None) -> ir.Graph:
@@ -70,10 +78,13 @@ def plan(
     batch: int = 1,
     progress: bool = False,
     lr_scale: str = "none",
+    stack_reserve_bytes: int = STACK_RESERVE_BYTES,
+    app: LinkApp | None = None,
 ) -> PlanResult:
     """Plan the fine-tuning of ``graph`` under ``budget_bytes`` of RAM. ``lr_scale="relative"`` scales
-    each tensor's learning rate by its pretrained RMS (:func:`mcutrain.optim.lr_scales`); the auto plan's
-    measured scores train with the same scales."""
+    each tensor's learning rate by its pretrained RMS (:func:`mcutrain.train.optimizers.lr_scales`); the
+    auto plan's measured scores train with the same scales. ``app``: the serial-link firmware whose RAM
+    the budget must cover too (:class:`~mcutrain.train.update_plan.LinkApp`)."""
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     template = UpdatePlan(
@@ -86,6 +97,8 @@ def plan(
         batch=batch,
         budget_bytes=budget_bytes,
         lr_scales=lr_scales(graph, lr_scale),
+        stack_reserve_bytes=stack_reserve_bytes,
+        app=app,
     )
     if strategy != "auto":
         return plan_baseline(graph, template, strategy, k)

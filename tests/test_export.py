@@ -33,6 +33,8 @@ from mcutrain.core import ir, semantics
 from mcutrain.emit.link_app import plan_summary
 from mcutrain.frontends.torch import export_module, load_module
 from mcutrain.host.export import ExportError, Pulled, export_tflite, merge_params, torch_state_dict
+from mcutrain.train.memory import analyze
+from mcutrain.train.plan_file import write_plan
 from mcutrain.train.simulator import Simulator
 from mcutrain.train.trainable import trainable_vectors
 from mcutrain.train.update_plan import LayerUpdate, UpdatePlan
@@ -238,7 +240,7 @@ def _files(tmp_path: Path, model: str, pulled_plan: str = "full") -> tuple[ir.Gr
     pulled = _pulled(graph, plan)
     npz, plan_file = tmp_path / "params.npz", tmp_path / "plan.json"
     np.savez(npz, params=pulled.params, model_hash=np.array(pulled.model_hash), plan=np.array(pulled.plan))
-    plan.save(plan_file)
+    write_plan(plan_file, plan, analyze(graph, plan), model)
     return graph, plan, npz, plan_file
 
 
@@ -253,9 +255,7 @@ def test_cli_export_state_dict(source: str, tmp_path: Path, capsys: pytest.Captu
         module = toy.mbv2_block()
     graph, plan, npz, plan_file = _files(tmp_path, source)
     out = tmp_path / "new.pt"
-    assert (
-        main(["export", source, "--params", str(npz), "--plan", str(plan_file), "--out", str(out)]) == 0
-    )
+    assert main(["export", source, "--params", str(npz), "--plan", str(plan_file), "--out", str(out)]) == 0
     assert "state_dict values changed" in capsys.readouterr().out
     module.load_state_dict(torch.load(out))
     x = torch.randn((4, *graph.inputs[0][1]), generator=torch.Generator().manual_seed(1))
@@ -297,8 +297,9 @@ def test_cli_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "NaN or Inf" in with_npz(params=np.full(np.load(npz)["params"].size, np.nan, np.float32))
     assert "no array 'params'" in with_npz(drop="params")
 
-    other = api.plan(api.load("mlp"), None, strategy="full").plan
-    other.save(tmp_path / "other.json")
+    mlp = api.load("mlp")
+    other = api.plan(mlp, None, strategy="full").plan
+    write_plan(tmp_path / "other.json", other, analyze(mlp, other), "mlp")
     err = _export_error(
         [model, "--params", str(npz), "--plan", str(tmp_path / "other.json"), "--out", out], capsys
     )
@@ -310,9 +311,7 @@ def test_cli_export_graph_json(tmp_path: Path) -> None:
     src.write_text(api.load("mlp").to_json())
     graph, plan, npz, plan_file = _files(tmp_path, str(src), "subset")
     out = tmp_path / "new.json"
-    assert (
-        main(["export", str(src), "--params", str(npz), "--plan", str(plan_file), "--out", str(out)]) == 0
-    )
+    assert main(["export", str(src), "--params", str(npz), "--plan", str(plan_file), "--out", str(out)]) == 0
     params = merge_params(graph, plan, Pulled.load(npz))
     got = ir.Graph.from_json(out.read_text()).params
     assert got.keys() == params.keys()

@@ -23,16 +23,16 @@ class StackBound:
 
 
 #: Cortex-M exception entry: 8 words, or 26 with the lazily stacked FP context (hard-float builds).
-_EXC_FRAME = {True: 104, False: 32}
-_HANDLERS = ("mt_systick_handler",)
+EXC_FRAME_BYTES = {True: 104, False: 32}
+INTERRUPT_HANDLERS = ("mt_systick_handler",)
 
 
-def _stack_bound(est: dict[str, StackEstimate], t: Target, link: bool = False) -> StackBound:
+def stack_bound(est: dict[str, StackEstimate], t: Target, link: bool = False) -> StackBound:
     frame = lambda f: est[f].path[0][1] if f in est else 0  # noqa: E731
-    handler = max((est[h].bytes for h in _HANDLERS if h in est), default=0)
+    handler = max((est[h].bytes for h in INTERRUPT_HANDLERS if h in est), default=0)
     fp = "-mfloat-abi=hard" in t.cflags
     # RISC-V boards poll their UART and take no interrupts; a trap is fatal and reports on a fresh stack
-    exc = _EXC_FRAME[fp] + handler if t.arch == "arm" else 0
+    exc = EXC_FRAME_BYTES[fp] + handler if t.arch == "arm" else 0
     # the link firmware trains from a callback: main > mt_link_service (its deepest path) > the callback
     above = frame("mt_board_c_start") + frame("main")
     if link:
@@ -43,4 +43,3 @@ def _stack_bound(est: dict[str, StackEstimate], t: Target, link: bool = False) -
         exc,
         est["mt_board_c_start"],
     )
-

@@ -305,4 +305,3 @@ def _cluster(c: dict[str, Any], regions: tuple[MemoryRegion, ...], path: Path) -
         l2_reserve=_size(c.get("l2_reserve", 0), path, allow_zero=True),
         pmsis=_choice(c.get("pmsis", "portable"), ("portable", "gap-sdk"), "[cluster] pmsis", path),
     )
-

@@ -17,15 +17,20 @@ def fail(cmd: str, msg: str, code: int = 1) -> int:
 
 
 def input_shape(text: str) -> tuple[int, ...]:
+    """``--input-shape`` as PyTorch users write it, batch axis first (``1,16``, ``1,3,32,32``; ``x`` also
+    separates): the per-sample shape, without the batch axis."""
     try:
-        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+        dims = tuple(int(d) for d in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"cannot read a shape from {text!r}: use e.g. 1,3,32,32") from None
-    if len(dims) == 4 and dims[0] == 1:
-        dims = dims[1:]  # a leading batch axis of 1
-    if not dims or any(d <= 0 for d in dims):
-        raise argparse.ArgumentTypeError(f"invalid shape {text!r}")
-    return dims
+        raise argparse.ArgumentTypeError(
+            f"cannot read a shape from {text!r}: give the input's shape with the batch axis first, e.g. 1,16 or "
+            "1,3,32,32"
+        ) from None
+    if len(dims) < 2 or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(
+            f"invalid shape {text!r}: give the input's shape with the batch axis first, e.g. 1,16 or 1,3,32,32"
+        )
+    return dims[1:]
 
 
 def zones(text: str) -> ZoneSpec:

@@ -27,16 +27,12 @@ def open_link(args: argparse.Namespace) -> Link:
     )
 
 
-
-
 def add_port_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", required=True, help="pyserial URL: /dev/ttyACM0, socket://127.0.0.1:PORT, ...")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--timeout", type=float, default=2.0, help="first wait for a reply, seconds (default 2)")
     p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to (re)open the port")
     p.add_argument("--expect-hash", help="refuse a device whose model hash does not start with this")
-
-
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -76,8 +72,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def cmd_pull(args: argparse.Namespace) -> int:
     from mcutrain.host import LinkError
 
@@ -95,8 +89,6 @@ def cmd_pull(args: argparse.Namespace) -> int:
         f"pulled {params.size} trainable parameters (step {st.step}, model {info.model_hash[:12]}) to {out}"
     )
     return 0
-
-
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

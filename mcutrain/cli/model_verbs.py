@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from mcutrain.cli import args as cli_args
+from mcutrain.train.update_plan import STACK_RESERVE_BYTES
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -32,13 +34,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     from mcutrain import api
     from mcutrain.cli import tables
-    from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind
+    from mcutrain.train.plan_file import write_plan
+    from mcutrain.train.update_plan import (
+        LinkApp,
+        LossConfig,
+        LossKind,
+        OptimizerConfig,
+        OptimizerKind,
+        PlanError,
+    )
 
+    if args.app != "link" and (args.val_slots or args.snapshot or args.storage):
+        raise PlanError("--val-slots, --snapshot and --storage size the serial-link firmware: add --app link")
+    app = LinkApp.make(args.val_slots or 0, args.snapshot, args.storage) if args.app == "link" else None
     graph = api.load(args.model, args.input_shape)
     loss = api.default_loss(graph)
     if args.loss or args.masked or args.zones:
@@ -64,6 +75,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         batch=args.batch,
         progress=sys.stderr.isatty() or args.progress,
         lr_scale=args.lr_scale,
+        stack_reserve_bytes=args.stack_reserve,
+        app=app,
     )
     print(
         f"model {graph.name}: {graph.num_params():,} parameters, {graph.macs():,} MACs per sample, "
@@ -82,20 +95,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"score {res.score:.4g} (upper bound {res.upper_bound:.4g}, gap {res.gap:.3g}); "
             f"{res.evaluated} exact memory analyses in {res.seconds:.2f} s"
         )
-    extra = {
-        "model_source": str(args.model),
-        **res.memory.to_dict(),
-        "score": res.score,
-        "score_upper_bound": res.upper_bound,
-    }
-    res.plan.save(args.out, extra)
+    source = str(Path(args.model).resolve()) if Path(args.model).is_file() else str(args.model)
+    extra = {"score": res.score, "score_upper_bound": res.upper_bound}
+    write_plan(args.out, res.plan, res.memory, source, graph.inputs[0][1], extra)
     print(f"\nwrote {args.out}")
     if args.plot:
         tables.plot_memory(res.memory, args.plot, f"{graph.name}: {res.plan.strategy} plan")
         print(f"wrote {args.plot}")
     return 0
-
-
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -121,11 +128,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     pl = sub.add_parser("plan", help="choose what to update under a RAM budget and write a plan file")
     pl.add_argument("model", help="a .tflite or .pt2 file, package.module:factory, or a built-in model name")
-    pl.add_argument("--budget", type=cli_args.budget, help="RAM budget, e.g. 256KB or 1.2MB (KB = 1024 bytes)")
+    pl.add_argument(
+        "--budget", type=cli_args.budget, help="RAM budget, e.g. 256KB or 1.2MB (KB = 1024 bytes)"
+    )
     pl.add_argument(
         "--input-shape",
         type=cli_args.input_shape,
-        help="per-sample input shape for PyTorch models, e.g. 1,3,32,32",
+        metavar="N,C,H,W",
+        help="PyTorch factories without example_input_shape: the input's shape as PyTorch writes it, batch "
+        "axis first, e.g. 1,16 for an MLP or 1,3,32,32 for images (the batch size itself is not used)",
     )
     pl.add_argument("--calib", help="calibration data: .npz with x, y (and mask)")
     pl.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="sgd")
@@ -155,6 +166,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="measured: short fine-tuning per candidate; proxy: gradient norms (faster)",
     )
     pl.add_argument("--batch", type=int, default=1, help="samples per update (gradient accumulation)")
+    pl.add_argument(
+        "--stack-reserve",
+        type=cli_args.budget,
+        default=STACK_RESERVE_BYTES,
+        metavar="BYTES",
+        help=f"RAM for the call stack and the board runtime's data (default {STACK_RESERVE_BYTES} B)",
+    )
+    ap = pl.add_argument_group("the serial-link firmware's RAM in the budget (docs/protocol.md)")
+    ap.add_argument(
+        "--app", choices=["link"], help="count the link firmware's buffers in the plan's peak RAM"
+    )
+    ap.add_argument(
+        "--val-slots", type=int, metavar="K", help="--app link: K validation samples on the device"
+    )
+    ap.add_argument(
+        "--snapshot",
+        action=argparse.BooleanOptionalAction,
+        help="--app link: a copy of the training state for CHECKPOINT/ROLLBACK (default: with --val-slots)",
+    )
+    ap.add_argument("--storage", choices=["semihost"], help="--app link: persist checkpoints")
     pl.add_argument("--out", default="plan.json")
     pl.add_argument("--plot", help="write a PNG of memory by category and by layer")
     pl.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
@@ -168,6 +199,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--plan", required=True, help="the plan file the device's firmware was built from")
     ex.add_argument("--out", required=True, help="new.tflite for a .tflite model, new.pt for a PyTorch one")
     ex.add_argument(
-        "--input-shape", type=cli_args.input_shape, help="per-sample input shape of a factory, e.g. 3,32,32"
+        "--input-shape", type=cli_args.input_shape, metavar="N,C,H,W", help="as for plan, batch axis first"
     )
     ex.set_defaults(func=cmd_export)

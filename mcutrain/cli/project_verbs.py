@@ -12,7 +12,6 @@ a project that is not a firmware project; ``run`` returns the firmware's own exi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ TIMEOUT_EXIT = 124
 BOARD_ONLY_EMIT = ("selftest", "app", "val_slots", "snapshot", "storage")
 
 
-
 def is_firmware(args: argparse.Namespace) -> bool:
     """Whether a parsed ``emit``/``build`` command is for a board (else it is for the host)."""
     target = getattr(args, "target", None)
@@ -36,16 +34,21 @@ def is_firmware(args: argparse.Namespace) -> bool:
 
 
 def _plan_and_graph(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The plan file's plan and its model, loaded as the file records (or from ``--model`` /
+    ``--input-shape``), after checking that the memory re-derived now is the file's."""
     from mcutrain import api
-    from mcutrain.train.update_plan import PlanError, UpdatePlan
+    from mcutrain.train.memory import analyze
+    from mcutrain.train.plan_file import check_memory, read_plan
+    from mcutrain.train.update_plan import PlanError
 
-    plan = UpdatePlan.load(args.plan)
-    source = args.model or json.loads(Path(args.plan).read_text()).get("model_source")
+    pf = read_plan(args.plan)
+    source = args.model or pf.model_source
     if not source:
         raise PlanError(f"{args.plan} does not say which model it was made for: pass --model")
-    graph = api.load(source, args.input_shape)
-    plan.validate(graph)
-    return plan, graph
+    graph = api.load(source, args.input_shape or pf.input_shape)
+    pf.plan.validate(graph)
+    check_memory(pf, analyze(graph, pf.plan))
+    return pf.plan, graph
 
 
 # ---- emit ----------------------------------------------------------------------------------------
@@ -79,7 +82,6 @@ def cmd_emit(args: argparse.Namespace) -> int:
     )
     print(f"  build it with: mcutrain build {em.out_dir}")
     return 0
-
 
 
 # ---- emit ----------------------------------------------------------------------------------------
@@ -143,7 +145,6 @@ def _emit_firmware(args: argparse.Namespace) -> int:
 # ---- build ---
 
 
-
 # ---- build ---------------------------------------------------------------------------------------
 
 
@@ -184,7 +185,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-
 # ---- run -----------------------------------------------------------------------------------------
 
 
@@ -212,8 +212,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail("run", r.run.message + " (a hang, or raise --timeout)", TIMEOUT_EXIT)
     print(f"mcutrain run: {r.run.message} ({r.outcome})", file=sys.stderr)
     return int(r.exit_code or 0)
-
-
 
 
 # ---- report --------------------------------------------------------------------------------------

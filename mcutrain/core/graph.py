@@ -248,4 +248,3 @@ class GraphBuilder:
 
     def build(self, outputs: Iterable[str]) -> Graph:
         return Graph(self.name, tuple(self._inputs), tuple(self._nodes), tuple(outputs), self._params)
-

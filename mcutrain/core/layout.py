@@ -23,4 +23,3 @@ def row_index(op: ir.Op, wshape: tuple[int, ...]) -> np.ndarray:
 def device_weight(op: ir.Op, w: np.ndarray) -> np.ndarray:
     """The weight in device order, ``[Cout, row_len]``."""
     return w.reshape(-1)[row_index(op, w.shape)]
-

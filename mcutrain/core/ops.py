@@ -371,4 +371,3 @@ OP_TYPES: dict[str, type[Op]] = {
 
 #: Op kinds that hold trainable parameters (weight + bias).
 TRAINABLE_OPS = (Conv2d, ConvTranspose2d, Linear, ChannelAffine)
-

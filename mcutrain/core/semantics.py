@@ -1,140 +1,21 @@
-"""PyTorch implementations of the IR ops (batched: every tensor carries a leading batch axis).
+"""Running IR graphs in PyTorch (batched: every tensor carries a leading batch axis).
 
-This is the single definition of each op's semantics on the host: the simulator, the frontends' golden
-checks and the planner's scoring all run graphs through :func:`forward_op`, and the C kernels are tested
-against these functions under ``torch.autograd``.
+Each op's semantics is its entry in the op table (:func:`mcutrain.core.op_table.forward_op`); this module
+runs whole graphs with it (the simulator, the frontends' golden checks and the planner's scores all do),
+and provides the PULP cluster's FP16 variant of the MAC ops (docs/gap9.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import singledispatch
 
 import torch
-import torch.nn.functional as F
 
 from mcutrain.core import ir
+from mcutrain.core.kernels import CLUSTER_TILED
+from mcutrain.core.op_table import entry, forward_op
 
-
-def _pad_or_none(x: torch.Tensor, padding: ir.Pad4, value: float = 0.0) -> torch.Tensor:
-    t, b, l, r = padding
-    if t == b == l == r == 0:
-        return x
-    return F.pad(x, (l, r, t, b), value=value)
-
-
-@singledispatch
-def forward_op(op: ir.Op, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    raise NotImplementedError(f"no PyTorch implementation for op {op.kind!r}")
-
-
-@forward_op.register
-def _(op: ir.Conv2d, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    x = _pad_or_none(xs[0], op.padding)
-    return F.conv2d(x, p["weight"], p["bias"], op.stride, 0, op.dilation, op.groups)
-
-
-@forward_op.register
-def _(op: ir.ConvTranspose2d, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    y = F.conv_transpose2d(xs[0], p["weight"], None, op.stride, 0, 0, op.groups, op.dilation)
-    t, b, l, r = op.padding
-    y = F.pad(y, (-l, -r, -t, -b))  # positive crops, negative extends with zeros (output_padding)
-    return y + p["bias"].view(1, -1, 1, 1)
-
-
-@forward_op.register
-def _(op: ir.Linear, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return F.linear(xs[0], p["weight"], p["bias"])
-
-
-@forward_op.register
-def _(op: ir.BatchNorm, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    shape = (1, -1) + (1,) * (xs[0].dim() - 2)
-    scale = p["gamma"] / torch.sqrt(p["var"] + op.eps)
-    return (xs[0] - p["mean"].view(shape)) * scale.view(shape) + p["beta"].view(shape)
-
-
-@forward_op.register
-def _(op: ir.ChannelAffine, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    shape = (1, -1) + (1,) * (xs[0].dim() - 2)
-    return xs[0] * p["weight"].view(shape) + p["bias"].view(shape)
-
-
-@forward_op.register
-def _(op: ir.Activation, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    x = xs[0]
-    if op.fn is ir.ActFn.RELU:
-        return F.relu(x)
-    if op.fn is ir.ActFn.RELU6:
-        return F.hardtanh(x, 0.0, 6.0)
-    if op.fn is ir.ActFn.LEAKY_RELU:
-        return F.leaky_relu(x, op.alpha)
-    if op.fn is ir.ActFn.SIGMOID:
-        return torch.sigmoid(x)
-    if op.fn is ir.ActFn.TANH:
-        return torch.tanh(x)
-    raise NotImplementedError(op.fn)
-
-
-@forward_op.register
-def _(op: ir.MaxPool2d, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    x = _pad_or_none(xs[0], op.padding, value=float("-inf"))
-    return F.max_pool2d(x, op.kernel, op.stride)
-
-
-@forward_op.register
-def _(op: ir.AvgPool2d, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    x = _pad_or_none(xs[0], op.padding)
-    s = F.avg_pool2d(x, op.kernel, op.stride) * (op.kernel[0] * op.kernel[1])
-    if op.count_include_pad:
-        return s / (op.kernel[0] * op.kernel[1])
-    ones = _pad_or_none(torch.ones_like(xs[0][:1, :1]), op.padding)
-    count = F.avg_pool2d(ones, op.kernel, op.stride) * (op.kernel[0] * op.kernel[1])
-    return s / count
-
-
-@forward_op.register
-def _(op: ir.GlobalAvgPool, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return xs[0].mean(dim=(2, 3))
-
-
-@forward_op.register
-def _(op: ir.GlobalMaxPool, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return xs[0].amax(dim=(2, 3))
-
-
-@forward_op.register
-def _(op: ir.Reshape, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return xs[0].reshape(xs[0].shape[0], *op.shape)
-
-
-@forward_op.register
-def _(op: ir.Add, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return xs[0] + xs[1]
-
-
-@forward_op.register
-def _(op: ir.Concat, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat(xs, dim=1)
-
-
-@forward_op.register
-def _(op: ir.Upsample, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    x = xs[0]
-    size = (x.shape[2] * op.scale[0], x.shape[3] * op.scale[1])
-    if op.mode is ir.UpsampleMode.NEAREST:
-        return F.interpolate(x, size=size, mode="nearest")
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=op.align_corners)
-
-
-@forward_op.register
-def _(op: ir.Pad, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return _pad_or_none(xs[0], op.padding, value=op.value)
-
-
-@forward_op.register
-def _(op: ir.Softmax, xs: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    return torch.softmax(xs[0], dim=1)
+__all__ = ["forward", "forward_op", "forward_op_fp16", "has_fp16_operands", "node_params", "run_graph"]
 
 
 def _half(t: torch.Tensor) -> torch.Tensor:
@@ -144,10 +25,9 @@ def _half(t: torch.Tensor) -> torch.Tensor:
 
 def has_fp16_operands(op: ir.Op) -> bool:
     """Whether the FP16 option of the PULP cluster (docs/gap9.md) runs ``op`` with float16 operands: the
-    tiled conv2d, conv_transpose2d and linear (groups == 1)."""
-    if isinstance(op, ir.Linear):
-        return True
-    return isinstance(op, (ir.Conv2d, ir.ConvTranspose2d)) and op.groups == 1
+    passes tiled through L1 (conv2d, conv_transpose2d and linear with ``groups == 1``)."""
+    fw = entry(op).kernels.get("fw")
+    return fw is not None and fw.cluster == CLUSTER_TILED and getattr(op, "groups", 1) == 1
 
 
 class _HalfOperands(torch.autograd.Function):

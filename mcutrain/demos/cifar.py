@@ -28,6 +28,7 @@ from mcutrain.data import cifar
 from mcutrain.data.shared import SharedDataMissing, read_manifest, shared_path
 from mcutrain.demos.adaptation import InputEncoding, accuracy, run_adaptation
 from mcutrain.train.optimizers import LR_SCALES
+from mcutrain.train.plan_file import write_plan
 from mcutrain.train.planner import STRATEGIES, PlanResult
 from mcutrain.train.scoring import Calibration
 from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, PlanError
@@ -175,7 +176,7 @@ def run(cfg: CifarDemoConfig, say: Any = print) -> dict[str, Any]:
     res = make_plan(graph, cfg.strategy, cfg.budget, opt, calib, cfg.score, recipe.lr_scale)
     say(f"      peak RAM {format_bytes(res.memory.peak_ram_bytes)}: {describe(graph, res)}")
     cfg.out.mkdir(parents=True, exist_ok=True)
-    res.plan.save(cfg.out / "plan.json", res.memory.to_dict())
+    write_plan(cfg.out / "plan.json", res.plan, res.memory, str(model_path()), graph.inputs[0][1])
     where = "simulator and Cortex-M4F in QEMU" if cfg.device else "simulator"
     say(f"[2/3] adapt on {len(adapt)} {cfg.shift} images ({where}), test on {len(test)} others")
     r = run_adaptation(

@@ -27,6 +27,7 @@ from mcutrain.demos.adaptation import device_link, stream_samples
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.host import Block, Sample
+from mcutrain.train.plan_file import write_plan
 from mcutrain.train.scoring import Calibration
 from mcutrain.train.simulator import Simulator
 from mcutrain.train.trainable import trainable_vectors, unflatten_params
@@ -124,7 +125,7 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
         f"({ratio:.2f}x less; budget {format_bytes(budget)}): {len(plan.trained)} of "
         f"{len(g.trainable_nodes())} layers updated"
     )
-    plan.save(out / "plan.json", res.memory.to_dict())
+    write_plan(out / "plan.json", plan, res.memory, "depth", g.inputs[0][1])
 
     say(f"[2/6] emit + build firmware for {BOARD} (Cortex-M4F)")
     proj = emit_firmware(g, plan, out / "fw", BOARD, app="link")

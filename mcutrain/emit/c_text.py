@@ -45,6 +45,5 @@ def c_ident(name: str) -> str:
     return "l_" + s
 
 
-def _plus(expr: str, n: int) -> str:
+def c_plus(expr: str, n: int) -> str:
     return f"{expr} + {n}" if n else expr
-

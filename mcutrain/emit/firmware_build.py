@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from mcutrain.boards.cross_build import BuildResult, SizeReport, build
-from mcutrain.boards.stack_bound import _HANDLERS, StackBound, _stack_bound
+from mcutrain.boards.stack_bound import INTERRUPT_HANDLERS, StackBound, stack_bound
 from mcutrain.boards.stack_usage import analyze
 from mcutrain.boards.targets import Target, load_target
 from mcutrain.core.units import format_bytes
 from mcutrain.emit import pulp
-from mcutrain.emit.firmware_project import EXTRA_CFLAGS, MANIFEST, FirmwareError, _relocate
+from mcutrain.emit.firmware_project import EXTRA_CFLAGS, MANIFEST, FirmwareError, relocate_target
 from mcutrain.train.update_plan import PlanError
 
 # ---- build ---------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def build_firmware(
         )
     base = load_target(m["target"])
     peak = int(m["plan_peak_ram_bytes"])
-    if m.get("cluster"):  # L2 and L1 of a PULP target, both numbers each (docs/pulp.md)
+    if m.get("cluster"):  # L2 and L1 of a PULP target, both numbers each (docs/gap9.md)
         try:
             pulp.check_manifest(m, base)
         except PlanError as e:
@@ -114,7 +114,7 @@ def build_firmware(
             f"{base.ram.length:,} B ({format_bytes(base.ram.length)}, region {base.ram.name}); plan again "
             f"with --budget {base.ram.length // 1024}KB or less"
         )
-    t = _relocate(base, proj, int(m["stack_region_bytes"]))
+    t = relocate_target(base, proj, int(m["stack_region_bytes"]))
     out = Path(out_dir) if out_dir else proj / "build" / (t.name + ("-profile" if profile else ""))
     res = build(
         t,
@@ -127,10 +127,10 @@ def build_firmware(
     )
     cis = sorted((out / "obj").glob("*.ci"))
     link = m["kind"] == "link"
-    roots = ["mt_train_step", "main", "mt_board_c_start", *_HANDLERS]
+    roots = ["mt_train_step", "main", "mt_board_c_start", *INTERRUPT_HANDLERS]
     if link:
         roots += ["mt_link_service", "mt_fw_link_train"]
-    bound = _stack_bound(analyze(roots, cis, res.elf, t.tool("objdump")), t, link)
+    bound = stack_bound(analyze(roots, cis, res.elf, t.tool("objdump")), t, link)
     fb = FirmwareBuild(proj, t, res, m, bound, profile)
     if bound.training > t.stack_bytes:
         raise FirmwareError(
@@ -163,4 +163,3 @@ def make_standalone(project: str | Path, target: str, timeout_s: float = 300) ->
     if r.returncode != 0:
         raise FirmwareError(f"make -f Makefile.{target} failed in {proj}:\n{r.stdout}{r.stderr}")
     return proj / "build" / target / "firmware.elf"
-

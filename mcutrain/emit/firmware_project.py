@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,16 +16,15 @@ from mcutrain.boards.targets import Target, firmware_dir, load_target
 from mcutrain.core import ir
 from mcutrain.emit import pulp
 from mcutrain.emit.c_text import c_array, c_float
-from mcutrain.emit.link_app import DEFAULT_STORAGE_FILE, LINK_SOURCES, _link_data
+from mcutrain.emit.calls import profile_id
+from mcutrain.emit.link_app import DEFAULT_STORAGE_FILE, LINK_SOURCES, link_app, link_template_data
 from mcutrain.emit.model_c import Emitted, emit
-from mcutrain.emit.selftest import EXIT_CODES, LOSS_FLOOR, Expected, SelfTest, _scale, expected
+from mcutrain.emit.selftest import EXIT_CODES, LOSS_FLOOR, Expected, SelfTest, expected, param_scale
 from mcutrain.emit.templates import template_env
-from mcutrain.train.update_plan import PlanError, Update, UpdatePlan
+from mcutrain.train.derive import TrainGraph
+from mcutrain.train.update_plan import RUNTIME_DATA_BYTES, PlanError, Update, UpdatePlan
 
 MANIFEST = "firmware.json"
-#: Bytes of the plan's stack reserve kept for static data of the board runtime and the harness
-#: (measured: 72 B on the Arm boards: picolibc's stdio FILE and TLS, SysTick and UART state).
-RUNTIME_RESERVE_BYTES = 256
 EXTRA_CFLAGS = ("-fno-math-errno", "-fcallgraph-info=su")
 #: main.c variants of emit_firmware(app=...): None (footprint or self-test) and the serial link.
 APPS = (None, "link")
@@ -46,17 +44,6 @@ class FirmwareProject:
     emitted: Emitted
     manifest: dict[str, Any]
     expected: Expected | None
-
-
-def stack_region_bytes(plan: UpdatePlan) -> int:
-    """The stack the firmware links: the plan's reserve minus the runtime's static data, 8-aligned."""
-    n = (plan.stack_reserve_bytes - RUNTIME_RESERVE_BYTES) // 8 * 8
-    if n < 512:
-        raise PlanError(
-            f"the plan reserves {plan.stack_reserve_bytes} B for stack and runtime; the firmware needs at "
-            f"least {512 + RUNTIME_RESERVE_BYTES} B ({RUNTIME_RESERVE_BYTES} B of it for the runtime's data)"
-        )
-    return n
 
 
 def emit_firmware(
@@ -80,18 +67,20 @@ def emit_firmware(
     accept-if-better); ``snapshot`` keeps a copy of the training state for CHECKPOINT/ROLLBACK (default: when
     there are validation slots or storage); ``storage="semihost"`` persists checkpoints into
     ``storage_file`` (relative to QEMU's working directory). Their RAM is counted in ``link_memory``.
-    ``precision="fp16"`` (PULP targets): the cluster's tiled passes on binary16 operands (docs/pulp.md)."""
+    ``precision="fp16"`` (PULP targets): the cluster's tiled passes on binary16 operands (docs/gap9.md)."""
     if app not in APPS:
         raise PlanError(f"unknown firmware app {app!r}: one of {', '.join(a for a in APPS if a)}")
     if app != "link" and (val_slots or snapshot or storage):
         raise PlanError(
             "validation slots, snapshots and storage belong to the serial-link firmware (app='link')"
         )
+    if app != "link" and plan.app is not None:
+        raise PlanError("the plan counts the RAM of a serial-link firmware: emit it with app='link'")
     if app == "link" and selftest is not None:
         raise PlanError("a firmware is either a self-test or the serial link, not both")
     t = load_target(target) if isinstance(target, str) else target
     pulp.check_precision(precision, t)
-    stack = stack_region_bytes(plan)
+    stack = plan.stack_region_bytes
     exp = None
     if selftest is not None and plan.batch != 1:
         raise PlanError(
@@ -108,8 +97,7 @@ def emit_firmware(
         exp = expected(graph, plan, selftest, precision == "fp16")
     out = Path(out_dir).resolve()
     em = emit(graph, plan, out, t, precision)
-    src = (out / "mt_model.c").read_text()
-    profile_ids = list(dict.fromkeys(re.findall(r"^\s+MT_PROFILE_BEGIN\((\w+)\);", src, re.MULTILINE)))
+    profile_ids = em.profile_ids
 
     bsp = out / "bsp"
     if bsp.exists():
@@ -120,7 +108,7 @@ def emit_firmware(
     shutil.copytree(t.board_dir, bsp / "boards" / t.name)
     if app == "link":
         shutil.copytree(fw / "link", bsp / "link")
-    local = _relocate(t, out, stack)
+    local = relocate_target(t, out, stack)
     kind = "selftest" if selftest is not None else app or "footprint"
 
     data: dict[str, Any] = {
@@ -147,19 +135,20 @@ def emit_firmware(
         ]
         data["losses"] = c_array(exp.losses)
         data["params"] = [
-            {"name": n, "n": v.size, "values": c_array(v), "scale": c_float(_scale(v))} for n, v in exp.params
+            {"name": n, "n": v.size, "values": c_array(v), "scale": c_float(param_scale(v))}
+            for n, v in exp.params
         ]
         data["tol_loss"] = c_float(exp.tol_loss)
         data["tol_param"] = c_float(exp.tol_param)
     link_memory: dict[str, int] = {}
     link_srcs: list[str] = []
+    link_ram = 0  # what the link adds to the plan's peak (0 when the plan counts it)
     if app == "link":
-        opts = (val_slots, snapshot, storage, storage_file)
-        link_data, link_memory, link_srcs = _link_data(
-            graph, plan, t, src, em.memory.peak_ram_bytes, em.trainable_numel, *opts
+        la = link_app(plan, val_slots, snapshot, storage)
+        link_data, link_memory, link_ram, link_srcs = link_template_data(
+            graph, plan, t, em.accumulators, em.memory.peak_ram_bytes, la, storage_file
         )
         data.update(link_data)
-    link_ram = sum(link_memory.values())
     env = template_env()
     main = "fw_link_main.c.j2" if app == "link" else "fw_selftest_main.c.j2"
     (out / "main.c").write_text(env.get_template(main).render(**data))
@@ -174,7 +163,7 @@ def emit_firmware(
     if app == "link":
         srcs += [f"bsp/link/{f}" for f in LINK_SOURCES] + link_srcs
         include_dirs.append("bsp/link")
-    if t.cluster is not None:  # the PULP cluster layer and its PMSIS (docs/pulp.md)
+    if t.cluster is not None:  # the PULP cluster layer and its PMSIS (docs/gap9.md)
         cl_srcs, cl_incs = pulp.project_sources(t, out)
         srcs += cl_srcs
         include_dirs += cl_incs
@@ -184,7 +173,7 @@ def emit_firmware(
         **data,
         kind={"selftest": "self-test", "link": "serial-link"}.get(kind, kind),
         stack_bytes=stack,
-        runtime_reserve=RUNTIME_RESERVE_BYTES,
+        runtime_reserve=RUNTIME_DATA_BYTES,
         cpu_flags=" ".join(t.cflags),
         specs=" ".join(t.specs),
         cflags=" ".join([*COMMON_CFLAGS, "-fno-math-errno"]),
@@ -196,7 +185,7 @@ def emit_firmware(
         qemu=" ".join(qemu_command(t, "$<")) if t.qemu else "",
         timeout=120,
     )
-    if t.build_system == "gap-sdk":  # the vendor's build instead (docs/pulp.md)
+    if t.build_system == "gap-sdk":  # the vendor's build instead (docs/gap9.md)
         makefile = pulp.sdk_makefile(env, data, t, srcs, include_dirs)
     (out / f"Makefile.{t.name}").write_text(makefile)
 
@@ -216,7 +205,7 @@ def emit_firmware(
         "arena_bytes": mem.arena_bytes,
         "trainable_numel": em.trainable_numel,
         "stack_region_bytes": stack,
-        "runtime_reserve_bytes": RUNTIME_RESERVE_BYTES,
+        "runtime_reserve_bytes": RUNTIME_DATA_BYTES,
         "sources": srcs,
         "include_dirs": include_dirs,
         "profile_ids": profile_ids,
@@ -230,7 +219,7 @@ def emit_firmware(
             "noise_param": exp.noise_param,
             "losses": [float(v) for v in exp.losses],
         },
-        "macs": step_macs(graph, plan),
+        "macs": step_macs(em.memory.train_graph),
         "cluster": em.cluster.to_dict() if em.cluster is not None else None,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -241,7 +230,7 @@ def _make_quote(v: str) -> str:
     return f"'{v}'" if '"' in v else v
 
 
-def _relocate(t: Target, project: Path, stack: int) -> Target:
+def relocate_target(t: Target, project: Path, stack: int) -> Target:
     """The target with its board files taken from the project's bsp/ copy, and the given stack."""
     fw, bsp = firmware_dir().resolve(), (project / "bsp").resolve()
 
@@ -259,14 +248,11 @@ def _relocate(t: Target, project: Path, stack: int) -> Target:
     )
 
 
-def step_macs(graph: ir.Graph, plan: UpdatePlan) -> dict[str, int]:
+def step_macs(tg: TrainGraph) -> dict[str, int]:
     """Multiply-accumulates of one training step per profile id (``<kind>_<pass>``): conv, transposed
     conv and linear count their MACs (weight gradients only over the trained rows, none for a bias-only
     update); every other kernel counts one per output element. Sum of the MAC kinds: ``macs_total``."""
-    from mcutrain.emit.model_c import profile_id
-    from mcutrain.train.memory import analyze as analyze_memory
-
-    tg = analyze_memory(graph, plan).train_graph
+    graph, plan = tg.graph, tg.plan
     out: dict[str, int] = {}
     for s in tg.steps:
         pid = profile_id(graph, s)
@@ -297,4 +283,3 @@ MAC_KINDS = ("conv2d_", "conv_transpose2d_", "linear_")
 def is_mac_id(pid: str) -> bool:
     """Profile ids whose count is multiply-accumulates (conv/linear fw, bw_wgrad, bw_igrad)."""
     return pid.startswith(MAC_KINDS) and pid.rsplit("_", 1)[-1] in ("fw", "wgrad", "igrad")
-

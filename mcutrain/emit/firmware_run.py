@@ -96,7 +96,6 @@ def profile_table(manifest: dict[str, Any], report: dict[str, Any]) -> list[dict
     return rows
 
 
-
 def format_measurements(manifest: dict[str, Any], report: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The run's numbers and the per-kernel table (benchmarks/firmware_instructions.py prints it too)."""
     macs = sum(n for pid, n in manifest["macs"].items() if is_mac_id(pid))
@@ -121,4 +120,3 @@ def format_measurements(manifest: dict[str, Any], report: dict[str, Any], rows: 
             f"{r['work']:>11,} {per:>13}"
         )
     return "\n".join(lines)
-

@@ -2,8 +2,9 @@
 
 A target with a ``[cluster]`` table in its board.toml (``gap9``, ``gap9-rv32-qemu``) gets the same
 ``mt_model.c`` as every other target, with each kernel call of the step that has a cluster version
-(``firmware/pulp/mt_cluster.h``) renamed ``mt_cl_*``: the fabric controller sends it to the cluster as one
-task. conv2d, conv_transpose2d and linear calls (``groups == 1``) also get their tile: how many channels
+(the op table's :attr:`~mcutrain.core.kernels.Kernel.cluster`, ``firmware/pulp/mt_cluster.h``) replaced by
+its ``mt_cl_*`` version: the fabric controller sends it to the cluster as one task. The lowering reads the
+typed call records of :mod:`mcutrain.emit.calls`, never the generated C. conv2d, conv_transpose2d and linear calls (``groups == 1``) also get their tile: how many channels
 one pass through the L1 buffer holds (``tile_units``) and whether the tensor every tile reads moves into
 L1 once (``tile_stage``) or is read from L2 in place. This module chooses the tiles, so it also knows each
 call's L1 working set: the plan reports L1 per step and L2 (the plan's peak RAM plus the parameter tables)
@@ -15,9 +16,8 @@ See docs/gap9.md.
 
 from __future__ import annotations
 
-import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,9 @@ import jinja2
 
 from mcutrain.boards.targets import Cluster, Target
 from mcutrain.core import ir
+from mcutrain.core.kernels import CLUSTER_ELEMENTWISE, CLUSTER_TILED, Param
 from mcutrain.core.units import F32, format_bytes
+from mcutrain.emit.calls import Arg, KernelCall, StepCalls, with_kernel
 from mcutrain.train.derive import Step, TrainGraph
 from mcutrain.train.update_plan import PlanError
 
@@ -33,23 +35,6 @@ F16 = 2
 #: Operand precisions of the tiled passes: fp16 stages their operands into L1 as binary16 and sums in
 #: float32 (firmware/pulp/mt_cl_f16.h); L2 stays float32 either way.
 PRECISIONS = ("fp32", "fp16")
-#: Kernels with a cluster version that splits elements among the cores (in L2, no tiles).
-ELEMENTWISE = (
-    "activation_fw",
-    "activation_mask",
-    "activation_bw_mask",
-    "activation_bw",
-    "add_fw",
-    "copy",
-    "accumulate",
-    "scale",
-    "sgd",
-    "sgd_momentum",
-    "adam",
-)
-#: Kinds whose fw / bw_wgrad / bw_igrad calls are tiled through L1.
-TILED = ("conv2d", "conv_transpose2d", "linear")
-_CALL = re.compile(r"^(?P<pre>.*?)\bmt_(?P<name>\w+?)_f32\((?P<args>.*)\);$")
 
 
 class L1Error(PlanError):
@@ -102,15 +87,14 @@ def choose_tile(shared: int, per_unit: int, units: int, budget: int, cores: int,
 def mac_tile(
     graph: ir.Graph,
     node: ir.Node,
-    pass_: str,
-    args: list[str],
+    call: KernelCall,
     budget: int,
     cores: int,
     fp16: bool = False,
 ) -> Tile | None:
-    """The tile of a conv2d / conv_transpose2d / linear call (its C arguments ``args``), or None when the
-    call stays on one core in L2 (grouped convolutions). ``fp16``: the operands take 2 B in L1 (results
-    and the bias 4 B) and the tensor every tile reads must be staged."""
+    """The tile of a conv2d / conv_transpose2d / linear call, or None when the call stays on one core in
+    L2 (grouped convolutions). ``fp16``: the operands take 2 B in L1 (results and the bias 4 B) and the
+    tensor every tile reads must be staged."""
     op, ins, out = node.op, graph.in_shapes(node), graph.shapes[node.name]
     if isinstance(op, ir.Linear):
         in_c, plane, oplane, ksize = ins[0][0], 1, 1, 1
@@ -119,12 +103,13 @@ def mac_tile(
         ksize = op.kernel[0] * op.kernel[1]
     else:
         return None
-    a, b = int(args[1]), int(args[2])
+    pass_ = call.kernel.stem.removeprefix(f"{op.kind}_")
+    a, b = int(call.arg("co_begin").value or 0), int(call.arg("co_end").value or 0)
     row, what, h = in_c * ksize, f"{pass_} of {node.name}", F16 if fp16 else F32
     if pass_ == "fw":
         shared, per, units = in_c * plane * h, row * h + (1 + oplane) * F32, b - a
     elif pass_ == "bw_wgrad":
-        has_x, has_gw, has_gb = (args[i] != "0" for i in (3, 5, 6))
+        has_x, has_gw, has_gb = (not call.arg(p).null for p in ("x", "gw", "gb"))
         shared, units = in_c * plane * h if has_x else 0, b - a
         per = oplane * h + ((row if has_gw else 0) + (1 if has_gb else 0)) * F32
     else:  # bw_igrad: tiles of input channels
@@ -141,44 +126,38 @@ def mac_tile(
     return tile
 
 
-def lower_line(
-    line: str, graph: ir.Graph, step: Step, budget: int, cores: int, fp16: bool = False
-) -> tuple[str, Tile | None, bool]:
-    """A kernel call line of ``step`` as the cluster runs it: (line, its tile, whether it runs on the
-    cluster). Lines without a cluster version come back unchanged (the fabric controller runs them).
-    ``fp16``: tiled calls go to the ``mt_cl_*_f16`` versions (binary16 operands in L1)."""
-    m = _CALL.match(line.strip())
-    if m is None:
-        return line, None, False
-    name, args = m["name"], m["args"].split(", ")
-    if name in ELEMENTWISE:
-        return f"{m['pre']}mt_cl_{name}_f32({m['args']});", None, True
-    pass_ = next((p for p in ("fw", "bw_wgrad", "bw_igrad") if name.endswith("_" + p)), "")
-    if not pass_ or name[: -len(pass_) - 1] not in TILED or step.node is None:
-        return line, None, False
-    tile = mac_tile(graph, graph.node(step.node), pass_, args, budget, cores, fp16)
+#: The parameters a tiled cluster kernel takes after the portable kernel's.
+TILE_PARAMS = (Param("int32_t", "tile_units"), Param("int32_t", "tile_stage"))
+
+
+def lower_call(
+    call: KernelCall, graph: ir.Graph, step: Step, budget: int, cores: int, fp16: bool = False
+) -> tuple[KernelCall, Tile | None, bool]:
+    """A kernel call of ``step`` as the cluster runs it: (call, its tile, whether it runs on the cluster).
+    Calls without a cluster version come back unchanged (the fabric controller runs them). ``fp16``: tiled
+    calls go to the ``mt_cl_*_f16`` versions (binary16 operands in L1)."""
+    kern = call.kernel
+    if kern.cluster == CLUSTER_ELEMENTWISE:
+        return replace(call, kernel=replace(kern, name=f"mt_cl_{kern.stem}_f32")), None, True
+    if kern.cluster != CLUSTER_TILED or step.node is None:
+        return call, None, False
+    tile = mac_tile(graph, graph.node(step.node), call, budget, cores, fp16)
     if tile is None:
-        return line, None, False
+        return call, None, False
     dtype = "f16" if fp16 else "f32"
-    return f"{m['pre']}mt_cl_{name}_{dtype}({m['args']}, {tile.units}, {int(tile.stage)});", tile, True
+    cl = replace(kern, name=f"mt_cl_{kern.stem}_{dtype}", params=(*kern.params, *TILE_PARAMS))
+    return with_kernel(call, cl, Arg.int_(tile.units), Arg.int_(int(tile.stage))), tile, True
 
 
 def lower_calls(
-    calls: list[dict[str, Any]],
-    steps: tuple[Step, ...],
-    graph: ir.Graph,
-    t: Target,
-    phase: str,
-    fp16: bool = False,
-) -> tuple[list[dict[str, Any]], list[StepL1]]:
-    """The rendered call records of codegen (``index``, ``comment``, ``lines``, ``prof``) with their lines
-    lowered, and the L1 row of each."""
+    calls: list[StepCalls], graph: ir.Graph, t: Target, phase: str, fp16: bool = False
+) -> tuple[list[StepCalls], list[StepL1]]:
+    """The call records of codegen lowered for the cluster, and the L1 row of each step."""
     budget, cores = l1_budget(t), _cluster(t).cores
     out, rows = [], []
     for c in calls:
-        step = steps[c["index"]]
-        lowered = [lower_line(line, graph, step, budget, cores, fp16) for line in c["lines"]]
-        out.append({**c, "lines": [line for line, _, _ in lowered]})
+        lowered = [lower_call(call, graph, c.step, budget, cores, fp16) for call in c.calls]
+        out.append(replace(c, calls=tuple(call for call, _, _ in lowered)))
         tiles = [tile for _, tile, _ in lowered if tile is not None]
         on_cluster = any(cl for _, _, cl in lowered)
         where = "cluster, L1 tiles" if tiles else "cluster, L2" if on_cluster else "fabric controller"
@@ -186,9 +165,9 @@ def lower_calls(
         desc = ", ".join(f"{tl.units} ch/tile{' + staged input' if tl.stage else ''}{half}" for tl in tiles)
         rows.append(
             StepL1(
-                c["index"],
+                c.index,
                 phase,
-                c["prof"],
+                c.prof,
                 where,
                 max((tl.l1_bytes for tl in tiles), default=0),
                 desc,
@@ -325,9 +304,9 @@ def lower_project(
     the cluster layer (``firmware/pulp``) into the project; returns the L1/L2 plan."""
     g, rows, fp16 = tg.graph, [], precision == "fp16"
     for key in ("forward_calls", "loss_calls", "backward_calls", "update_calls"):
-        data[key], r = lower_calls(data[key], tg.steps, g, t, "train", fp16)
+        data[key], r = lower_calls(data[key], g, t, "train", fp16)
         rows += r
-    data["infer_calls"], r = lower_calls(data["infer_calls"], tg.infer_steps, g, t, "infer", fp16)
+    data["infer_calls"], r = lower_calls(data["infer_calls"], g, t, "infer", fp16)
     rows = sorted(rows, key=lambda s: s.index) + r
     mem = cluster_memory(t, rows, data["mem"].peak_ram_bytes, g, precision)
     (out / "mt_cluster_plan.h").write_text(

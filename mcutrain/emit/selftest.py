@@ -68,7 +68,7 @@ class Expected:
 
 def expected(graph: ir.Graph, plan: UpdatePlan, st: SelfTest, fp16_operands: bool = False) -> Expected:
     """The simulator's losses and final parameters on the self-test's samples, and the tolerances
-    (``fp16_operands``: the PULP cluster's FP16 option, docs/pulp.md)."""
+    (``fp16_operands``: the PULP cluster's FP16 option, docs/gap9.md)."""
     runs = {}
     for dtype in (torch.float32, torch.float64):
         sim = Simulator(graph, plan, dtype=dtype, fp16_operands=fp16_operands)
@@ -85,7 +85,7 @@ def expected(graph: ir.Graph, plan: UpdatePlan, st: SelfTest, fp16_operands: boo
         )
     noise_loss = float(np.max(np.abs(l32 - l64) / np.maximum(np.abs(l64), LOSS_FLOOR)))
     noise_param = max(
-        (float(np.max(np.abs(a - b))) / _scale(a) for (_, a), (_, b) in zip(p32, p64, strict=True)),
+        (float(np.max(np.abs(a - b))) / param_scale(a) for (_, a), (_, b) in zip(p32, p64, strict=True)),
         default=0.0,
     )
     return Expected(
@@ -98,6 +98,5 @@ def expected(graph: ir.Graph, plan: UpdatePlan, st: SelfTest, fp16_operands: boo
     )
 
 
-def _scale(v: np.ndarray) -> float:
+def param_scale(v: np.ndarray) -> float:
     return float(np.max(np.abs(v))) + 1e-12
-

@@ -19,4 +19,3 @@ def template_env() -> jinja2.Environment:
     )
     env.filters["c_float"] = c_float
     return env
-

@@ -24,6 +24,7 @@ import numpy as np
 from mcutrain.core import ir
 from mcutrain.core.passes import bn_scale_shift, fold_batchnorm, remove_identities, scaled_weight
 from mcutrain.emit.link_app import plan_summary
+from mcutrain.train.plan_file import read_plan
 from mcutrain.train.trainable import unflatten_params
 from mcutrain.train.update_plan import Update, UpdatePlan
 
@@ -420,8 +421,9 @@ def export(
         raise ExportError(
             f"a {kind} source is written as {' or '.join(OUT_SUFFIXES[kind])}; --out {out} has another suffix"
         )
-    graph = api.load(model, input_shape)
-    plan = UpdatePlan.load(plan_path)
+    pf = read_plan(plan_path)
+    graph = api.load(model, input_shape or pf.input_shape)
+    plan = pf.plan
     params = merge_params(graph, plan, Pulled.load(pulled))
     if kind == "tflite":
         changed = export_tflite(model, graph, params, out)

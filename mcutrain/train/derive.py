@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from mcutrain.core import ir
+from mcutrain.core.op_table import READS_INPUT, READS_MASK, READS_OUTPUT, entry
 from mcutrain.core.units import F32
 from mcutrain.train.trainable import weight_rows
 from mcutrain.train.update_plan import LossKind, PlanError, Update, UpdatePlan
@@ -79,21 +80,11 @@ def mask_name(t: str) -> str:
     return f"mask_{t}"
 
 
-def _act_bw_needs_output(op: ir.Activation) -> bool:
-    return op.fn in (ir.ActFn.SIGMOID, ir.ActFn.TANH)
-
-
-def _saved_inputs(op: ir.Op, lu_weight: bool) -> tuple[bool, bool]:
-    """(needs the op's input, needs the op's output) for the backward of ``op``."""
-    if isinstance(op, ir.TRAINABLE_OPS):
-        return lu_weight, False
-    if isinstance(op, (ir.MaxPool2d, ir.GlobalMaxPool)):
-        return True, False
-    if isinstance(op, ir.Softmax):
-        return False, True
-    if isinstance(op, ir.Activation):
-        return False, _act_bw_needs_output(op)
-    return False, False
+def _saved(op: ir.Op, weight_update: bool) -> tuple[bool, bool]:
+    """(needs the op's input, needs the op's output) for the backward of ``op`` (op table)."""
+    e = entry(op)
+    reads = e.backward_reads(op)
+    return reads == READS_INPUT or ("bw_wgrad" in e.kernels and weight_update), reads == READS_OUTPUT
 
 
 def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
@@ -143,7 +134,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
         if not rg[n.name]:
             continue
         lu = plan.layer(n.name)
-        need_in, need_out = _saved_inputs(n.op, lu.update is Update.WEIGHT)
+        need_in, need_out = _saved(n.op, lu.update is Update.WEIGHT)
         if need_in:
             saved.add(n.inputs[0])
         if need_out:
@@ -156,7 +147,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     def activation(n: ir.Node) -> Buffer:
         """A node's output: a view of its input (reshape), a slice of a concat, or its own buffer."""
         shape = graph.shapes[n.name]
-        view, off = (n.inputs[0], 0) if isinstance(n.op, ir.Reshape) else slots.get(n.name, (None, 0))
+        view, off = (n.inputs[0], 0) if entry(n.op).output_is_view else slots.get(n.name, (None, 0))
         return Buffer(
             n.name,
             shape,
@@ -168,18 +159,17 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
         )
 
     def forward(n: ir.Node) -> Step:
-        return Step(
-            Action.FORWARD, n.name, n.inputs, (n.name,), inplace=isinstance(n.op, (ir.Activation, ir.Add))
-        )
+        return Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=entry(n.op).forward_in_place)
 
     for n in nodes:
         shape = graph.shapes[n.name]
         add_buf(activation(n))
-        if isinstance(n.op, ir.Reshape):
+        if entry(n.op).output_is_view:
             continue
         steps.append(forward(n))
-        needs_igrad = isinstance(n.op, ir.Activation) and rg[n.name] and any(rg[i] for i in n.inputs)
-        if needs_igrad and not _act_bw_needs_output(n.op) and n.name not in saved:  # type: ignore[arg-type]
+        # a backward that reads only the sign pattern of the output keeps it as a 1-bit mask
+        masked = entry(n.op).backward_reads(n.op) == READS_MASK and n.name not in saved
+        if masked and rg[n.name] and any(rg[i] for i in n.inputs):
             nbytes = _round8((math.prod(shape) + 7) // 8)
             add_buf(Buffer(mask_name(n.name), shape, BufKind.MASK, nbytes, node=n.name))
             steps.append(Step(Action.MASK, n.name, (n.name,), (mask_name(n.name),)))
@@ -218,7 +208,9 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                 continue
             g_in = grad_name(i)
             ishape = graph.shapes[i]
-            view = _grad_view(n, idx, graph) if grad_consumers[i] == 1 and n.inputs.count(i) == 1 else None
+            e = entry(n.op)
+            sole = grad_consumers[i] == 1 and n.inputs.count(i) == 1
+            view = e.grad_view(n.op, idx, graph.in_shapes(n)) * F32 if e.grad_view and sole else None
             if view is not None:
                 add_buf(
                     Buffer(
@@ -236,18 +228,18 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
             if g_in not in buffers:
                 add_buf(Buffer(g_in, ishape, BufKind.GRAD, math.prod(ishape) * F32, node=i))
             reads: tuple[str, ...] = (g_out,)
-            via = ""
-            if isinstance(n.op, ir.Activation):
-                if mask_name(n.name) in buffers:
-                    reads, via = (g_out, mask_name(n.name)), "mask"
-                else:
-                    reads, via = (g_out, n.name), "output"
-            elif isinstance(n.op, (ir.MaxPool2d, ir.GlobalMaxPool)):
-                reads = (g_out, n.inputs[0])
-            elif isinstance(n.op, ir.Softmax):
+            what = e.backward_reads(n.op)
+            if what == READS_MASK and mask_name(n.name) not in buffers:
+                what = READS_OUTPUT  # the output is kept for another reason: no mask
+            via = what if f"bw_igrad:{what}" in e.kernels else ""  # a kernel variant per source
+            if what == READS_MASK:
+                reads = (g_out, mask_name(n.name))
+            elif what == READS_OUTPUT:
                 reads = (g_out, n.name)
+            elif what == READS_INPUT:
+                reads = (g_out, n.inputs[0])
             acc = g_in in written
-            elementwise = isinstance(n.op, ir.Activation) and not acc
+            elementwise = e.backward_in_place and not acc
             steps.append(
                 Step(
                     Action.IGRAD,
@@ -292,7 +284,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                 ws = tuple(b for b in (f"gw_{n.name}", f"gb_{n.name}") if b in buffers)
                 steps.append(Step(Action.UPDATE, n.name, ws, ()))
 
-    infer = [forward(n) for n in graph.nodes if not isinstance(n.op, ir.Reshape)]
+    infer = [forward(n) for n in graph.nodes if not entry(n.op).output_is_view]
     for n in graph.nodes:
         if n.name not in buffers:  # a final softmax that cross-entropy folded away in training
             add_buf(activation(n))
@@ -313,7 +305,7 @@ def concat_slots(graph: ir.Graph) -> dict[str, tuple[str, int]]:
             p = producers.get(i)
             if (
                 p is not None
-                and not isinstance(p.op, ir.Reshape)
+                and not entry(p.op).output_is_view
                 and i not in slots
                 and i not in graph.outputs
                 and n.inputs.count(i) == 1
@@ -323,15 +315,5 @@ def concat_slots(graph: ir.Graph) -> dict[str, tuple[str, int]]:
     return slots
 
 
-def _grad_view(n: ir.Node, idx: int, graph: ir.Graph) -> int | None:
-    """Byte offset into the output gradient when the input gradient is a plain view of it."""
-    if isinstance(n.op, (ir.Reshape, ir.Add)):
-        return 0
-    if isinstance(n.op, ir.Concat):
-        return sum(math.prod(graph.shapes[i]) for i in n.inputs[:idx]) * F32
-    return None
-
-
 def _round8(n: int) -> int:
     return (n + 7) // 8 * 8
-

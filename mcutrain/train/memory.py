@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mcutrain.core import ir
+from mcutrain.train.app_memory import link_memory
 from mcutrain.train.derive import BufKind, TrainGraph, derive
 from mcutrain.train.schedule import StepSchedule, schedule
 from mcutrain.train.trainable import trainable_bytes
@@ -22,6 +23,7 @@ CATEGORIES = (
     "kernel_scratch",
     "io_buffers",
     "arena_fragmentation",
+    "serial_link",
     "stack_reserve",
 )
 
@@ -89,7 +91,9 @@ def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
     cats["io_buffers"] = io
     cats["gradients"] = persistent_grads
     cats["stack_reserve"] = plan.stack_reserve_bytes
-    static = trainable + opt_state + io + persistent_grads + plan.stack_reserve_bytes
+    if plan.app is not None:  # the serial-link firmware's buffers, counted at plan time (--app link)
+        cats["serial_link"] = sum(link_memory(graph, plan, plan.app).values())
+    static = trainable + opt_state + io + persistent_grads + plan.stack_reserve_bytes + cats["serial_link"]
 
     tr = sched.train
     members: dict[str, list[str]] = {}
@@ -140,4 +144,3 @@ def _category(tg: TrainGraph, names: list[str]) -> str:
     if any(n in tg.saved for n in names):
         return "saved_activations"
     return "forward_working"
-

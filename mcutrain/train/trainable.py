@@ -86,4 +86,3 @@ def checkpoint_state_names(graph: ir.Graph, plan: UpdatePlan) -> list[str]:
     kind = plan.optimizer.kind
     moments = [f"{n}_m" for n in names] if kind is not OptimizerKind.SGD else []
     return names + moments + ([f"{n}_v" for n in names] if kind is OptimizerKind.ADAM else [])
-

@@ -14,10 +14,23 @@ import enum
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from mcutrain.core import ir
+
+#: RAM a plan reserves by default for the call stack and the board runtime's static data (UART and counter
+#: state, picolibc's stdio and TLS, the harness). The one place this number is decided; ``mcutrain plan
+#: --stack-reserve`` overrides it per plan, and the firmware's build checks that the stack fits.
+STACK_RESERVE_BYTES = 2048
+#: Of the reserve, bytes the firmware keeps for the board runtime's static data (measured: 72 B on the Arm
+#: boards); it links a stack of the rest (:attr:`UpdatePlan.stack_region_bytes`).
+RUNTIME_DATA_BYTES = 256
+#: The smallest stack the firmware links.
+MIN_STACK_BYTES = 512
+#: Validation slots the link service can track (a bit each in its state).
+MAX_VAL_SLOTS = 32
+#: Where the link firmware can persist its checkpoints: a semihosting file standing in for flash (QEMU).
+STORAGES = ("semihost",)
 
 
 class PlanError(ValueError):
@@ -152,6 +165,30 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class LinkApp:
+    """The serial-link firmware the plan is for (``mcutrain plan --app link``): its RAM (frame buffer,
+    model output, link state, validation slots, training-state snapshot) is part of the plan's peak, so
+    that the budget covers the whole firmware (:mod:`mcutrain.train.app_memory`)."""
+
+    val_slots: int = 0  # validation samples kept on the device (EVAL, CHECKPOINT accept-if-better)
+    snapshot: bool = False  # a copy of the training state for CHECKPOINT / ROLLBACK
+    storage: str | None = None  # persistence of checkpoints (STORAGES)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_slots <= MAX_VAL_SLOTS:
+            raise PlanError(f"val_slots must be 0..{MAX_VAL_SLOTS}, got {self.val_slots}")
+        if self.storage is not None and self.storage not in STORAGES:
+            raise PlanError(f"unknown storage {self.storage!r}: one of {', '.join(STORAGES)} (or None)")
+        if self.storage is not None and not self.snapshot:
+            raise PlanError("persistence writes the snapshot: storage needs snapshot=True")
+
+    @staticmethod
+    def make(val_slots: int = 0, snapshot: bool | None = None, storage: str | None = None) -> LinkApp:
+        """With ``snapshot=None``: a snapshot when there are validation slots or storage."""
+        return LinkApp(val_slots, bool(val_slots or storage) if snapshot is None else snapshot, storage)
+
+
+@dataclass(frozen=True)
 class UpdatePlan:
     model_name: str
     model_hash: str
@@ -162,19 +199,30 @@ class UpdatePlan:
     batch: int = 1  # samples whose gradients are accumulated before each update
     budget_bytes: int | None = None
     # RAM reserved for the call stack and the board runtime's static data. The firmware links a stack
-    # of this size minus 256 bytes and fails its build if the static stack bound does not fit
+    # of this size minus RUNTIME_DATA_BYTES and fails its build if the static stack bound does not fit
     # (docs/firmware.md).
-    stack_reserve_bytes: int = 2048
+    stack_reserve_bytes: int = STACK_RESERVE_BYTES
     # Constant multipliers of the learning rate, fixed at plan time (docs/cifar.md, "Learning-rate
     # scales"): (layer, weight scale, bias scale) per trainable layer. Layers not listed use 1.0.
     lr_scales: tuple[tuple[str, float, float], ...] = ()
+    app: LinkApp | None = None  # the serial-link firmware whose RAM the plan counts (None: the step alone)
 
     def __post_init__(self) -> None:
         if self.batch < 1:
             raise PlanError(f"batch must be >= 1, got {self.batch}")
+        if self.stack_reserve_bytes < RUNTIME_DATA_BYTES + MIN_STACK_BYTES:
+            raise PlanError(
+                f"a stack reserve of {self.stack_reserve_bytes} B is too small: the firmware needs at least "
+                f"{RUNTIME_DATA_BYTES + MIN_STACK_BYTES} B ({RUNTIME_DATA_BYTES} B of it for the runtime's data)"
+            )
         for name, *scales in self.lr_scales:
             if not all(s > 0 and math.isfinite(s) for s in scales):
                 raise PlanError(f"layer {name}: learning-rate scales must be positive numbers, got {scales}")
+
+    @property
+    def stack_region_bytes(self) -> int:
+        """The stack the firmware links: the reserve minus the runtime's static data, 8-aligned."""
+        return (self.stack_reserve_bytes - RUNTIME_DATA_BYTES) // 8 * 8
 
     def lr_scale(self, layer: str, param: str) -> float:
         """The learning-rate multiplier of ``layer``'s ``param`` (``weight`` or ``bias``)."""
@@ -213,23 +261,25 @@ class UpdatePlan:
     # -- JSON ---------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (the plan file, :mod:`mcutrain.train.plan_file`, adds the model and memory)."""
         d = asdict(self)
-        d["format"] = "mcutrain-plan/1"
         d.pop("lr_scales")
-        if self.lr_scales:  # absent when every scale is 1.0: such plans read as before
+        if self.lr_scales:  # absent when every scale is 1.0
             d["lr_scales"] = {name: {"weight": w, "bias": b} for name, w, b in self.lr_scales}
+        if self.app is None:
+            d.pop("app")
         return json.loads(json.dumps(d, default=lambda o: o.value if isinstance(o, enum.Enum) else o))
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> UpdatePlan:
-        if d.get("format") != "mcutrain-plan/1":
-            raise PlanError("not an mcutrain plan file (missing format 'mcutrain-plan/1')")
+        """The plan of :meth:`to_dict`'s data; raises :class:`PlanError` naming what is malformed."""
         try:
             loss = dict(d["loss"])
             loss["kind"] = LossKind(loss["kind"])
             loss["zone"] = ZoneSpec(**loss["zone"]) if loss.get("zone") else None
             opt = dict(d["optimizer"])
             opt["kind"] = OptimizerKind(opt["kind"])
+            app = d.get("app")
             return UpdatePlan(
                 model_name=d["model_name"],
                 model_hash=d["model_hash"],
@@ -242,29 +292,16 @@ class UpdatePlan:
                 loss=LossConfig(**loss),
                 batch=int(d.get("batch", 1)),
                 budget_bytes=d.get("budget_bytes"),
-                stack_reserve_bytes=int(d.get("stack_reserve_bytes", 2048)),
+                stack_reserve_bytes=int(d.get("stack_reserve_bytes", STACK_RESERVE_BYTES)),
                 lr_scales=tuple(
                     (name, float(s["weight"]), float(s["bias"])) for name, s in d.get("lr_scales", {}).items()
                 ),
+                app=LinkApp(int(app["val_slots"]), bool(app["snapshot"]), app.get("storage"))
+                if app
+                else None,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as e:
-            raise PlanError(f"malformed plan file: {e}") from None
-
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
-        d = self.to_dict()
-        if extra:
-            d.update(extra)
-        Path(path).write_text(json.dumps(d, indent=1) + "\n")
-
-    @staticmethod
-    def load(path: str | Path) -> UpdatePlan:
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise PlanError(f"plan file {path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise PlanError(f"plan file {path} is not valid JSON: {e}") from None
-        return UpdatePlan.from_dict(d)
+            raise PlanError(f"malformed plan: {type(e).__name__} {e}") from None
 
     def with_layers(self, layers: tuple[LayerUpdate, ...], strategy: str | None = None) -> UpdatePlan:
         return replace(self, layers=layers, strategy=strategy or self.strategy)

@@ -16,9 +16,9 @@ from mcutrain.boards.targets import load_target
 from mcutrain.cli import main
 from mcutrain.host.monitor import read_csv
 from mcutrain.host.tbevents import read_scalars
+from mcutrain.train.plan_file import read_plan
 from mcutrain.train.simulator import Simulator
 from mcutrain.train.trainable import trainable_vectors
-from mcutrain.train.update_plan import UpdatePlan
 
 pytestmark = pytest.mark.emulator
 
@@ -61,7 +61,7 @@ def test_plan_emit_link_run_stream_monitor(tmp_path: Path, capsys: pytest.Captur
     assert [v for _, v in tags["train/loss"]] == pytest.approx([r.loss for r in rows], rel=1e-7)
     assert (logs / "curves.png").stat().st_size > 10_000
 
-    plan = UpdatePlan.load(plan_json)
+    plan = read_plan(plan_json).plan
     sim = Simulator(g, plan)
     eye = np.eye(10, dtype=np.float32)
     for i in range(N):
