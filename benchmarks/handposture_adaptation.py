@@ -1,6 +1,6 @@
 """ST's VL53L5CX hand-posture CNN adapting to VL53L8CX users: strategies x RAM budgets, in the simulator.
 
-Every cell runs ``mcutrain.demo_handposture.adapt`` (the demo's own code) with the simulator only:
+Every cell runs ``mcutrain.demos.handposture.adapt`` (the demo's own code) with the simulator only:
 per-user protocol (each user's calibration session = the first half of every recording, streamed
 ``--epochs`` times, tested on the later halves) and cross-user protocol (the other users' frames, tested
 on all of the user's). Baseline plans do not depend on the budget: each runs once and counts in every

@@ -45,23 +45,35 @@ def default_loss(graph: ir.Graph) -> LossConfig:
 
 def load_calibration(path: str | Path, graph: ir.Graph, loss: LossConfig) -> Calibration:
     """An ``.npz`` with ``x`` (samples in the model's input layout), ``y`` or ``target`` (class ids or
-    targets) and optionally ``mask``."""
+    targets) and optionally ``mask``; :class:`PlanError` naming the file and what is wrong otherwise."""
     try:
         with np.load(path) as d:
+            if "x" not in d or ("y" not in d and "target" not in d):
+                raise PlanError(
+                    f"calibration data {path} has arrays {sorted(d.files)}: it needs x (the samples) and y "
+                    "(class ids) or target (targets)"
+                )
             x = d["x"].astype(np.float32)
             y = d["y"] if "y" in d else d["target"]
             mask = d["mask"].astype(np.float32) if "mask" in d else None
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError) as e:
         raise PlanError(f"cannot read calibration data {path}: {e} (expected an .npz with x and y)") from None
     want = graph.inputs[0][1]
     if tuple(x.shape[1:]) != tuple(want):
         raise PlanError(
-            f"calibration inputs have per-sample shape {tuple(x.shape[1:])}, the model wants {want}"
+            f"calibration inputs in {path} have per-sample shape {tuple(x.shape[1:])}, the model wants {want}"
         )
+    if len(y) != len(x) or (mask is not None and len(mask) != len(x)):
+        counts = f"x {len(x)}, y {len(y)}" + ("" if mask is None else f", mask {len(mask)}")
+        raise PlanError(f"calibration data {path} has different sample counts: {counts}")
+    for name, a in (("x", x), ("y", y), ("mask", mask)):
+        if a is not None and a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            bad = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0, 0])
+            raise PlanError(f"calibration data {path}: {name} has NaN or Inf values (sample {bad})")
     if loss.kind is LossKind.XENT and y.ndim == 1:
         n = graph.shapes[graph.outputs[0]][0]
         if y.min() < 0 or y.max() >= n:
-            raise PlanError(f"calibration labels must lie in [0, {n}), got [{y.min()}, {y.max()}]")
+            raise PlanError(f"calibration labels in {path} must lie in [0, {n}), got [{y.min()}, {y.max()}]")
         y = np.eye(n, dtype=np.float32)[y.astype(np.int64)]
     return Calibration(x, y.reshape(len(y), -1).astype(np.float32), mask)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from conftest import MODELS
 from graphs import residual, small_cnn, tiny_mlp
 
 from mcutrain import api
@@ -25,7 +26,6 @@ from mcutrain.train.update_plan import (
     ZoneSpec,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "models"
 #: Generated files that the snapshot pins (copied runtime and board sources are not generated).
 GENERATED = (
     "mt_model.c", "mt_model.h", "mt_params.c", "mt_params.h", "mt_host_main.c", "Makefile", "main.c",
@@ -69,11 +69,11 @@ def cases() -> Iterator[tuple[str, Callable[[], tuple[ir.Graph, UpdatePlan]]]]:
         return g, _plan(g, _mixed(g), batch=4)
 
     def handposture():  # type: ignore[no-untyped-def]
-        g = api.load(SHARED / "st_handposture_vl53l5cx_cnn2d_float.tflite")
+        g = api.load(MODELS / "st_handposture_vl53l5cx_cnn2d_float.tflite")
         return g, _plan(g, _mixed(g), optimizer=adam, lr_scales=lr_scales(g, "relative"))
 
     def resnet8():  # type: ignore[no-untyped-def]
-        g = api.load(SHARED / "mlperf_tiny_resnet8_cifar10_float.tflite")
+        g = api.load(MODELS / "mlperf_tiny_resnet8_cifar10_float.tflite")
         return g, _plan(g, _mixed(g), optimizer=OptimizerConfig(OptimizerKind.ADAM, lr=1e-5))
 
     def depth():  # type: ignore[no-untyped-def]

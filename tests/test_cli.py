@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 from graphs import small_cnn
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def mcutrain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED
 from graphs import residual, small_cnn, tiny_mlp
 
 from mcutrain import api
@@ -32,7 +33,6 @@ from mcutrain.train.update_plan import (
     ZoneSpec,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 STEPS = 20
 
 

@@ -32,7 +32,8 @@ from mcutrain.cli import main
 from mcutrain.core import ir, semantics
 from mcutrain.emit.link_app import plan_summary
 from mcutrain.frontends.torch import export_module, load_module
-from mcutrain.host.export import ExportError, Pulled, export_tflite, merge_params, torch_state_dict
+from mcutrain.host.export import ExportError, Pulled, export_tflite, merge_params
+from mcutrain.host.export_torch import torch_state_dict
 from mcutrain.train.memory import analyze
 from mcutrain.train.plan_file import write_plan
 from mcutrain.train.simulator import Simulator

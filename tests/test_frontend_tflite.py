@@ -3,7 +3,6 @@ parameter counts, JSON round trips, and the errors users can cause."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.schema_py_generated import BuiltinOperator as BO
 from ai_edge_litert.schema_py_generated import BuiltinOptions as BOpt
 from ai_edge_litert.schema_py_generated import TensorType as TT
+from conftest import MODELS
 
 from mcutrain.core import ir, semantics
 from mcutrain.frontends import FrontendError, load_model
@@ -27,12 +27,6 @@ from mcutrain.frontends.tflite import layer_name, load_tflite
 # ---------------------------------------------------------------------------------------------------
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("MCUTRAIN_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-MODELS = _shared_data() / "models"
 RESNET8 = "mlperf_tiny_resnet8_cifar10_float.tflite"
 HANDPOSTURE = "st_handposture_vl53l5cx_cnn2d_float.tflite"
 HAR = "st_har_gmp_wisdm_float.tflite"

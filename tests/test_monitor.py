@@ -19,7 +19,8 @@ import pytest
 from mcutrain.cli import main
 from mcutrain.host import Block, Link, Sample
 from mcutrain.host import tbevents as tb
-from mcutrain.host.monitor import EMA, HeldOut, LiveView, Monitor, PlainView, make_view, read_csv
+from mcutrain.host.monitor import EMA, HeldOut, Monitor, read_csv
+from mcutrain.host.monitor_views import LiveView, PlainView, make_view
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/: the link harness
 from link import harness as h

@@ -17,8 +17,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import require_shared
 from graphs import tiny_mlp
-from snapshot_cases import SHARED, cases, digests, emit_all
+from snapshot_cases import cases, digests, emit_all
 
 from mcutrain.emit.model_c import emit
 from mcutrain.train.update_plan import LayerUpdate, OptimizerConfig, OptimizerKind, UpdatePlan
@@ -46,8 +47,7 @@ def test_emitted_c_matches_snapshot(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case", [name for name, _ in cases()])
 def test_generated_files_match_their_digests(case: str, tmp_path: Path) -> None:
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} not found (../shared/data beside the repository)")
+    require_shared("models")
     make = dict(cases())[case]
     g, plan = make()
     emit_all(case, g, plan, tmp_path / case)

@@ -1,4 +1,9 @@
-"""Target boards as data."""
+"""Target boards as data: firmware/boards/<name>/board.toml loaded into frozen dataclasses.
+
+A board package is a folder with ``board.toml`` (this module's input), a linker script and any
+board-specific C sources; the start-up code, UART drivers and the common section layout are
+shared in ``firmware/boards/common``. See docs/boards.md for the fields and for how to add a board.
+"""
 
 from __future__ import annotations
 

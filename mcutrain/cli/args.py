@@ -16,20 +16,18 @@ def fail(cmd: str, msg: str, code: int = 1) -> int:
     return code
 
 
+_SHAPE_HINT = "give the input's shape with the batch axis first, e.g. 1,16 or 1,3,32,32"
+
+
 def input_shape(text: str) -> tuple[int, ...]:
     """``--input-shape`` as PyTorch users write it, batch axis first (``1,16``, ``1,3,32,32``; ``x`` also
     separates): the per-sample shape, without the batch axis."""
     try:
         dims = tuple(int(d) for d in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"cannot read a shape from {text!r}: give the input's shape with the batch axis first, e.g. 1,16 or "
-            "1,3,32,32"
-        ) from None
+        raise argparse.ArgumentTypeError(f"cannot read a shape from {text!r}: {_SHAPE_HINT}") from None
     if len(dims) < 2 or any(d <= 0 for d in dims):
-        raise argparse.ArgumentTypeError(
-            f"invalid shape {text!r}: give the input's shape with the batch axis first, e.g. 1,16 or 1,3,32,32"
-        )
+        raise argparse.ArgumentTypeError(f"invalid shape {text!r}: {_SHAPE_HINT}")
     return dims[1:]
 
 
@@ -45,10 +43,19 @@ def zones(text: str) -> ZoneSpec:
         ) from None
 
 
+#: The largest RAM a 32-bit microcontroller can address: larger budgets are typing mistakes.
+MAX_BUDGET_BYTES = 2**32
+
+
 def budget(text: str) -> int:
-    from mcutrain.core.units import parse_bytes
+    from mcutrain.core.units import format_bytes, parse_bytes
 
     try:
-        return parse_bytes(text)
+        n = parse_bytes(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    if n > MAX_BUDGET_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"{text} is more than the {format_bytes(MAX_BUDGET_BYTES)} a 32-bit microcontroller can address"
+        )
+    return n

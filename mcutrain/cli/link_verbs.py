@@ -1,7 +1,7 @@
 """The serial-link verbs: ``stream`` (samples to a training device) and ``pull`` (its trainable parameters
-back), over any pyserial URL (docs/protocol.md). Samples come from a :class:`~mcutrain.host.samples.SampleSource`:
-an ``.npz`` file or a plug-in ``--source package.module:factory`` whose factory takes the device's
-:class:`~mcutrain.host.Info` (e.g. a live sensor).
+back), over any pyserial URL (docs/protocol.md). Samples come from a
+:class:`~mcutrain.host.samples.SampleSource`: an ``.npz`` file or a plug-in ``--source
+package.module:factory`` whose factory takes the device's :class:`~mcutrain.host.Info` (e.g. a live sensor).
 
 Exit status: 0 on success; 1 when the link fails (timeout, closed port, refused request); 2 for a wrong
 command line or unreadable data.

@@ -20,7 +20,8 @@ from typing import Any
 
 from mcutrain.cli.args import fail
 from mcutrain.host import Info, Link, LinkError
-from mcutrain.host.monitor import HeldOut, Monitor, make_view
+from mcutrain.host.monitor import HeldOut, Monitor
+from mcutrain.host.monitor_views import make_view
 from mcutrain.host.samples import NpzSource, save_params, stream
 
 

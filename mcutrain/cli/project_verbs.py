@@ -45,7 +45,8 @@ def _plan_and_graph(args: argparse.Namespace) -> tuple[Any, Any]:
     source = args.model or pf.model_source
     if not source:
         raise PlanError(f"{args.plan} does not say which model it was made for: pass --model")
-    graph = api.load(source, args.input_shape or pf.input_shape)
+    shape = args.input_shape if args.model else args.input_shape or pf.input_shape
+    graph = api.load(source, shape)
     pf.plan.validate(graph)
     check_memory(pf, analyze(graph, pf.plan))
     return pf.plan, graph
@@ -130,7 +131,10 @@ def _emit_firmware(args: argparse.Namespace) -> int:
     )
     if fp.expected is not None:
         e = fp.expected
-        print(f"  self-test tolerance: loss {e.tol_loss:.1e}, parameters {e.tol_param:.1e} (relative)")
+        print(
+            f"  self-test tolerance (relative): losses {e.tol_losses.min():.1e}..{e.tol_loss:.1e} (each "
+            f"step's round-off bound), parameters {e.tol_param:.1e}"
+        )
     if fp.emitted.cluster is not None:  # a PULP target: the L1/L2 plan, step by step (docs/gap9.md)
         print("  " + fp.emitted.cluster.table().replace("\n", "\n  "))
     if m["plan_peak_ram_bytes"] > target.ram.length:

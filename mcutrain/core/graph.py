@@ -1,4 +1,10 @@
-"""IR graphs: nodes over named per-sample tensors, validated and shape-inferred; JSON I/O and fingerprint."""
+"""The mcutrain IR's graph: nodes over named per-sample tensors, validated and shape-inferred at
+construction, with JSON I/O and a fingerprint (the model hash that plans and firmware carry).
+
+A node's output tensor has the node's name; graph inputs are tensors that no node produces; nodes are
+stored in a topological order, which is also the forward execution order. The conventions of tensors and
+parameters are those of :mod:`mcutrain.core.ops`.
+"""
 
 from __future__ import annotations
 

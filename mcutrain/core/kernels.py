@@ -110,29 +110,36 @@ STEP_KERNELS: dict[str, Kernel] = {
         k("void mt_accumulate_f32(int32_t n, const float *src, float *dst, int32_t accumulate)", _E),
         k("void mt_scale_f32(int32_t n, float *x, float s)", _E),
         k(
-            "float mt_loss_softmax_xent_f32(int32_t n, const float *logits, const float *target_prob, float *glogits)"
+            "float mt_loss_softmax_xent_f32(int32_t n, const float *logits, const float *target_prob, "
+            "float *glogits)"
         ),
         k(
-            "float mt_loss_mse_f32(int32_t n, const float *pred, const float *target, const float *mask, float *gpred)"
+            "float mt_loss_mse_f32(int32_t n, const float *pred, const float *target, "
+            "const float *mask, float *gpred)"
         ),
         k(
-            "float mt_loss_l1_f32(int32_t n, const float *pred, const float *target, const float *mask, float *gpred)"
+            "float mt_loss_l1_f32(int32_t n, const float *pred, const float *target, "
+            "const float *mask, float *gpred)"
         ),
         k(
-            "float mt_loss_berhu_f32(int32_t n, const float *pred, const float *target, const float *mask, float *gpred)"
+            "float mt_loss_berhu_f32(int32_t n, const float *pred, const float *target, "
+            "const float *mask, float *gpred)"
         ),
         k("void mt_zone_pool_fw_f32(const mt_zone_dims_t *d, const float *pred, float *zones)"),
         k(
-            "void mt_zone_pool_bw_f32(const mt_zone_dims_t *d, const float *gzones, float *gpred, int32_t accumulate)"
+            "void mt_zone_pool_bw_f32(const mt_zone_dims_t *d, const float *gzones, float *gpred, "
+            "int32_t accumulate)"
         ),
         k("void mt_sgd_f32(int32_t n, float *w, const float *g, float lr, float wd)", _E),
         k(
-            "void mt_sgd_momentum_f32(int32_t n, float *w, const float *g, float *m, float lr, float momentum, "
+            "void mt_sgd_momentum_f32(int32_t n, float *w, const float *g, float *m, float lr, "
+            "float momentum, "
             "float wd)",
             _E,
         ),
         k(
-            "void mt_adam_f32(int32_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, "
+            "void mt_adam_f32(int32_t n, float *w, const float *g, float *m, float *v, float lr, "
+            "float beta1, "
             "float beta2, float eps, float wd, int32_t step)",
             _E,
         ),

@@ -1,4 +1,10 @@
-"""Weight layouts on the device (output-channel-major rows)."""
+"""Weight layouts on the device.
+
+Every trainable layer's weight is stored output-channel-major in C: row ``co`` holds everything that
+produces output channel ``co``. For conv2d and linear that is PyTorch's own layout; a transposed conv
+(PyTorch ``[Cin, Cout/groups, kh, kw]``) is permuted to ``[Cout, Cin/groups, kh, kw]``. A channel-subset
+update trains rows ``[0, channels)`` (:func:`mcutrain.train.trainable.unflatten_params`).
+"""
 
 from __future__ import annotations
 
@@ -23,3 +29,10 @@ def row_index(op: ir.Op, wshape: tuple[int, ...]) -> np.ndarray:
 def device_weight(op: ir.Op, w: np.ndarray) -> np.ndarray:
     """The weight in device order, ``[Cout, row_len]``."""
     return w.reshape(-1)[row_index(op, w.shape)]
+
+
+def c_ident(name: str) -> str:
+    """The C identifier of a layer's arrays and dims in generated code: ``l_`` + the name, other characters
+    than letters, digits and ``_`` replaced by ``_``."""
+    s = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+    return "l_" + s

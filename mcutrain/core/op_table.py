@@ -68,7 +68,8 @@ _CONV_FIELDS = (
     "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left", "groups",
 )  # fmt: skip
 _POOL_FIELDS = (
-    "c", "in_h", "in_w", "out_h", "out_w", "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_top", "pad_left",
+    "c", "in_h", "in_w", "out_h", "out_w", "kernel_h", "kernel_w", "stride_h", "stride_w",
+    "pad_top", "pad_left",
 )  # fmt: skip
 
 
@@ -192,7 +193,8 @@ def _mac_kernels(op: str, dims: str, cluster: str = _T, scratch: bool = True) ->
             cluster,
         ),
         "bw_igrad": k(
-            f"void mt_{op}_bw_igrad_f32({d}, const float *w, const float *gy, float *gx, int32_t accumulate{s})",
+            f"void mt_{op}_bw_igrad_f32({d}, const float *w, const float *gy, float *gx, "
+            f"int32_t accumulate{s})",
             cluster,
         ),
     }
@@ -213,7 +215,8 @@ def _global_pool_kernels(op: str, igrad_reads_x: bool) -> dict[str, Kernel]:
     return {
         "fw": k(f"void mt_{op}_fw_f32(int32_t c, int32_t hw, const float *x, float *y)"),
         "bw_igrad": k(
-            f"void mt_{op}_bw_igrad_f32(int32_t c, int32_t hw, {x}const float *gy, float *gx, int32_t accumulate)"
+            f"void mt_{op}_bw_igrad_f32(int32_t c, int32_t hw, {x}const float *gy, float *gx, "
+            f"int32_t accumulate)"
         ),
     }
 
@@ -272,7 +275,8 @@ _ENTRIES = (
                 _E,
             ),
             "bw_igrad:output": k(
-                "void mt_activation_bw_f32(mt_act_t fn, float alpha, int32_t n, const float *y, const float *gy, "
+                "void mt_activation_bw_f32(mt_act_t fn, float alpha, int32_t n, const float *y, "
+                "const float *gy, "
                 "float *gx, int32_t accumulate)",
                 _E,
             ),
@@ -351,7 +355,8 @@ _ENTRIES = (
         {
             "fw": k("void mt_pad_fw_f32(const mt_pad_dims_t *d, float value, const float *x, float *y)"),
             "bw_igrad": k(
-                "void mt_pad_bw_igrad_f32(const mt_pad_dims_t *d, const float *gy, float *gx, int32_t accumulate)"
+                "void mt_pad_bw_igrad_f32(const mt_pad_dims_t *d, const float *gy, float *gx, "
+                "int32_t accumulate)"
             ),
         },
         PAD_DIMS,
@@ -362,7 +367,8 @@ _ENTRIES = (
         {
             "fw": k("void mt_softmax_fw_f32(int32_t n, const float *x, float *y)"),
             "bw_igrad": k(
-                "void mt_softmax_bw_igrad_f32(int32_t n, const float *y, const float *gy, float *gx, int32_t accumulate)"
+                "void mt_softmax_bw_igrad_f32(int32_t n, const float *y, const float *gy, float *gx, "
+                "int32_t accumulate)"
             ),
         },
         backward_reads=lambda op: READS_OUTPUT,

@@ -1,4 +1,20 @@
-"""IR op kinds: one frozen attribute dataclass per op (shape inference, parameter shapes, MACs)."""
+"""The op kinds of the mcutrain IR, a small typed graph of per-sample tensors (:mod:`mcutrain.core.graph`).
+
+Conventions (every stage relies on them):
+
+* Tensors are per sample, channels first, no batch axis: images are ``(C, H, W)``, vectors ``(F,)``.
+* Parameters use PyTorch layouts: conv ``[Cout, Cin/groups, kh, kw]``, transposed conv
+  ``[Cin, Cout/groups, kh, kw]``, linear ``[out, in]``; biases ``[Cout]``. Conv, transposed conv and
+  linear layers always carry a bias (zeros when the source model had none), so that a bias-only update
+  is possible everywhere.
+* Spatial padding is ``(top, bottom, left, right)``; asymmetric padding (TFLite ``SAME``) is explicit.
+* A node's output tensor has the node's name. Graph inputs are tensors that no node produces.
+* Nodes are stored in a topological order, which is also the forward execution order.
+
+Op attributes are frozen dataclasses, one per op kind (this module); each knows its output shape, its
+parameter shapes and its multiply-accumulate count. Everything else about an op kind (its PyTorch
+semantics, its backward, its C kernels) is its entry in :mod:`mcutrain.core.op_table`.
+"""
 
 from __future__ import annotations
 

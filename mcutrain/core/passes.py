@@ -1,9 +1,10 @@
-"""Graph-to-graph passes over :class:`mcutrain.ir.Graph`: each takes a graph and returns a new one that
-computes the same function (up to float32 round-off).
+"""Graph-to-graph passes over :class:`mcutrain.core.graph.Graph`: each takes a graph and returns a new one
+that computes the same function (up to float32 round-off).
 
-* :func:`fold_batchnorm` removes every :class:`~mcutrain.ir.BatchNorm`: folded into the preceding
+* :func:`fold_batchnorm` removes every :class:`~mcutrain.core.ops.BatchNorm`: folded into the preceding
   conv / transposed conv / linear when that layer feeds only the batch norm, otherwise replaced by a
-  :class:`~mcutrain.ir.ChannelAffine` (``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean * scale``).
+  :class:`~mcutrain.core.ops.ChannelAffine` (``scale = gamma / sqrt(var + eps)``,
+  ``shift = beta - mean * scale``).
 * :func:`remove_identities` drops reshapes that change nothing and merges chains of reshapes.
 
 Folding arithmetic runs in float64 and rounds once to float32.

@@ -11,7 +11,7 @@ _UNITS = {"GB": 1024**3, "MB": 1024**2, "KB": 1024, "G": 1024**3, "M": 1024**2, 
 
 
 def parse_bytes(value: int | str, allow_zero: bool = False) -> int:
-    """``256KB``, ``1.2MB``, ``4096``, ``64 KiB``, ``16K``, ``4M`` (or an int) -> bytes, rounded to whole bytes.
+    """``256KB``, ``1.2MB``, ``4096``, ``64 KiB``, ``16K``, ``4M`` (or an int) -> bytes (rounded).
     Raises ValueError, saying what was expected, for anything else, for negative sizes and (unless
     ``allow_zero``) for 0."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):

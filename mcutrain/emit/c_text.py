@@ -1,4 +1,6 @@
-"""C text: literals, identifiers and the warning flags of all C we compile."""
+"""C text: literals (``c_float`` prints 9 significant digits and rejects NaN and Inf) and the warning flags
+of all the C we compile (C names of layers: :func:`mcutrain.core.layout.c_ident`).
+"""
 
 from __future__ import annotations
 
@@ -38,11 +40,6 @@ def c_array(values: np.ndarray, per_line: int = 8) -> str:
     for i in range(0, len(flat), per_line):
         lines.append("    " + ", ".join(c_float(v) for v in flat[i : i + per_line]) + ",")
     return "\n".join(lines)
-
-
-def c_ident(name: str) -> str:
-    s = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
-    return "l_" + s
 
 
 def c_plus(expr: str, n: int) -> str:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 
 from mcutrain.core import ir
 from mcutrain.core.kernels import Kernel, step_kernel
+from mcutrain.core.layout import c_ident
 from mcutrain.core.op_table import entry
 from mcutrain.core.units import F32
-from mcutrain.emit.c_text import c_float, c_ident, c_plus
+from mcutrain.emit.c_text import c_float, c_plus
 from mcutrain.train.derive import Action, BufKind, Step, TrainGraph
 from mcutrain.train.schedule import ArenaPlan
 from mcutrain.train.update_plan import LossKind, OptimizerKind, PlanError, Update

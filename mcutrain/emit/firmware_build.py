@@ -1,4 +1,7 @@
-"""Cross builds of firmware projects and their memory checks."""
+"""Cross builds of firmware projects and their memory checks: the plan must fit the board, the static stack
+bound the linked stack region, and the linked RAM the plan's peak (plus the link firmware's buffers when
+the plan does not count them); each failure names both numbers.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mcutrain.boards.cross_build import BuildResult, SizeReport, build
-from mcutrain.boards.stack_bound import INTERRUPT_HANDLERS, StackBound, stack_bound
-from mcutrain.boards.stack_usage import analyze
+from mcutrain.boards.stack_bound import INTERRUPT_HANDLERS, StackBound, stack_bound, stack_estimates
 from mcutrain.boards.targets import Target, load_target
 from mcutrain.core.units import format_bytes
 from mcutrain.emit import pulp
@@ -130,7 +132,7 @@ def build_firmware(
     roots = ["mt_train_step", "main", "mt_board_c_start", *INTERRUPT_HANDLERS]
     if link:
         roots += ["mt_link_service", "mt_fw_link_train"]
-    bound = stack_bound(analyze(roots, cis, res.elf, t.tool("objdump")), t, link)
+    bound = stack_bound(stack_estimates(roots, cis, res.elf, t.tool("objdump")), t, link)
     fb = FirmwareBuild(proj, t, res, m, bound, profile)
     if bound.training > t.stack_bytes:
         raise FirmwareError(

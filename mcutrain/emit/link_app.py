@@ -1,4 +1,6 @@
-"""The serial-link firmware: its options, RAM and template data."""
+"""The serial-link firmware (``--app link``, docs/protocol.md): its options, its RAM (counted in the plan when
+it was made with ``--app link``, else on top of it) and its template data.
+"""
 
 from __future__ import annotations
 

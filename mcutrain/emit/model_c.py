@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,12 @@ from mcutrain import __version__
 from mcutrain.boards.targets import Target
 from mcutrain.core import ir
 from mcutrain.core.kernels import scratch_query
-from mcutrain.core.layout import device_weight
+from mcutrain.core.layout import c_ident, device_weight
 from mcutrain.core.op_table import entry
 from mcutrain.core.resources import resource_dir
-from mcutrain.emit.c_text import C_WARNINGS, c_array, c_float, c_ident
+from mcutrain.emit.c_text import C_WARNINGS, c_array, c_float
 from mcutrain.emit.calls import Buffers, CallBuilder, LayerArrays, StepCalls, scratch_kernels
+from mcutrain.emit.output_dir import staged
 from mcutrain.emit.templates import template_env
 from mcutrain.train.derive import Action
 from mcutrain.train.memory import MemoryReport, analyze
@@ -128,9 +129,23 @@ def emit(
     target: Target | None = None,
     precision: str = "fp32",
 ) -> Emitted:
-    """Write the C project of ``plan`` on ``graph`` into ``out_dir`` (created; generated files replaced).
-    A ``target`` with a PULP cluster gets the lowering of :mod:`mcutrain.emit.pulp`, whose tiled passes
-    take binary16 operands with ``precision="fp16"`` (docs/gap9.md)."""
+    """Write the C project of ``plan`` on ``graph`` into ``out_dir`` (all or nothing: see
+    :mod:`mcutrain.emit.output_dir`). A ``target`` with a PULP cluster gets the lowering of
+    :mod:`mcutrain.emit.pulp`, whose tiled passes take binary16 operands with ``precision="fp16"``
+    (docs/gap9.md)."""
+    with staged(out_dir) as stage:
+        em = write_project(graph, plan, stage, target, precision)
+    return replace(em, out_dir=Path(out_dir).resolve())
+
+
+def write_project(
+    graph: ir.Graph,
+    plan: UpdatePlan,
+    out: Path,
+    target: Target | None = None,
+    precision: str = "fp32",
+) -> Emitted:
+    """:func:`emit`'s files, written into the existing folder ``out``."""
     from mcutrain.emit.pulp import check_precision
 
     check_precision(precision, target)
@@ -147,8 +162,6 @@ def emit(
         i for i, s in enumerate(tg.steps) if s.action in (Action.ZONE_FW, Action.LOSS, Action.ZONE_BW)
     ]
     lo, hi = loss_idx[0], loss_idx[-1] + 1
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     env = template_env()
     out_node = graph.outputs[0]
     io_numel = {

@@ -4,9 +4,10 @@ A target with a ``[cluster]`` table in its board.toml (``gap9``, ``gap9-rv32-qem
 ``mt_model.c`` as every other target, with each kernel call of the step that has a cluster version
 (the op table's :attr:`~mcutrain.core.kernels.Kernel.cluster`, ``firmware/pulp/mt_cluster.h``) replaced by
 its ``mt_cl_*`` version: the fabric controller sends it to the cluster as one task. The lowering reads the
-typed call records of :mod:`mcutrain.emit.calls`, never the generated C. conv2d, conv_transpose2d and linear calls (``groups == 1``) also get their tile: how many channels
-one pass through the L1 buffer holds (``tile_units``) and whether the tensor every tile reads moves into
-L1 once (``tile_stage``) or is read from L2 in place. This module chooses the tiles, so it also knows each
+typed call records of :mod:`mcutrain.emit.calls`, never the generated C. conv2d, conv_transpose2d and
+linear calls (``groups == 1``) also get their tile: how many channels one pass through the L1 buffer holds
+(``tile_units``) and whether the tensor every tile reads moves into L1 once (``tile_stage``) or is read from
+L2 in place. This module chooses the tiles, so it also knows each
 call's L1 working set: the plan reports L1 per step and L2 (the plan's peak RAM plus the parameter tables)
 against the board, and the firmware build fails, naming both numbers, when either does not fit.
 
@@ -232,8 +233,8 @@ class ClusterMemory:
         """The per-step L1 table and the L2 summary, for people."""
         lines = [
             f"L2 {self.l2_need:,} B of {self.l2_available:,} B (plan peak RAM {self.l2_plan:,} + parameter "
-            f"tables {self.l2_params:,}; {format_bytes(self.l2_region)} minus {format_bytes(self.l2_reserve)} "
-            "for code)",
+            f"tables {self.l2_params:,}; {format_bytes(self.l2_region)} minus "
+            f"{format_bytes(self.l2_reserve)} for code)",
             f"L1 {self.l1_bytes:,} B at most of {self.l1_budget:,} B (the cluster's "
             f"{format_bytes(self.l1_region)} minus the cores' stacks; {self.precision} operands, "
             f"{self.tiles_per_step} tiles per training step)",

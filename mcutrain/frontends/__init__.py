@@ -1,4 +1,4 @@
-"""Frontends: turn a model file or a PyTorch module into an :class:`mcutrain.ir.Graph`.
+"""Frontends: turn a model file or a PyTorch module into an :class:`mcutrain.core.graph.Graph`.
 
 ``load_model(spec)`` accepts a ``.tflite`` file, an mcutrain IR ``.json`` file, a ``.pt2`` file (a
 saved ``torch.export`` program) or ``package.module:factory`` (a callable returning an ``nn.Module``).

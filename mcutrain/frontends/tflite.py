@@ -1,10 +1,10 @@
-"""TFLite frontend: a float32 ``.tflite`` flatbuffer -> :class:`mcutrain.ir.Graph`, without TensorFlow.
+"""TFLite frontend: a float32 ``.tflite`` flatbuffer -> :class:`mcutrain.core.graph.Graph`, no TensorFlow.
 
 The file is parsed with the flatbuffer bindings shipped in ``ai_edge_litert`` (object API). TFLite
 tensors are NHWC with a batch axis of 1; the IR is per sample and channels first, so the graph input
 ``(1, H, W, C)`` becomes ``(C, H, W)`` and weights move to PyTorch layouts. Fused activations become
-separate :class:`~mcutrain.ir.Activation` nodes. Integer subgraphs that only compute a reshape target
-are dropped. The conversion rules per operator live in :mod:`mcutrain.frontends.tflite_ops`; the
+separate :class:`~mcutrain.core.ops.Activation` nodes. Integer subgraphs that only compute a reshape target
+are dropped. The conversion rules per operator live in :mod:`mcutrain.frontends.tflite_rule_table`; the
 supported subset and the error cases are documented in ``docs/frontends-tflite.md``.
 """
 
@@ -22,15 +22,8 @@ from ai_edge_litert.schema_py_generated import TensorType as TT
 
 from mcutrain.core import ir
 from mcutrain.frontends import FrontendError
-from mcutrain.frontends.tflite_rules import (
-    FUSED,
-    RULES,
-    SHAPE_OPERANDS,
-    OpView,
-    Value,
-    ir_shape,
-    nearest_alternative,
-)
+from mcutrain.frontends.tflite_rule_table import RULES, SHAPE_OPERANDS, nearest_alternative
+from mcutrain.frontends.tflite_rules import FUSED, OpView, Value, ir_shape
 
 __all__ = ["load_tflite"]
 

@@ -3,6 +3,10 @@
 Each rule reads one TFLite operator through the :class:`~mcutrain.frontends.tflite.Converter` context
 and emits IR nodes. TFLite tensors are NHWC with a batch axis of 1; a :class:`Value` records the
 per-sample TFLite shape of each converted tensor next to its IR (channels-first) name.
+This module holds :class:`Value`, :class:`OpView`, the shape and padding helpers and the rules of
+convolutions, dense layers, elementwise ops, pooling and reductions; the shape, padding and resizing
+rules are in :mod:`mcutrain.frontends.tflite_shape_rules`, the tables of rules and hints in
+:mod:`mcutrain.frontends.tflite_rule_table`.
 """
 
 from __future__ import annotations
@@ -11,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from ai_edge_litert.schema_py_generated import ActivationFunctionType as Act
-from ai_edge_litert.schema_py_generated import BuiltinOperator as BO
-from ai_edge_litert.schema_py_generated import Padding, TensorType
+from ai_edge_litert.schema_py_generated import Padding
 
 from mcutrain.core import ir
 
@@ -244,7 +246,7 @@ def reduce_max(cx: Converter, op: OpView) -> None:
     _reduce(cx, op, ir.GlobalMaxPool())
 
 
-def _activation(fn: ir.ActFn) -> Callable[[Converter, OpView], None]:
+def activation(fn: ir.ActFn) -> Callable[[Converter, OpView], None]:
     def rule(cx: Converter, op: OpView) -> None:
         x = cx.value(op, 0, allow_flat=True)
         alpha = float(op.opt("alpha", 0.0)) if fn is ir.ActFn.LEAKY_RELU else 0.0
@@ -266,192 +268,3 @@ def softmax(cx: Converter, op: OpView) -> None:
     if x.spatial:
         raise cx.fail(op, "SOFTMAX over a 4-D tensor is not supported; flatten (RESHAPE) to 2-D first")
     cx.finish(op, cx.emit(cx.hint(op), ir.Softmax(), [x]))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Shape, padding and resizing
-# ---------------------------------------------------------------------------------------------------
-
-
-def reshape(cx: Converter, op: OpView) -> None:
-    """RESHAPE / SQUEEZE: the target is the output tensor's static shape (shape operands are ignored)."""
-    x = cx.value(op, 0, allow_flat=True)
-    out = cx.out_shape(op)
-    if out == x.shape:
-        cx.alias(op, x)
-    elif x.spatial and len(out) == 1:
-        cx.alias(op, cx.flatten(op, x))
-    elif x.flat_hwc is not None and out == x.flat_hwc:  # un-flatten: the IR data is CHW already
-        cx.finish(op, cx.emit(cx.hint(op), ir.Reshape(ir_shape(out)), [Value(x.name, x.shape)]))
-    elif _keeps_channel_order(x, out):
-        cx.finish(op, cx.emit(cx.hint(op), ir.Reshape(ir_shape(out)), [x]))
-    else:
-        raise cx.fail(
-            op,
-            f"reshaping NHWC {x.shape} to {out} mixes channels and positions, which the "
-            "channels-first IR cannot express; keep reshapes to flatten-before-dense or H/W only",
-        )
-
-
-def _keeps_channel_order(x: Value, out: Shape) -> bool:
-    """True when the NHWC reshape maps to the same CHW reshape: channels stay the innermost axis."""
-    if x.flat_hwc is not None:
-        return False
-    if x.spatial and len(out) == 3:
-        return out[2] == x.shape[2]
-    return not x.spatial and len(out) == 3 and out[:2] == (1, 1)
-
-
-def _pad(cx: Converter, op: OpView, value: float) -> None:
-    x = cx.spatial(op, 0)
-    p = cx.ints(op, 1, "paddings")
-    if p.shape != (4, 2) or p[0].any() or p[3].any() or (p < 0).any():
-        raise cx.fail(op, f"only non-negative spatial padding of a 4-D tensor is supported, got {p.tolist()}")
-    pad = ir.Pad((int(p[1, 0]), int(p[1, 1]), int(p[2, 0]), int(p[2, 1])), value)
-    cx.finish(op, cx.emit(cx.hint(op), pad, [x]))
-
-
-def pad(cx: Converter, op: OpView) -> None:
-    _pad(cx, op, 0.0)
-
-
-def padv2(cx: Converter, op: OpView) -> None:
-    v = cx.weight(op, 2, "constant value") if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(1)
-    if v.size != 1:
-        raise cx.fail(op, "PADV2 needs a scalar constant value")
-    _pad(cx, op, float(v.ravel()[0]))
-
-
-def _resize_scale(cx: Converter, op: OpView, x: Value) -> tuple[int, int]:
-    ho, wo, _ = cx.out_shape(op)
-    h, w, _ = x.shape
-    if ho % h or wo % w:
-        raise cx.fail(op, f"only integer upscaling is supported, got {h}x{w} -> {ho}x{wo}")
-    return ho // h, wo // w
-
-
-def resize_nearest_neighbor(cx: Converter, op: OpView) -> None:
-    x = cx.spatial(op, 0)
-    scale = _resize_scale(cx, op, x)
-    if op.opt("alignCorners", False) and scale != (1, 1):
-        raise cx.fail(
-            op,
-            "nearest resize with align_corners=True rounds source positions differently "
-            "from the IR's nearest upsampling; re-export with align_corners=False",
-        )
-    # With integer factors floor(y/s) == floor((y+0.5)/s): half_pixel_centers does not matter.
-    cx.finish(op, cx.emit(cx.hint(op), ir.Upsample(scale, ir.UpsampleMode.NEAREST), [x]))
-
-
-def resize_bilinear(cx: Converter, op: OpView) -> None:
-    x = cx.spatial(op, 0)
-    scale = _resize_scale(cx, op, x)
-    align = bool(op.opt("alignCorners", False))
-    if not align and not op.opt("halfPixelCenters", False) and scale != (1, 1):
-        raise cx.fail(
-            op,
-            "bilinear resize with align_corners=False and half_pixel_centers=False (the "
-            "legacy TF1 sampling) has no PyTorch equivalent; re-export with "
-            "half_pixel_centers=True (TF2 tf.image.resize / Keras UpSampling2D) or align_corners",
-        )
-    up = ir.Upsample(scale, ir.UpsampleMode.BILINEAR, align_corners=align)
-    cx.finish(op, cx.emit(cx.hint(op), up, [x]))
-
-
-def dequantize(cx: Converter, op: OpView) -> None:
-    src = op.inputs[0]
-    if cx.tensor(src).type != TensorType.FLOAT16 or not cx.is_const(op, 0):
-        raise cx.fail(
-            op,
-            "DEQUANTIZE is supported only for constant float16 weights; quantized models "
-            "are not supported yet, export a float32 .tflite",
-        )
-    cx.fold(op.outputs[0], cx.raw_const(src).astype(np.float32))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Tables
-# ---------------------------------------------------------------------------------------------------
-
-Rule = Callable[["Converter", OpView], None]
-
-RULES: dict[int, Rule] = {
-    BO.CONV_2D: conv_2d,
-    BO.DEPTHWISE_CONV_2D: depthwise_conv_2d,
-    BO.TRANSPOSE_CONV: transpose_conv,
-    BO.FULLY_CONNECTED: fully_connected,
-    BO.ADD: add,
-    BO.CONCATENATION: concatenation,
-    BO.MAX_POOL_2D: max_pool_2d,
-    BO.AVERAGE_POOL_2D: average_pool_2d,
-    BO.MEAN: mean,
-    BO.REDUCE_MAX: reduce_max,
-    BO.RESHAPE: reshape,
-    BO.SQUEEZE: reshape,
-    BO.SOFTMAX: softmax,
-    BO.RELU: _activation(ir.ActFn.RELU),
-    BO.RELU6: _activation(ir.ActFn.RELU6),
-    BO.LEAKY_RELU: _activation(ir.ActFn.LEAKY_RELU),
-    BO.LOGISTIC: _activation(ir.ActFn.SIGMOID),
-    BO.TANH: _activation(ir.ActFn.TANH),
-    BO.PAD: pad,
-    BO.PADV2: padv2,
-    BO.RESIZE_NEAREST_NEIGHBOR: resize_nearest_neighbor,
-    BO.RESIZE_BILINEAR: resize_bilinear,
-    BO.DEQUANTIZE: dequantize,
-}
-
-#: Operand positions that only carry a shape: the rules read the output tensor's static shape instead,
-#: so integer subgraphs computing them (SHAPE -> STRIDED_SLICE -> PACK) are dropped.
-SHAPE_OPERANDS: dict[int, int] = {
-    BO.RESHAPE: 1,
-    BO.TRANSPOSE_CONV: 0,
-    BO.RESIZE_BILINEAR: 1,
-    BO.RESIZE_NEAREST_NEIGHBOR: 1,
-}
-
-_SCALE = (
-    "fold the scale into the preceding CONV_2D/FULLY_CONNECTED weights (a per-channel scale and "
-    "offset is the IR's channel_affine)"
-)
-_OFFSET = "fold the offset into the preceding layer's bias, or normalize inputs on the host"
-
-#: The nearest supported alternative for common unsupported ops.
-HINTS: dict[int, str] = {
-    BO.MUL: _SCALE,
-    BO.DIV: _SCALE,
-    BO.SUB: _OFFSET,
-    BO.HARD_SWISH: "use RELU6 (or RELU) instead of hard-swish",
-    BO.GELU: "use RELU instead of GELU",
-    BO.ELU: "use LEAKY_RELU instead of ELU",
-    BO.PRELU: "use LEAKY_RELU (one shared slope) instead of PRELU",
-    BO.RELU_N1_TO_1: "use TANH or RELU6",
-    BO.RELU_0_TO_1: "use LOGISTIC or RELU6",
-    BO.MIRROR_PAD: "use PAD (zero padding) or SAME-padded convolutions",
-    BO.SUM: "use MEAN (global average pooling) over H and W",
-    BO.REDUCE_MIN: "use REDUCE_MAX or MEAN over H and W",
-    BO.BATCH_MATMUL: "use FULLY_CONNECTED (Dense) with constant weights",
-    BO.TRANSPOSE: "keep tensors NHWC; flatten with RESHAPE before FULLY_CONNECTED instead of transposing",
-    BO.L2_NORMALIZATION: "normalize on the host, or drop the normalization before SOFTMAX",
-    BO.CONV_3D: "use CONV_2D",
-    BO.UNIDIRECTIONAL_SEQUENCE_LSTM: "recurrent layers are not supported; use CONV_2D over the time axis",
-    BO.SPLIT: "use separate CONV_2D branches on the same input and CONCATENATION",
-    BO.SPLIT_V: "use separate CONV_2D branches on the same input and CONCATENATION",
-    BO.STRIDED_SLICE: "crop with a VALID convolution or pooling instead of slicing",
-    BO.SLICE: "crop with a VALID convolution or pooling instead of slicing",
-    BO.MAXIMUM: "use RELU/RELU6 for clamping",
-    BO.MINIMUM: "use RELU6 for clamping",
-    BO.SQUARED_DIFFERENCE: "layer normalization is not supported; use batch norm folded into the conv",
-    BO.RSQRT: "layer normalization is not supported; use batch norm folded into the conv",
-    BO.QUANTIZE: "quantized models are not supported yet; export a float32 .tflite",
-    BO.DEPTH_TO_SPACE: "use TRANSPOSE_CONV or RESIZE_NEAREST_NEIGHBOR (integer factor) for upsampling",
-    BO.SPACE_TO_DEPTH: "use a strided CONV_2D for downsampling",
-}
-
-
-def supported_names(names: dict[int, str]) -> str:
-    return ", ".join(sorted(names.get(c, str(c)) for c in RULES))
-
-
-def nearest_alternative(code: int, names: dict[int, str]) -> str:
-    return HINTS.get(code, f"supported ops are {supported_names(names)}")

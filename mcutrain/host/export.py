@@ -22,18 +22,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mcutrain.core import ir
-from mcutrain.core.passes import bn_scale_shift, fold_batchnorm, remove_identities, scaled_weight
 from mcutrain.emit.link_app import plan_summary
 from mcutrain.train.plan_file import read_plan
 from mcutrain.train.trainable import unflatten_params
 from mcutrain.train.update_plan import Update, UpdatePlan
 
 if TYPE_CHECKING:
-    import torch
-    from torch.export import ExportedProgram
+    pass
 
 Params = dict[str, np.ndarray]
-_FOLDABLE = (ir.Conv2d, ir.ConvTranspose2d, ir.Linear)
+FOLDABLE = (ir.Conv2d, ir.ConvTranspose2d, ir.Linear)
 
 
 class ExportError(ValueError):
@@ -173,11 +171,11 @@ def write_back(
     return out, int((out != flat).sum())
 
 
-def _concat(sources: Mapping[str, np.ndarray]) -> np.ndarray:
+def concat_sources(sources: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([v.ravel() for v in sources.values()]).astype(np.float32)
 
 
-def _split(flat: np.ndarray, like: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def split_flat(flat: np.ndarray, like: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     out, off = {}, 0
     for k, v in like.items():
         out[k] = flat[off : off + v.size].reshape(v.shape)
@@ -239,9 +237,9 @@ def export_tflite(source: str | Path, graph: ir.Graph, params: Params, out: str 
     where = _float_buffers(data, path)
     sources = {k: np.frombuffer(data, "<f4", n, s).copy() for k, (s, n) in where.items()}
     trace = trace_sources(sources, lambda v: _tflite_params(data, path, v))
-    flat, n_changed = write_back(trace, graph.params, params, _concat(sources), str(path))
+    flat, n_changed = write_back(trace, graph.params, params, concat_sources(sources), str(path))
     patched = bytearray(data)
-    for k, v in _split(flat, sources).items():
+    for k, v in split_flat(flat, sources).items():
         start, n = where[k]
         patched[start : start + 4 * n] = v.astype("<f4").tobytes()
     Path(out).write_bytes(bytes(patched))
@@ -249,112 +247,6 @@ def export_tflite(source: str | Path, graph: ir.Graph, params: Params, out: str 
     if any(not np.array_equal(got[k], np.asarray(params[k], np.float32)) for k in params):
         raise ExportError(f"internal error: {out} does not re-import to the exported parameters")
     return n_changed
-
-
-# ---------------------------------------------------------------------------------------------------
-# PyTorch
-# ---------------------------------------------------------------------------------------------------
-
-
-def unfold_batchnorm(unfolded: ir.Graph, folded: ir.Graph, params: Params) -> Params:
-    """Parameters of ``unfolded`` (the import before :func:`~mcutrain.passes.fold_batchnorm`) that compute
-    what ``params`` of ``folded`` compute. A batch norm keeps its running statistics and ``gamma``; a
-    changed folded weight row becomes ``w / scale`` in the conv, a changed folded bias moves into
-    ``beta``. A batch norm kept as a channel affine gets ``gamma`` and ``beta`` solved from it. Values
-    that did not change are copied bit for bit."""
-    out = {k: v.copy() for k, v in unfolded.params.items()}
-    folded_names = {n.name for n in folded.nodes}
-    into: dict[str, ir.Node] = {}
-    for bn in (n for n in unfolded.nodes if isinstance(n.op, ir.BatchNorm)):
-        scale, shift = bn_scale_shift(unfolded, bn)
-        if bn.name in folded_names:  # kept as a ChannelAffine
-            s_new = params[f"{bn.name}.weight"].astype(np.float64)
-            t_new = params[f"{bn.name}.bias"].astype(np.float64)
-            mean, var = (unfolded.param(bn.name, k).astype(np.float64) for k in ("mean", "var"))
-            _set_changed(out, f"{bn.name}.gamma", s_new * np.sqrt(var + bn.op.eps), s_new != scale)
-            _set_changed(out, f"{bn.name}.beta", t_new + mean * s_new, (s_new != scale) | (t_new != shift))
-            continue
-        prod = unfolded.node(bn.inputs[0])
-        if not isinstance(prod.op, _FOLDABLE) or prod.name in into:
-            raise ExportError(
-                f"batch norm {bn.name} was folded into {prod.name} together with another one; "
-                "such chains cannot be un-folded"
-            )
-        into[prod.name] = bn
-        w_key, b_key = prod.param_key("weight"), prod.param_key("bias")
-        w_new, b_new = params[w_key], params[b_key].astype(np.float64)
-        changed = w_new != folded.params[w_key]
-        with np.errstate(divide="ignore"):
-            w0 = scaled_weight(prod, w_new.astype(np.float64), 1.0 / scale)
-        if not np.isfinite(w0[changed]).all():
-            raise ExportError(f"{prod.name}: rows behind a batch norm with gamma = 0 were trained")
-        _set_changed(out, w_key, w0, changed)
-        b0 = unfolded.param(prod.name, "bias").astype(np.float64)
-        mean = unfolded.param(bn.name, "mean").astype(np.float64)
-        _set_changed(out, f"{bn.name}.beta", b_new - (b0 - mean) * scale, b_new != folded.params[b_key])
-    for key, v in params.items():
-        node = key.rsplit(".", 1)[0]
-        if node not in into and key in out:
-            out[key] = np.asarray(v, np.float32).copy()
-    return out
-
-
-def _set_changed(out: Params, key: str, value: np.ndarray, changed: np.ndarray) -> None:
-    out[key] = np.where(changed, value, out[key]).astype(np.float32)
-
-
-def _torch_params(ep: ExportedProgram, name: str, values: Mapping[str, np.ndarray]) -> Params:
-    """Import the exported program ``ep`` (batch norms unfolded) with some state tensors replaced."""
-    import torch
-
-    from mcutrain.frontends.torch import program_to_graph
-
-    sd = ep.state_dict
-    saved = {k: sd[k].detach().clone() for k in values}
-    try:
-        with torch.no_grad():
-            for k, v in values.items():
-                sd[k].copy_(torch.from_numpy(np.ascontiguousarray(v)).reshape(sd[k].shape))
-        return program_to_graph(ep, name).params
-    finally:
-        with torch.no_grad():
-            for k, t in saved.items():
-                sd[k].copy_(t)
-
-
-def torch_state_dict(
-    ep: ExportedProgram, graph: ir.Graph, params: Params, base: Mapping[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """``base`` (the source module's ``state_dict``) with ``params`` of ``graph`` written back through
-    the exported program ``ep`` the graph was imported from."""
-    import torch
-
-    from mcutrain.frontends.torch import program_to_graph
-
-    unfolded = program_to_graph(ep, graph.name)
-    folded = fold_batchnorm(remove_identities(unfolded))
-    if folded.fingerprint() != graph.fingerprint():
-        raise ExportError(
-            "the source model is not the one the plan was made for (its model hash differs); a factory "
-            "must return the same weights on every call (seed it)"
-        )
-    sd = ep.state_dict
-    sources = {k: t.detach().numpy().astype(np.float32) for k, t in sd.items() if t.dtype == torch.float32}
-    trace = trace_sources(sources, lambda v: _torch_params(ep, graph.name, v))
-    new0 = unfold_batchnorm(unfolded, folded, params)
-    flat, _ = write_back(trace, unfolded.params, new0, _concat(sources), "the module's state_dict")
-    values = _split(flat, sources)
-    refolded = fold_batchnorm(
-        remove_identities(unfolded.replace(params=_torch_params(ep, graph.name, values)))
-    )
-    for k, v in params.items():
-        if not np.allclose(refolded.params[k], v, rtol=1e-5, atol=1e-6 * (1 + np.abs(v).max())):
-            raise ExportError(f"internal error: the written-back {k} does not fold to the trained values")
-    out = dict(base)
-    for k, v in values.items():
-        if not np.array_equal(v, sources[k]):
-            out[k] = torch.from_numpy(v.copy()).reshape(sd[k].shape)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -379,24 +271,6 @@ def source_kind(model: str) -> str:
         "package.module:factory, written as a state_dict) or an mcutrain graph .json; convert other "
         "formats (e.g. Keras .h5) to .tflite first"
     )
-
-
-def _torch_source(
-    model: str, input_shape: Sequence[int] | None
-) -> tuple[ExportedProgram, dict[str, torch.Tensor]]:
-    import torch
-
-    from mcutrain.frontends.torch import call_factory, export_module
-    from mcutrain.zoo import resolve
-
-    if model.endswith(".pt2"):
-        ep = torch.export.load(model)
-        return ep, dict(ep.state_dict)
-    module = call_factory(resolve(model))
-    shape = input_shape or getattr(module, "example_input_shape", None)
-    if shape is None:
-        raise ExportError(f"{model}: pass --input-shape (the module has no example_input_shape)")
-    return export_module(module, torch.zeros((1, *shape))), module.state_dict()
 
 
 @dataclass(frozen=True)
@@ -433,7 +307,9 @@ def export(
     else:
         import torch
 
-        ep, base = _torch_source(str(model), input_shape)
+        from mcutrain.host.export_torch import torch_source, torch_state_dict
+
+        ep, base = torch_source(str(model), input_shape)
         sd = torch_state_dict(ep, graph, params, base)
         changed = sum(int((sd[k] != base[k]).sum()) for k in sd if sd[k] is not base[k])
         torch.save(sd, out)

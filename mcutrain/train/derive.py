@@ -1,4 +1,22 @@
-"""Training-graph derivation."""
+"""Training-graph derivation: one training step as an ordered list of kernel calls over named buffers.
+
+From an inference :class:`~mcutrain.core.graph.Graph` and an
+:class:`~mcutrain.train.update_plan.UpdatePlan` this derives
+
+* the forward pass (the final softmax is folded into a cross-entropy loss),
+* the loss (with an optional zone pooling of a dense prediction),
+* a backward pass pruned to the plan: input gradients only where some updated layer lies upstream,
+  weight gradients only for updated layers and only for their updated output channels,
+* each layer's optimizer update right after its weight gradient (operator reordering: the gradient
+  buffer dies at once), after the layer's input gradient so that it still sees the old weights.
+
+What each op's backward reads (its input, its output, or the sign pattern of its output as a 1-bit mask),
+which steps run in place and which gradients are views of the output gradient come from the op table
+(:mod:`mcutrain.core.op_table`).
+
+The result is plain data consumed by :mod:`mcutrain.train.schedule` (lifetimes, arena offsets, exact bytes),
+by the simulator's checks and by the C generator.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""The exact memory model of one training step."""
+"""The exact memory model of one training step.
+
+Every number here is derived from the same :class:`~mcutrain.train.derive.TrainGraph` and
+:class:`~mcutrain.train.schedule.StepSchedule` that the C generator lays out, so planned bytes are generated
+bytes. RAM is the static part (trainable weights, optimizer state, input/label buffers, persistent
+gradients when accumulating over a mini-batch, the stack reserve) plus the arena. The breakdown by
+category describes the moment of peak use and adds up exactly to ``peak_ram_bytes``.
+"""
 
 from __future__ import annotations
 

@@ -120,6 +120,6 @@ def check_memory(pf: PlanFile, mem: MemoryReport) -> None:
         if key in pf.memory and int(pf.memory[key]) != now[key]:
             raise PlanError(
                 f"{pf.path or 'the plan file'} records {key.replace('_bytes', '').replace('_', ' ')} "
-                f"{int(pf.memory[key]):,} B, but the model and plan now need {now[key]:,} B: the plan is stale "
-                "or was edited; run `mcutrain plan` again"
+                f"{int(pf.memory[key]):,} B, but the model and plan now need {now[key]:,} B: the plan is "
+                "stale or was edited; run `mcutrain plan` again"
             )

@@ -1,13 +1,14 @@
-"""The trainable state of a plan: which values train, their bytes and their device order."""
+"""The trainable state of a plan: which values train, their bytes, their device order (``mt_export_params``)
+and the vectors a checkpoint keeps.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from mcutrain.core import ir
-from mcutrain.core.layout import device_weight, row_index
+from mcutrain.core.layout import c_ident, device_weight, row_index
 from mcutrain.core.units import F32
-from mcutrain.emit.c_text import c_ident
 from mcutrain.train.update_plan import OptimizerKind, Update, UpdatePlan
 
 

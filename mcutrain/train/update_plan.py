@@ -211,9 +211,10 @@ class UpdatePlan:
         if self.batch < 1:
             raise PlanError(f"batch must be >= 1, got {self.batch}")
         if self.stack_reserve_bytes < RUNTIME_DATA_BYTES + MIN_STACK_BYTES:
+            least = RUNTIME_DATA_BYTES + MIN_STACK_BYTES
             raise PlanError(
                 f"a stack reserve of {self.stack_reserve_bytes} B is too small: the firmware needs at least "
-                f"{RUNTIME_DATA_BYTES + MIN_STACK_BYTES} B ({RUNTIME_DATA_BYTES} B of it for the runtime's data)"
+                f"{least} B ({RUNTIME_DATA_BYTES} B of it for the runtime's data)"
             )
         for name, *scales in self.lr_scales:
             if not all(s > 0 and math.isfinite(s) for s in scales):

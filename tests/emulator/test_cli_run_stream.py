@@ -5,14 +5,13 @@ parameters equal the simulator's and the monitor's log has one row per sample.""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_board
 
 from mcutrain import api
-from mcutrain.boards.targets import load_target
 from mcutrain.cli import main
 from mcutrain.host.monitor import read_csv
 from mcutrain.host.tbevents import read_scalars
@@ -27,10 +26,7 @@ N = 40
 
 
 def test_plan_emit_link_run_stream_monitor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    t = load_target(BOARD)
-    assert t.qemu is not None
-    if shutil.which(t.tool("gcc")) is None or shutil.which(t.qemu.binary) is None:
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm not installed")
+    require_board(BOARD)
     plan_json, fw, logs = tmp_path / "plan.json", tmp_path / "fw", tmp_path / "logs"
     assert main(["plan", "mlp", "--strategy", "last-layer", "--lr", "0.05", "--out", str(plan_json)]) == 0
     emit = ["emit", str(plan_json), "--target", BOARD, "--out", str(fw)]

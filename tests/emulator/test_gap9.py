@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED, require_board
 
 from mcutrain import api
 from mcutrain.boards.targets import Target, load_target
@@ -37,12 +38,10 @@ from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind
 from mcutrain.zoo.depth import UPyDNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
-from link.harness import require_board
 
 pytestmark = pytest.mark.emulator
 
 BOARD = "gap9-rv32-qemu"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 HANDPOSTURE = SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite"
 STEPS = 3
 TIMEOUT_S = 60.0

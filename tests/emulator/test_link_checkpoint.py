@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from conftest import require_board, require_shared
 
 from mcutrain import api
 from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
@@ -37,7 +38,7 @@ from mcutrain.train.trainable import trainable_vectors
 from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, PlanError, UpdatePlan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
-from link.harness import HERE, LINK_SRC, compile_c, require_board, sanitizer_env
+from link.harness import HERE, LINK_SRC, compile_c, sanitizer_env
 
 pytestmark = pytest.mark.emulator
 
@@ -68,7 +69,8 @@ def _sample(c: Case, i: int) -> Sample:
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
-    require_board(BOARD, HANDPOSTURE)
+    require_board(BOARD)
+    require_shared("models", HANDPOSTURE.name)
     g = api.load(HANDPOSTURE)
     opt = OptimizerConfig(kind=OptimizerKind.ADAM, lr=1e-2)
     plan = api.plan(g, None, "last-layer", optimizer=opt).plan

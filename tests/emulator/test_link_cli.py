@@ -5,16 +5,15 @@ pulled parameters equal to the simulator's."""
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODELS, require_board, require_shared
 
 from mcutrain import api
 from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.boards.targets import load_target
 from mcutrain.cli import link_verbs
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
@@ -25,7 +24,6 @@ from mcutrain.train.update_plan import OptimizerConfig
 
 pytestmark = pytest.mark.emulator
 
-MODELS = Path(__file__).resolve().parents[3] / "shared" / "data" / "models"
 HANDPOSTURE = MODELS / "st_handposture_vl53l5cx_cnn2d_float.tflite"
 BOARD = "mps2-an386"
 N = 24
@@ -39,12 +37,8 @@ def _main(argv: list[str]) -> int:
 
 
 def test_stream_and_pull_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    t = load_target(BOARD)
-    assert t.qemu is not None
-    if shutil.which(t.tool("gcc")) is None or shutil.which(t.qemu.binary) is None:
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm not installed")
-    if not HANDPOSTURE.is_file():
-        pytest.skip(f"{HANDPOSTURE} is absent")
+    t = require_board(BOARD)
+    require_shared("models", HANDPOSTURE.name)
     g = api.load(HANDPOSTURE)
     plan = api.plan(g, None, "last-layer", optimizer=OptimizerConfig(lr=1e-3)).plan
     fb = build_firmware(emit_firmware(g, plan, tmp_path / "fw", BOARD, app="link").out_dir)

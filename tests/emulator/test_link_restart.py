@@ -5,7 +5,6 @@ final parameters are bitwise those of a clean, uninterrupted run of the same sam
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_board
 
 from mcutrain import api
 from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.boards.targets import load_target
 from mcutrain.cli import main
 from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
@@ -36,10 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def fw(tmp_path_factory: pytest.TempPathFactory) -> tuple[FirmwareBuild, Path]:
-    t = load_target(BOARD)
-    assert t.qemu is not None
-    if shutil.which(t.tool("gcc")) is None or shutil.which(t.qemu.binary) is None:
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm not installed")
+    require_board(BOARD)
     d = tmp_path_factory.mktemp("restart")
     g = api.load("mlp")
     plan = api.plan(g, None, "last-layer", optimizer=OptimizerConfig(lr=0.05)).plan
