@@ -92,11 +92,13 @@ def plan(
     lr_scale: str = "none",
     stack_reserve_bytes: int = STACK_RESERVE_BYTES,
     app: LinkApp | None = None,
+    frozen_precision: str | None = None,
 ) -> PlanResult:
     """Plan the fine-tuning of ``graph`` under ``budget_bytes`` of RAM. ``lr_scale="relative"`` scales
     each tensor's learning rate by its pretrained RMS (:func:`mcutrain.train.optimizers.lr_scales`); the
     auto plan's measured scores train with the same scales. ``app``: the serial-link firmware whose RAM
-    the budget must cover too (:class:`~mcutrain.train.update_plan.LinkApp`)."""
+    the budget must cover too (:class:`~mcutrain.train.update_plan.LinkApp`). ``frozen_precision``: ``int8``
+    (the default for a quantized graph) or ``fp32`` (:mod:`mcutrain.train.precision`)."""
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     template = UpdatePlan(
@@ -111,6 +113,7 @@ def plan(
         lr_scales=lr_scales(graph, lr_scale),
         stack_reserve_bytes=stack_reserve_bytes,
         app=app,
+        frozen_precision=frozen_precision or ("int8" if graph.quantized else "fp32"),
     )
     if strategy != "auto":
         return plan_baseline(graph, template, strategy, k)

@@ -137,9 +137,9 @@ CASES = [
         "g.json",
     ),
     Case(
-        "int8 model",
-        lambda t: ["plan", str(MODELS / "mlperf_kws_dscnn_int8.tflite"), "--budget", "64KB"],
-        "int8",
+        "uint8 model",
+        lambda t: ["plan", _retyped(t, "uint8.tflite"), "--budget", "64KB"],
+        "uint8 (legacy asymmetric quantization)",
         needs=("shared",),
     ),
     Case("lstm in pytorch", lambda t: ["inspect", "bad_models:lstm", "--input-shape", "1,5,8"], "lstm"),
@@ -392,6 +392,19 @@ CASES = [
         leaves_nothing="n.json",
     ),
 ]
+
+
+def _retyped(tmp: Path, name: str) -> str:
+    """The int8 KWS model with one activation tensor turned uint8 (legacy quantization)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as tfl
+
+    m = tfl.ModelT.InitFromObj(tfl.Model.GetRootAs((MODELS / "mlperf_kws_dscnn_int8.tflite").read_bytes(), 0))
+    sg = m.subgraphs[0]
+    sg.tensors[int(sg.operators[1].outputs[0])].type = tfl.TensorType.UINT8
+    b = flatbuffers.Builder(0)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return _write(tmp, name, bytes(b.Output()))
 
 
 def _nan(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

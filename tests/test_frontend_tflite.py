@@ -19,8 +19,10 @@ from ai_edge_litert.schema_py_generated import TensorType as TT
 from conftest import MODELS
 
 from mcutrain.core import ir, semantics
+from mcutrain.core.quant import dequantize
 from mcutrain.frontends import FrontendError, load_model
-from mcutrain.frontends.tflite import layer_name, load_tflite
+from mcutrain.frontends.tflite import load_tflite
+from mcutrain.frontends.tflite_file import layer_name
 
 # ---------------------------------------------------------------------------------------------------
 # Shared data (real models)
@@ -595,14 +597,47 @@ def test_unsupported_op_without_hint_lists_supported(tmp_path: Path) -> None:
     assert "#1 EXP" in msg and "CONV_2D" in msg and "FULLY_CONNECTED" in msg
 
 
-def test_int8_model(tmp_path: Path) -> None:
+def test_int8_tensor_without_quantization(tmp_path: Path) -> None:
     m = _real_model_t(HANDPOSTURE)
     sg = m.subgraphs[0]
     for t in sg.tensors:
         if t.type == TT.FLOAT32:
             t.type = TT.INT8
     msg = _load_error(tmp_path, _pack(m))
-    assert "quantized models are not supported yet" in msg and "export a float32 .tflite" in msg
+    assert "int8 tensor" in msg and "has no quantization parameters" in msg
+
+
+@pytest.mark.parametrize(("tt", "words"), [(TT.UINT8, "uint8 (legacy"), (TT.INT16, "int16 (16x8")])
+def test_unsupported_integer_types_name_the_tensor(tmp_path: Path, tt: int, words: str) -> None:
+    m = _real_model_t("mlperf_kws_dscnn_int8.tflite")
+    sg = m.subgraphs[0]
+    t = sg.tensors[int(sg.operators[2].outputs[0])]
+    t.type = tt
+    msg = _load_error(tmp_path, _pack(m))
+    assert words in msg and t.name.decode()[:40] in msg
+
+
+def test_int8_models_keep_their_quantization() -> None:
+    """The four full-integer models of shared/ import with every tensor's quantization, their int8
+    weights (per-channel scales along the IR's output-channel axis) and int32 biases exactly."""
+    for name in (
+        "tflm_hello_world_int8",
+        "tflm_micro_speech_int8",
+        "mlperf_kws_dscnn_int8",
+        "mlperf_vww_mobilenetv1_int8",
+    ):
+        g = load_tflite(_model_path(f"{name}.tflite"))
+        assert g.quantized
+        for n in g.nodes:
+            assert n.name in g.quant, (name, n.name)
+            for p in n.op.param_names:
+                key = n.param_key(p)
+                q, v = g.quant[key], g.qvalues[key]
+                assert v.dtype == np.dtype(q.dtype) and v.shape == g.params[key].shape
+                if p == "weight":
+                    assert len(q.scale) in (1, g.shapes[n.name][0]) and q.axis == 0
+                    np.testing.assert_array_equal(g.params[key], dequantize(v, q))
+        assert g.fingerprint() == load_tflite(_model_path(f"{name}.tflite")).fingerprint()
 
 
 def test_multiple_subgraphs_and_inputs(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from mcutrain.train.planner import PlanResult
 
 
 def plan_table(graph: ir.Graph, res: PlanResult) -> str:
-    rows = [("layer", "op", "out shape", "params", "update", "RAM", "score")]
+    rows = [("layer", "op", "out shape", "params", "update", "forward", "RAM", "score")]
     for lm in res.memory.layers:
         node = graph.node(lm.name)
         n_params = sum(int(graph.param(lm.name, p).size) for p in node.op.param_names)
@@ -24,6 +24,7 @@ def plan_table(graph: ir.Graph, res: PlanResult) -> str:
                 "x".join(map(str, graph.shapes[lm.name])),
                 f"{n_params:,}",
                 lm.update,
+                lm.precision,
                 format_bytes(ram) if ram else "-",
                 f"{sc:.4g}" if sc is not None else "-",
             )
@@ -38,9 +39,10 @@ def memory_table(mem: MemoryReport, budget: int | None) -> str:
     lines = ["RAM at the peak of one training step:"]
     for c in CATEGORIES:
         if mem.categories[c]:
-            lines.append(
-                f"  {c.replace('_', ' '):<22}{mem.categories[c]:>10,} B  {format_bytes(mem.categories[c]):>9}"
-            )
+            q = mem.int8_bytes.get(c, 0)
+            int8 = f"   (int8 tensors {q:,} B)" if q else ""
+            n = mem.categories[c]
+            lines.append(f"  {c.replace('_', ' '):<22}{n:>10,} B  {format_bytes(n):>9}{int8}")
     lines.append(
         f"  {'peak RAM':<22}{mem.peak_ram_bytes:>10,} B  {format_bytes(mem.peak_ram_bytes):>9}"
         + (
@@ -52,6 +54,7 @@ def memory_table(mem: MemoryReport, budget: int | None) -> str:
     lines.append(
         f"  arena {mem.arena_bytes:,} B (lower bound {mem.arena_lower_bound:,} B); "
         f"flash for frozen weights {mem.flash_bytes:,} B ({format_bytes(mem.flash_bytes)})"
+        + (", int8 where a layer's forward is" if any(lm.precision == "int8" for lm in mem.layers) else "")
     )
     return "\n".join(lines)
 

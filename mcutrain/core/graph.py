@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mcutrain.core.ops import OP_TYPES, TRAINABLE_OPS, ActFn, IRError, Op, Shape, UpsampleMode
+from mcutrain.core.quant import Quant
 
 # ---------------------------------------------------------------------------------------------------
 # Graph
@@ -40,8 +41,14 @@ class Node:
 class Graph:
     """A validated, shape-inferred inference graph.
 
-    ``params`` maps ``"<node>.<param>"`` to float32 arrays (read-only copies). ``shapes`` (derived at
-    construction) maps every tensor name to its per-sample shape.
+    ``params`` maps ``"<node>.<param>"`` to float32 arrays (read-only copies): the real values. ``shapes``
+    (derived at construction) maps every tensor name to its per-sample shape.
+
+    A quantized model (an int8 TFLite file, or a float model after post-training quantization) also has
+    ``quant``: how tensors (by name) and parameters (by key) are stored as integers
+    (:class:`~mcutrain.core.quant.Quant`), and ``qvalues``: the exact integer values of its quantized
+    parameters (int8 weights, int32 biases; ``params`` holds their dequantized float32 values, which for
+    large int32 biases are only close). Graphs without them are float graphs.
     """
 
     name: str
@@ -49,6 +56,8 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     params: Mapping[str, np.ndarray]
+    quant: Mapping[str, Quant] = field(default_factory=dict)
+    qvalues: Mapping[str, np.ndarray] = field(default_factory=dict)
     shapes: Mapping[str, Shape] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +67,13 @@ class Graph:
             a.setflags(write=False)
             frozen_params[k] = a
         object.__setattr__(self, "params", MappingProxyType(frozen_params))
+        qvalues = {}
+        for k, v in self.qvalues.items():
+            a = np.array(v, copy=True)
+            a.setflags(write=False)
+            qvalues[k] = a
+        object.__setattr__(self, "qvalues", MappingProxyType(qvalues))
+        object.__setattr__(self, "quant", MappingProxyType(dict(self.quant)))
         object.__setattr__(self, "shapes", MappingProxyType(self._infer_shapes()))
 
     def _infer_shapes(self) -> dict[str, Shape]:
@@ -101,7 +117,30 @@ class Graph:
         for o in self.outputs:
             if o not in shapes:
                 raise IRError(f"graph output {o!r} is not defined")
+        self._check_quant(shapes)
         return shapes
+
+    def _check_quant(self, shapes: Mapping[str, Shape]) -> None:
+        for key, q in self.quant.items():
+            if key not in shapes and key not in self.params:
+                raise IRError(f"quantization given for {key!r}, which is no tensor or parameter of the graph")
+            if q.per_channel:
+                shape = shapes[key] if key in shapes else self.params[key].shape
+                if q.axis >= len(shape) or shape[q.axis] != len(q.scale):
+                    raise IRError(
+                        f"{key!r}: {len(q.scale)} channel scales for shape {tuple(shape)} (axis {q.axis})"
+                    )
+        for key, v in self.qvalues.items():
+            q = self.quant.get(key)
+            if key not in self.params or q is None:
+                raise IRError(f"integer values given for {key!r}, which is no quantized parameter")
+            if v.shape != self.params[key].shape or v.dtype != np.dtype(q.dtype):
+                want = f"{q.dtype}{self.params[key].shape}"
+                raise IRError(f"{key!r}: integer values {v.dtype}{tuple(v.shape)} do not match {want}")
+
+    @property
+    def quantized(self) -> bool:
+        return bool(self.quant)
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -130,8 +169,21 @@ class Graph:
         return sum(int(v.size) for v in self.params.values())
 
     def replace(self, **changes: Any) -> Graph:
+        """A new graph with ``changes``. Quantization of tensors and parameters that no longer exist is
+        dropped, and so are the integer values (and quantization) of parameters whose values changed."""
         kw = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         kw.update(changes)
+        params = kw["params"]
+        names = {n for n, _ in kw["inputs"]} | {n.name for n in kw["nodes"]}
+        stale = {
+            k for k in self.qvalues if k not in params or not np.array_equal(params[k], self.params.get(k))
+        }
+        if "quant" not in changes:
+            kw["quant"] = {
+                k: q for k, q in self.quant.items() if (k in names or k in params) and k not in stale
+            }
+        if "qvalues" not in changes:
+            kw["qvalues"] = {k: v for k, v in self.qvalues.items() if k in params and k not in stale}
         return Graph(**kw)
 
     # -- serialization ------------------------------------------------------------------------------
@@ -147,7 +199,18 @@ class Graph:
                 for n in self.nodes
             ],
         }
+        if self.quant:  # absent in float graphs, whose JSON and fingerprint stay as they were
+            d["quant"] = {k: q.to_dict() for k, q in sorted(self.quant.items())}
         if with_params:
+            if self.qvalues:
+                d["qvalues"] = {
+                    k: {
+                        "dtype": str(v.dtype),
+                        "shape": list(v.shape),
+                        "data": base64.b64encode(v.tobytes()).decode(),
+                    }
+                    for k, v in sorted(self.qvalues.items())
+                }
             d["params"] = {
                 k: {
                     "shape": list(v.shape),
@@ -175,12 +238,18 @@ class Graph:
             k: np.frombuffer(base64.b64decode(v["f32le"]), dtype="<f4").reshape(v["shape"])
             for k, v in d.get("params", {}).items()
         }
+        qvalues = {
+            k: np.frombuffer(base64.b64decode(v["data"]), dtype=np.dtype(v["dtype"])).reshape(v["shape"])
+            for k, v in d.get("qvalues", {}).items()
+        }
         return Graph(
             name=d["name"],
             inputs=tuple((i["name"], tuple(i["shape"])) for i in d["inputs"]),
             nodes=tuple(nodes),
             outputs=tuple(d["outputs"]),
             params=params,
+            quant={k: Quant.from_dict(q) for k, q in d.get("quant", {}).items()},
+            qvalues=qvalues,
         )
 
     @staticmethod
@@ -193,6 +262,9 @@ class Graph:
         for k in sorted(self.params):
             h.update(k.encode())
             h.update(np.ascontiguousarray(self.params[k], dtype="<f4").tobytes())
+        for k in sorted(self.qvalues):  # quantized graphs only: float graphs hash as they always did
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(self.qvalues[k]).tobytes())
         return h.hexdigest()
 
 
@@ -252,5 +324,18 @@ class GraphBuilder:
             self._params[f"{name}.{k}"] = np.asarray(v, dtype=np.float32)
         return name
 
-    def build(self, outputs: Iterable[str]) -> Graph:
-        return Graph(self.name, tuple(self._inputs), tuple(self._nodes), tuple(outputs), self._params)
+    def build(
+        self,
+        outputs: Iterable[str],
+        quant: Mapping[str, Quant] | None = None,
+        qvalues: Mapping[str, np.ndarray] | None = None,
+    ) -> Graph:
+        return Graph(
+            self.name,
+            tuple(self._inputs),
+            tuple(self._nodes),
+            tuple(outputs),
+            self._params,
+            quant or {},
+            qvalues or {},
+        )

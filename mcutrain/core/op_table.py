@@ -9,6 +9,7 @@
   may overwrite its input (and its input gradient the output gradient), whether it computes nothing (a
   reshape), and whether the gradient of an input is a plain view (an offset) into the output gradient;
 * ``dims``: the C dims struct its kernels take, and how its attributes fill it;
+* ``int8``: whether it has an int8 forward (TFLite's integer arithmetic, :mod:`mcutrain.train.precision`);
 * ``kernels``: its C kernel per pass (``fw``, ``bw_igrad``, ``bw_wgrad``, ``mask``; a variant after a
   colon, e.g. ``fw:bilinear``), whose parameters the code generator binds by name
   (:mod:`mcutrain.emit.calls`); ``args`` names the role of a parameter whose name alone does not say it.
@@ -47,6 +48,7 @@ class OpEntry:
     grad_view: Callable[[ops.Op, int, list[ops.Shape]], int] | None = None  # input -> element offset
     args: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # pass -> {param: role}
     variant: Callable[[ops.Op], str] = lambda op: ""
+    int8: Callable[[ops.Op], bool] | None = None  # whether an op of this kind has an int8 forward kernel
 
     def kernel(self, pass_: str, op: ops.Op, via: str = "") -> Kernel:
         """The kernel of ``pass_`` for ``op`` (its variant, or ``via`` for a backward that reads a mask
@@ -238,8 +240,12 @@ def _reads_by_fn(op: ops.Op) -> str:
     return READS_OUTPUT if op.fn in (ops.ActFn.SIGMOID, ops.ActFn.TANH) else READS_MASK
 
 
+def _always(op: ops.Op) -> bool:
+    return True
+
+
 _ENTRIES = (
-    OpEntry(ops.Conv2d, _conv2d, _mac_kernels("conv2d", "mt_conv2d_dims_t"), CONV2D_DIMS),
+    OpEntry(ops.Conv2d, _conv2d, _mac_kernels("conv2d", "mt_conv2d_dims_t"), CONV2D_DIMS, int8=_always),
     OpEntry(
         ops.ConvTranspose2d,
         _conv_transpose2d,
@@ -251,6 +257,7 @@ _ENTRIES = (
         lambda op, xs, p: F.linear(xs[0], p["weight"], p["bias"]),
         _mac_kernels("linear", "mt_linear_dims_t"),
         LINEAR_DIMS,
+        int8=_always,
     ),
     OpEntry(
         ops.ChannelAffine,
@@ -284,6 +291,7 @@ _ENTRIES = (
         backward_reads=_reads_by_fn,
         forward_in_place=True,
         backward_in_place=True,
+        int8=lambda op: op.fn in (ops.ActFn.RELU, ops.ActFn.RELU6),
     ),
     OpEntry(
         ops.MaxPool2d,
@@ -291,17 +299,20 @@ _ENTRIES = (
         _window_kernels("max_pool2d", "mt_max_pool2d_dims_t", igrad_reads_x=True),
         MAX_POOL2D_DIMS,
         backward_reads=lambda op: READS_INPUT,
+        int8=_always,
     ),
     OpEntry(
         ops.AvgPool2d,
         _avg_pool2d,
         _window_kernels("avg_pool2d", "mt_avg_pool2d_dims_t", False),
         AVG_POOL2D_DIMS,
+        int8=lambda op: not op.count_include_pad or not any(op.padding),  # TFLite's average
     ),
     OpEntry(
         ops.GlobalAvgPool,
         lambda op, xs, p: xs[0].mean(dim=(2, 3)),
         _global_pool_kernels("global_avg_pool", False),
+        int8=_always,
     ),
     OpEntry(
         ops.GlobalMaxPool,
@@ -316,6 +327,7 @@ _ENTRIES = (
         output_is_view=True,
         grad_view=lambda op, idx, ins: 0,
         args={"bw_igrad": _GRAD_COPY},
+        int8=_always,
     ),
     OpEntry(
         ops.Add,
@@ -327,6 +339,7 @@ _ENTRIES = (
         forward_in_place=True,
         grad_view=lambda op, idx, ins: 0,
         args={"fw": {"a": "x0", "b": "x1"}, "bw_igrad": _GRAD_COPY},
+        int8=_always,
     ),
     OpEntry(
         ops.Concat,  # forward: each input copied into its slice, unless its producer wrote it there already
@@ -337,6 +350,7 @@ _ENTRIES = (
             "fw": {"n": "slice_numel", "src": "x_slice", "dst": "y_slice"},
             "bw_igrad": {"n": "slice_numel", "src": "gy_slice", "dst": "gx"},
         },
+        int8=_always,
     ),
     OpEntry(
         ops.Upsample,
@@ -360,6 +374,7 @@ _ENTRIES = (
             ),
         },
         PAD_DIMS,
+        int8=lambda op: op.value == 0.0,  # pads with the zero point
     ),
     OpEntry(
         ops.Softmax,
@@ -372,6 +387,7 @@ _ENTRIES = (
             ),
         },
         backward_reads=lambda op: READS_OUTPUT,
+        int8=_always,
     ),
 )
 

@@ -30,6 +30,7 @@ from mcutrain.frontends.tflite_shape_rules import (
     dequantize,
     pad,
     padv2,
+    quantize,
     reshape,
     resize_bilinear,
     resize_nearest_neighbor,
@@ -65,6 +66,7 @@ RULES: dict[int, Rule] = {
     BO.RESIZE_NEAREST_NEIGHBOR: resize_nearest_neighbor,
     BO.RESIZE_BILINEAR: resize_bilinear,
     BO.DEQUANTIZE: dequantize,
+    BO.QUANTIZE: quantize,
 }
 
 #: Operand positions that only carry a shape: the rules read the output tensor's static shape instead,
@@ -109,7 +111,6 @@ HINTS: dict[int, str] = {
     BO.MINIMUM: "use RELU6 for clamping",
     BO.SQUARED_DIFFERENCE: "layer normalization is not supported; use batch norm folded into the conv",
     BO.RSQRT: "layer normalization is not supported; use batch norm folded into the conv",
-    BO.QUANTIZE: "quantized models are not supported yet; export a float32 .tflite",
     BO.DEPTH_TO_SPACE: "use TRANSPOSE_CONV or RESIZE_NEAREST_NEIGHBOR (integer factor) for upsampling",
     BO.SPACE_TO_DEPTH: "use a strided CONV_2D for downsampling",
 }

@@ -48,7 +48,8 @@ def _keeps_channel_order(x: Value, out: Shape) -> bool:
         return False
     if x.spatial and len(out) == 3:
         return out[2] == x.shape[2]
-    return not x.spatial and len(out) == 3 and out[:2] == (1, 1)
+    # a vector to (1, 1, C), or to (H, W, 1): with one channel HWC and CHW order are the same
+    return not x.spatial and len(out) == 3 and (out[:2] == (1, 1) or out[2] == 1)
 
 
 def _pad(cx: Converter, op: OpView, value: float) -> None:
@@ -108,11 +109,22 @@ def resize_bilinear(cx: Converter, op: OpView) -> None:
 
 
 def dequantize(cx: Converter, op: OpView) -> None:
+    """A constant float16 weight becomes float32; an int8 activation keeps its integers (the IR's tensors
+    carry real values: the dequantized output is the same tensor)."""
     src = op.inputs[0]
-    if cx.tensor(src).type != TensorType.FLOAT16 or not cx.is_const(op, 0):
-        raise cx.fail(
-            op,
-            "DEQUANTIZE is supported only for constant float16 weights; quantized models "
-            "are not supported yet, export a float32 .tflite",
-        )
-    cx.fold(op.outputs[0], cx.raw_const(src).astype(np.float32))
+    if cx.tensor(src).type == TensorType.FLOAT16 and cx.is_const(op, 0):
+        cx.fold(op.outputs[0], cx.raw_const(src).astype(np.float32))
+        return
+    if cx.tensor(src).type != TensorType.INT8 or cx.is_const(op, 0):
+        raise cx.fail(op, "DEQUANTIZE is supported for int8 activations and constant float16 weights")
+    x = cx.value(op, 0, allow_flat=True)
+    cx.values[op.outputs[0]] = x
+
+
+def quantize(cx: Converter, op: OpView) -> None:
+    """float -> int8 at the model's input: the input tensor takes the int8 quantization (the graph's input
+    carries real values and is quantized as QUANTIZE does). A requantization int8 -> int8 is refused."""
+    x = cx.value(op, 0, allow_flat=True)
+    if cx.tensor(op.inputs[0]).type != TensorType.FLOAT32 or x.name in cx.quant:
+        raise cx.fail(op, "QUANTIZE between two integer scales is not supported; only float -> int8")
+    cx.alias(op, x)

@@ -192,7 +192,7 @@ def _float_buffers(data: bytes, path: Path) -> dict[str, tuple[int, int]]:
     """Buffer index -> (byte offset, element count) of every buffer that a float32 tensor reads."""
     from ai_edge_litert import schema_py_generated as tfl
 
-    from mcutrain.frontends.tflite import parse_model, single_subgraph
+    from mcutrain.frontends.tflite_file import parse_model, single_subgraph
 
     sg = single_subgraph(parse_model(data, path), path)
     root = tfl.Model.GetRootAs(data, 0)
@@ -215,7 +215,8 @@ def _float_buffers(data: bytes, path: Path) -> dict[str, tuple[int, int]]:
 
 def _tflite_params(data: bytes, path: Path, buffers: Mapping[str, np.ndarray]) -> Params:
     """Import the ``.tflite`` in ``data`` with the given float32 buffers replaced."""
-    from mcutrain.frontends.tflite import Converter, parse_model, single_subgraph
+    from mcutrain.frontends.tflite import Converter
+    from mcutrain.frontends.tflite_file import parse_model, single_subgraph
 
     model = parse_model(data, path)
     for k, v in buffers.items():

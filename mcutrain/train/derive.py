@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from mcutrain.core import ir
 from mcutrain.core.op_table import READS_INPUT, READS_MASK, READS_OUTPUT, entry
 from mcutrain.core.units import F32
+from mcutrain.train.precision import Precision, assign
 from mcutrain.train.trainable import weight_rows
 from mcutrain.train.update_plan import LossKind, PlanError, Update, UpdatePlan
 
@@ -50,6 +51,7 @@ class Buffer:
     view_of: str | None = None  # shares the storage of another buffer ...
     view_offset: int = 0  # ... starting this many bytes into it
     node: str | None = None  # the layer it belongs to
+    dtype: str = "f32"  # its elements: f32, s8 (an int8 tensor), u8 (mask bits)
 
 
 class Action(str, enum.Enum):
@@ -61,6 +63,8 @@ class Action(str, enum.Enum):
     IGRAD = "bw_igrad"
     WGRAD = "bw_wgrad"
     UPDATE = "update"
+    QUANTIZE = "quantize"  # a float tensor converted for an int8 consumer (mixed precision)
+    DEQUANTIZE = "dequantize"  # an int8 tensor converted for a float consumer
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class TrainGraph:
     infer_steps: tuple[Step, ...]
     pred: str  # the tensor the loss reads (logits for cross-entropy)
     saved: frozenset[str] = field(default_factory=frozenset)  # activations read by the backward pass
+    precision: Precision | None = None  # int8 / fp32 per node and tensor (mcutrain.train.precision)
+    pred_f32: str = ""  # the prediction as the loss reads it (converted from int8 when it is int8)
+    infer_out: str = ""  # the tensor inference returns (float)
 
     def buffer(self, name: str) -> Buffer:
         return self.buffers[name]
@@ -96,6 +103,11 @@ def grad_name(t: str) -> str:
 
 def mask_name(t: str) -> str:
     return f"mask_{t}"
+
+
+def converted_name(prec: Precision, t: str, int8: bool) -> str:
+    """The tensor a consumer of precision ``int8`` reads for ``t``: ``t`` itself, or its conversion."""
+    return t if prec.tensor_int8(t) == int8 else f"{t}__{'s8' if int8 else 'f32'}"
 
 
 def _saved(op: ir.Op, weight_update: bool) -> tuple[bool, bool]:
@@ -146,7 +158,8 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     if not rg[pred]:
         raise PlanError("no updated layer lies on the path to the model output")
 
-    # which activations the backward pass reads
+    # which activations the backward pass reads (inputs: as the node reads them, after conversion)
+    prec = assign(graph, plan)
     saved: set[str] = set()
     for n in nodes:
         if not rg[n.name]:
@@ -154,37 +167,48 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
         lu = plan.layer(n.name)
         need_in, need_out = _saved(n.op, lu.update is Update.WEIGHT)
         if need_in:
-            saved.add(n.inputs[0])
+            saved.add(converted_name(prec, n.inputs[0], prec.node_int8(n.name)))
         if need_out:
             saved.add(n.name)
 
     # forward; a concat's inputs are written straight into their slice of its output (zero-copy concat)
-    slots = concat_slots(graph)
+    slots = concat_slots(graph, prec)
     steps: list[Step] = []
+    reads_of: dict[str, tuple[str, ...]] = {}  # node -> the tensors its forward reads
 
     def activation(n: ir.Node) -> Buffer:
         """A node's output: a view of its input (reshape), a slice of a concat, or its own buffer."""
         shape = graph.shapes[n.name]
         view, off = (n.inputs[0], 0) if entry(n.op).output_is_view else slots.get(n.name, (None, 0))
-        return Buffer(
-            n.name,
-            shape,
-            BufKind.ACTIVATION,
-            math.prod(shape) * F32,
-            view_of=view,
-            view_offset=off,
-            node=n.name,
-        )
+        int8 = prec.tensor_int8(n.name)
+        nbytes = math.prod(shape) * (1 if int8 else F32)
+        return Buffer(n.name, shape, BufKind.ACTIVATION, nbytes, view, off, n.name, "s8" if int8 else "f32")
 
-    def forward(n: ir.Node) -> Step:
-        return Step(Action.FORWARD, n.name, n.inputs, (n.name,), inplace=entry(n.op).forward_in_place)
+    def convert(t: str, int8: bool, into: list[Step]) -> str:
+        """``t`` as a consumer of precision ``int8`` reads it: as it is, or converted (once per phase)."""
+        name = converted_name(prec, t, int8)
+        if name == t:
+            return t
+        if name not in buffers:
+            shape = graph.shapes[t]
+            nbytes = math.prod(shape) * (1 if int8 else F32)
+            add_buf(Buffer(name, shape, BufKind.ACTIVATION, nbytes, dtype="s8" if int8 else "f32"))
+        if all(st.writes != (name,) for st in into):
+            into.append(Step(Action.QUANTIZE if int8 else Action.DEQUANTIZE, None, (t,), (name,)))
+        return name
+
+    def forward(n: ir.Node, into: list[Step]) -> Step:
+        reads = tuple(convert(i, prec.node_int8(n.name), into) for i in n.inputs)
+        reads_of[n.name] = reads
+        return Step(Action.FORWARD, n.name, reads, (n.name,), inplace=entry(n.op).forward_in_place)
 
     for n in nodes:
         shape = graph.shapes[n.name]
         add_buf(activation(n))
         if entry(n.op).output_is_view:
+            reads_of[n.name] = n.inputs
             continue
-        steps.append(forward(n))
+        steps.append(forward(n, steps))
         # a backward that reads only the sign pattern of the output keeps it as a 1-bit mask
         masked = entry(n.op).backward_reads(n.op) == READS_MASK and n.name not in saved
         if masked and rg[n.name] and any(rg[i] for i in n.inputs):
@@ -192,20 +216,22 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
             add_buf(Buffer(mask_name(n.name), shape, BufKind.MASK, nbytes, node=n.name))
             steps.append(Step(Action.MASK, n.name, (n.name,), (mask_name(n.name),)))
 
-    # loss
+
+    # loss, on the float prediction
     gp = grad_name(pred)
+    pred_f = convert(pred, False, steps)
     pshape = graph.shapes[pred]
     io_reads = ("target", "target_mask") if plan.loss.masked else ("target",)
     if plan.loss.zone is not None:
         add_buf(Buffer("zones", tshape, BufKind.LOSS, math.prod(tshape) * F32))
         add_buf(Buffer("g_zones", tshape, BufKind.LOSS, math.prod(tshape) * F32))
-        steps.append(Step(Action.ZONE_FW, None, (pred,), ("zones",)))
+        steps.append(Step(Action.ZONE_FW, None, (pred_f,), ("zones",)))
         steps.append(Step(Action.LOSS, None, ("zones", *io_reads), ("g_zones",)))
         add_buf(Buffer(gp, pshape, BufKind.GRAD, math.prod(pshape) * F32, node=pred))
         steps.append(Step(Action.ZONE_BW, None, ("g_zones",), (gp,)))
     else:
         add_buf(Buffer(gp, pshape, BufKind.GRAD, math.prod(pshape) * F32, node=pred))
-        steps.append(Step(Action.LOSS, None, (pred, *io_reads), (gp,)))
+        steps.append(Step(Action.LOSS, None, (pred_f, *io_reads), (gp,)))
 
     # backward, in reverse forward order
     written: set[str] = {gp}
@@ -255,7 +281,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
             elif what == READS_OUTPUT:
                 reads = (g_out, n.name)
             elif what == READS_INPUT:
-                reads = (g_out, n.inputs[0])
+                reads = (g_out, reads_of[n.name][0])
             acc = g_in in written
             elementwise = e.backward_in_place and not acc
             steps.append(
@@ -292,7 +318,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                     )
                 )
                 writes.append(gb)
-            reads = (g_out, n.inputs[0]) if lu.update is Update.WEIGHT else (g_out,)
+            reads = (g_out, reads_of[n.name][0]) if lu.update is Update.WEIGHT else (g_out,)
             steps.append(Step(Action.WGRAD, n.name, reads, tuple(writes)))
             if plan.batch == 1:
                 steps.append(Step(Action.UPDATE, n.name, tuple(writes), ()))
@@ -302,17 +328,24 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                 ws = tuple(b for b in (f"gw_{n.name}", f"gb_{n.name}") if b in buffers)
                 steps.append(Step(Action.UPDATE, n.name, ws, ()))
 
-    infer = [forward(n) for n in graph.nodes if not entry(n.op).output_is_view]
     for n in graph.nodes:
         if n.name not in buffers:  # a final softmax that cross-entropy folded away in training
             add_buf(activation(n))
-    return TrainGraph(graph, plan, buffers, tuple(steps), tuple(infer), pred, frozenset(saved))
+    infer: list[Step] = []
+    for n in graph.nodes:
+        if not entry(n.op).output_is_view:
+            infer.append(forward(n, infer))
+    infer_out = convert(out_name, False, infer)
+    return TrainGraph(
+        graph, plan, buffers, tuple(steps), tuple(infer), pred, frozenset(saved), prec, pred_f, infer_out
+    )
 
 
-def concat_slots(graph: ir.Graph) -> dict[str, tuple[str, int]]:
+def concat_slots(graph: ir.Graph, prec: Precision) -> dict[str, tuple[str, int]]:
     """Tensors that live inside a concat's output: tensor -> (concat, byte offset). A tensor qualifies
-    when a node (not a reshape) produces it, it is no graph output, and it enters one concat once; its
-    producer then writes the slice directly and the concat copies nothing."""
+    when a node (not a reshape) produces it, it is no graph output, it enters one concat once, and it is
+    stored as the concat's output (the same precision; int8: the same scale and zero point); its producer
+    then writes the slice directly and the concat copies nothing."""
     producers = {n.name: n for n in graph.nodes}
     slots: dict[str, tuple[str, int]] = {}
     for n in graph.nodes:
@@ -321,15 +354,18 @@ def concat_slots(graph: ir.Graph) -> dict[str, tuple[str, int]]:
         off = 0
         for i in n.inputs:
             p = producers.get(i)
+            int8 = prec.tensor_int8(n.name)
+            same = prec.tensor_int8(i) == int8 and (not int8 or graph.quant.get(i) == graph.quant.get(n.name))
             if (
                 p is not None
                 and not entry(p.op).output_is_view
                 and i not in slots
                 and i not in graph.outputs
                 and n.inputs.count(i) == 1
+                and same
             ):
                 slots[i] = (n.name, off)
-            off += math.prod(graph.shapes[i]) * F32
+            off += math.prod(graph.shapes[i]) * (1 if int8 else F32)
     return slots
 
 

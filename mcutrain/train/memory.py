@@ -45,6 +45,7 @@ class LayerMemory:
     optimizer_bytes: int
     gradient_bytes: int
     saved_input_bytes: int
+    precision: str = "fp32"  # its forward: int8 (frozen, integer kernels) or fp32
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class MemoryReport:
     infer_arena_bytes: int
     schedule: StepSchedule = field(repr=False)
     train_graph: TrainGraph = field(repr=False)
+    int8_bytes: dict[str, int] = field(default_factory=dict)  # of each category, the bytes of int8 tensors
 
     def to_dict(self) -> dict:
         return {
@@ -69,6 +71,7 @@ class MemoryReport:
             "static_ram_bytes": self.static_ram_bytes,
             "infer_arena_bytes": self.infer_arena_bytes,
             "memory": dict(self.categories),
+            "int8_bytes": dict(self.int8_bytes),
             "layers_memory": [vars(lm) for lm in self.layers],
         }
 
@@ -81,11 +84,13 @@ def analyze(graph: ir.Graph, plan: UpdatePlan) -> MemoryReport:
 
 def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
     graph, plan = tg.graph, tg.plan
+    prec = tg.precision
     per_layer = trainable_bytes(graph, plan)
     trainable = sum(t for t, _ in per_layer.values())
-    flash = sum(f for _, f in per_layer.values()) + sum(
-        int(graph.params[k].nbytes) for k in graph.params if k.rsplit(".", 1)[0] not in per_layer
+    flash = sum(
+        int8_flash_bytes(graph, n) if prec and prec.node_int8(n) else f for n, (_, f) in per_layer.items()
     )
+    flash += sum(int(graph.params[k].nbytes) for k in graph.params if k.rsplit(".", 1)[0] not in per_layer)
     opt_state = trainable * plan.optimizer.kind.state_per_param
     io = sum(b.nbytes for b in tg.buffers.values() if b.kind is BufKind.IO)
     persistent_grads = 0
@@ -106,8 +111,12 @@ def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
     members: dict[str, list[str]] = {}
     for name, root in tr.storage_of.items():
         members.setdefault(root, []).append(name)
+    int8 = dict.fromkeys(CATEGORIES, 0)
     for root in tr.live_at_peak:
-        cats[_category(tg, members[root])] += tr.storage_bytes[root]
+        cat = _category(tg, members[root])
+        cats[cat] += tr.storage_bytes[root]
+        if tg.buffers[root].dtype == "s8":
+            int8[cat] += tr.storage_bytes[root]
     arena = sched.arena_bytes
     cats["arena_fragmentation"] = arena - tr.lower_bound
 
@@ -129,13 +138,32 @@ def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
                 t * plan.optimizer.kind.state_per_param,
                 grads,
                 saved_in,
+                "int8" if prec is not None and prec.node_int8(node.name) else "fp32",
             )
         )
     peak = static + arena
     assert sum(cats.values()) == peak, (cats, peak)
     return MemoryReport(
-        peak, flash, arena, tr.lower_bound, static, cats, tuple(layers), sched.infer.size, sched, tg
+        peak,
+        flash,
+        arena,
+        tr.lower_bound,
+        static,
+        cats,
+        tuple(layers),
+        sched.infer.size,
+        sched,
+        tg,
+        {k: v for k, v in int8.items() if v},
     )
+
+
+def int8_flash_bytes(graph: ir.Graph, node: str) -> int:
+    """Flash of a frozen int8 layer's tables: int8 weights, int32 biases, and per output channel the
+    requantization multiplier and shift (int32 each) and the weight scale its backward dequantizes with."""
+    w = graph.param(node, "weight")
+    cout = graph.shapes[node][0]
+    return w.size + cout * (4 + 4 + 4 + 4)
 
 
 def _category(tg: TrainGraph, names: list[str]) -> str:

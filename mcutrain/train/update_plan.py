@@ -206,6 +206,9 @@ class UpdatePlan:
     # scales"): (layer, weight scale, bias scale) per trainable layer. Layers not listed use 1.0.
     lr_scales: tuple[tuple[str, float, float], ...] = ()
     app: LinkApp | None = None  # the serial-link firmware whose RAM the plan counts (None: the step alone)
+    # Frozen layers of a quantized model run int8 ("int8") or in float32 ("fp32"); updated layers always
+    # run float32 (mcutrain.train.precision).
+    frozen_precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.batch < 1:
