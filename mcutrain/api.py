@@ -43,6 +43,14 @@ def default_loss(graph: ir.Graph) -> LossConfig:
     return LossConfig(LossKind.XENT if len(graph.shapes[graph.outputs[0]]) == 1 else LossKind.MSE)
 
 
+def quantize(graph: ir.Graph, x: np.ndarray) -> ir.Graph:
+    """Post-training quantization of a float graph with calibration inputs ``x`` (int8 frozen layers;
+    :mod:`mcutrain.train.ptq`)."""
+    from mcutrain.train.ptq import quantize_graph
+
+    return quantize_graph(graph, x)
+
+
 def load_calibration(path: str | Path, graph: ir.Graph, loss: LossConfig) -> Calibration:
     """An ``.npz`` with ``x`` (samples in the model's input layout), ``y`` or ``target`` (class ids or
     targets) and optionally ``mask``; :class:`PlanError` naming the file and what is wrong otherwise."""

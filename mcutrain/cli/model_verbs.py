@@ -57,6 +57,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         loss = LossConfig(kind, masked=args.masked, zone=args.zones)
     opt = OptimizerConfig(OptimizerKind(args.optimizer), lr=args.lr)
     calib = api.load_calibration(args.calib, graph, loss) if args.calib else None
+    ptq = None
+    if args.frozen_precision == "int8" and not graph.quantized:  # post-training quantization (train/ptq)
+        if calib is None:
+            raise PlanError(f"{args.model} is a float model: --frozen-precision int8 needs --calib DATA.npz")
+        graph = api.quantize(graph, calib.x)
+        ptq = {"calib": str(Path(args.calib).resolve()), "samples": len(calib.x)}
     if args.strategy == "auto" and calib is None:
         print(
             "note: no --calib data: scores come from random inputs and labels (a structural prior); "
@@ -77,6 +83,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         lr_scale=args.lr_scale,
         stack_reserve_bytes=args.stack_reserve,
         app=app,
+        frozen_precision=args.frozen_precision,
     )
     print(
         f"model {graph.name}: {graph.num_params():,} parameters, {graph.macs():,} MACs per sample, "
@@ -97,7 +104,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     source = str(Path(args.model).resolve()) if Path(args.model).is_file() else str(args.model)
     extra = {"score": res.score, "score_upper_bound": res.upper_bound}
-    write_plan(args.out, res.plan, res.memory, source, graph.inputs[0][1], extra)
+    write_plan(args.out, res.plan, res.memory, source, graph.inputs[0][1], extra, ptq)
     print(f"\nwrote {args.out}")
     if args.plot:
         tables.plot_memory(res.memory, args.plot, f"{graph.name}: {res.plan.strategy} plan")
@@ -166,6 +173,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="measured: short fine-tuning per candidate; proxy: gradient norms (faster)",
     )
     pl.add_argument("--batch", type=int, default=1, help="samples per update (gradient accumulation)")
+    pl.add_argument(
+        "--frozen-precision",
+        choices=["fp32", "int8"],
+        help="frozen layers' forward: int8 (default for int8 models; a float model is quantized with the "
+        "--calib data first, docs/quantization.md) or fp32",
+    )
     pl.add_argument(
         "--stack-reserve",
         type=cli_args.budget,

@@ -47,6 +47,8 @@ def _plan_and_graph(args: argparse.Namespace) -> tuple[Any, Any]:
         raise PlanError(f"{args.plan} does not say which model it was made for: pass --model")
     shape = args.input_shape if args.model else args.input_shape or pf.input_shape
     graph = api.load(source, shape)
+    if pf.ptq:  # the float model quantized as it was at plan time (the same data gives the same graph)
+        graph = api.quantize(graph, api.load_calibration(pf.ptq["calib"], graph, pf.plan.loss).x)
     pf.plan.validate(graph)
     check_memory(pf, analyze(graph, pf.plan))
     return pf.plan, graph

@@ -216,7 +216,6 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
             add_buf(Buffer(mask_name(n.name), shape, BufKind.MASK, nbytes, node=n.name))
             steps.append(Step(Action.MASK, n.name, (n.name,), (mask_name(n.name),)))
 
-
     # loss, on the float prediction
     gp = grad_name(pred)
     pred_f = convert(pred, False, steps)

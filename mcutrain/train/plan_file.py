@@ -31,6 +31,7 @@ class PlanFile:
     plan: UpdatePlan
     model_source: str | None = None  # a file, package.module:factory or a built-in model name
     input_shape: tuple[int, ...] | None = None  # per sample, as the model was loaded (PyTorch factories)
+    ptq: dict[str, Any] | None = None  # a float model quantized for int8 frozen layers: {"calib": path, ...}
     memory: dict[str, Any] = field(default_factory=dict)  # the planner's numbers (CHECKED, categories)
     extra: dict[str, Any] = field(default_factory=dict)  # scores and other notes for people
     path: str = ""
@@ -41,6 +42,7 @@ class PlanFile:
             "model": {
                 "source": self.model_source,
                 "input_shape": list(self.input_shape) if self.input_shape else None,
+                **({"ptq": self.ptq} if self.ptq else {}),
             },
             "plan": self.plan.to_dict(),
             "memory": self.memory,
@@ -68,8 +70,9 @@ def write_plan(
     model_source: str | None = None,
     input_shape: tuple[int, ...] | None = None,
     extra: dict[str, Any] | None = None,
+    ptq: dict[str, Any] | None = None,
 ) -> PlanFile:
-    pf = PlanFile(plan, model_source, input_shape, memory_record(mem), dict(extra or {}), str(path))
+    pf = PlanFile(plan, model_source, input_shape, ptq, memory_record(mem), dict(extra or {}), str(path))
     Path(path).write_text(json.dumps(pf.to_dict(), indent=1) + "\n")
     return pf
 
@@ -96,12 +99,13 @@ def read_plan(path: str | Path) -> PlanFile:
                 UpdatePlan.from_dict(d["plan"]),
                 model.get("source"),
                 tuple(int(v) for v in shape) if shape else None,
+                model.get("ptq"),
                 dict(d.get("memory") or {}),
                 {k: v for k, v in d.items() if k not in ("format", "model", "plan", "memory")},
                 str(path),
             )
         memory = {k: d[k] for k in CHECKED if k in d}  # format 1: the plan's fields at the top level
-        return PlanFile(UpdatePlan.from_dict(d), d.get("model_source"), None, memory, {}, str(path))
+        return PlanFile(UpdatePlan.from_dict(d), d.get("model_source"), None, None, memory, {}, str(path))
     except PlanError as e:
         raise PlanError(f"{path}: {e}") from None
     except (AttributeError, KeyError, TypeError, ValueError) as e:

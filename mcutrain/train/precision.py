@@ -8,6 +8,11 @@ other precision, the training graph converts it (QUANTIZE and DEQUANTIZE steps, 
 backward pass is float32 throughout: gradients through a frozen int8 layer use its int8 weights
 dequantized on the fly, and straight-through estimates of the rounding.
 
+A frozen node on the gradient path (downstream of an updated layer) runs int8 only when its backward needs
+nothing of its int8 forward but a sign mask or nothing at all (add, pools that average, reshape, pad,
+concat, ReLU/ReLU6): a frozen conv2d, linear or max pool there runs float32, with its float weights in
+flash, because its input gradient needs real weights (or the real argmax).
+
 The plan's ``frozen_precision`` chooses: ``fp32`` (every node float, the quantized graph's real values)
 or ``int8`` (the default for quantized graphs; a float graph must be quantized first,
 :mod:`mcutrain.train.ptq`).
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from mcutrain.core import ir
-from mcutrain.core.op_table import entry
+from mcutrain.core.op_table import READS_MASK, READS_NOTHING, entry
 from mcutrain.train.update_plan import PlanError, UpdatePlan
 
 INT8, FP32 = "int8", "fp32"
@@ -69,9 +74,16 @@ def assign(graph: ir.Graph, plan: UpdatePlan) -> Precision:
             f"{graph.name} is a float model: int8 frozen layers need its quantization first "
             "(mcutrain plan --frozen-precision int8 --calib DATA.npz)"
         )
+    updated = {lu.name for lu in plan.trained}
+    on_path: dict[str, bool] = {name: False for name, _ in graph.inputs}
+    for n in graph.nodes:
+        on_path[n.name] = n.name in updated or any(on_path[i] for i in n.inputs)
     nodes = {}
     for n in graph.nodes:
         int8 = plan.frozen_precision == INT8 and not plan.layer(n.name).trains and int8_capable(graph, n)
+        if int8 and on_path[n.name]:
+            e = entry(n.op)
+            int8 = e.backward_reads(n.op) in (READS_NOTHING, READS_MASK) and "bw_wgrad" not in e.kernels
         nodes[n.name] = INT8 if int8 else FP32
     tensors = {name: FP32 for name, _ in graph.inputs}
     for n in graph.nodes:
