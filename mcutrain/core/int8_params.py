@@ -20,7 +20,8 @@ import ctypes
 import ctypes.util
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 
@@ -38,18 +39,34 @@ FUSED_ACTS = ("none", "relu", "relu6", "relu_n1_to_1")
 
 
 class Q8Params:
-    """Base: the fields in C struct order (what the code generator emits as a const initializer)."""
+    """Base: the C struct's type name (``ctype``) and its fields in declaration order (what the code
+    generator emits as a const initializer; tuple fields are the per-channel arrays it points to)."""
+
+    ctype: ClassVar[str] = ""
+    #: Element types of array fields other than ``int32_t``.
+    pointee: ClassVar[dict[str, str]] = {}
 
     def c_fields(self) -> list[tuple[str, object]]:
+        """``(name, value)`` per field; an array field's value is the tuple of its elements."""
         return [(f.name, getattr(self, f.name)) for f in fields(self)]  # type: ignore[arg-type]
 
-    def as_tuple(self) -> tuple:
-        return astuple(self)  # type: ignore[call-overload]
+    @classmethod
+    def c_types(cls) -> list[tuple[str, str]]:
+        """``(name, C type)`` per field, in declaration order."""
+        out = []
+        for f in fields(cls):  # type: ignore[arg-type]
+            if str(f.type).startswith("tuple"):
+                out.append((f.name, f"const {cls.pointee.get(f.name, 'int32_t')} *"))
+            else:
+                out.append((f.name, "float" if str(f.type) == "float" else "int32_t"))
+        return out
 
 
 @dataclass(frozen=True)
 class ConvQ8(Q8Params):
     """``mt_conv2d_q8_t``: ``acc * real[c]`` as a Q0.31 multiplier and a shift per output channel."""
+
+    ctype: ClassVar[str] = "mt_conv2d_q8_t"
 
     in_zp: int
     out_zp: int
@@ -63,6 +80,9 @@ class ConvQ8(Q8Params):
 class LinearQ8(Q8Params):
     """``mt_linear_q8_t``: per output channel the double ``scale = scale_mant * 2^scale_exp``
     (``scale_mant`` the 53-bit significand, 0 for a zero scale) that multiplies the accumulator."""
+
+    ctype: ClassVar[str] = "mt_linear_q8_t"
+    pointee: ClassVar[dict[str, str]] = {"scale_mant": "uint64_t"}
 
     in_zp: int
     out_zp: int
@@ -79,6 +99,8 @@ class LinearQ8(Q8Params):
 @dataclass(frozen=True)
 class AddQ8(Q8Params):
     """``mt_add_q8_t``: ``y = clamp(out_zp + M_out(M_a((a - a_zp) << left_shift) + M_b(...)))``."""
+
+    ctype: ClassVar[str] = "mt_add_q8_t"
 
     a_zp: int
     b_zp: int
@@ -98,6 +120,8 @@ class AddQ8(Q8Params):
 class PoolQ8(Q8Params):
     """``mt_pool_q8_t`` (max and average pooling: input and output share scale and zero point)."""
 
+    ctype: ClassVar[str] = "mt_pool_q8_t"
+
     act_min: int
     act_max: int
 
@@ -106,6 +130,8 @@ class PoolQ8(Q8Params):
 class MeanQ8(Q8Params):
     """``mt_global_avg_pool_q8_t``: ``y = clamp(out_zp + M(sum(x) - in_zp * hw))``, ``M`` including
     the division by ``hw`` (LiteRT's ``QuantizedMeanOrSum``)."""
+
+    ctype: ClassVar[str] = "mt_global_avg_pool_q8_t"
 
     in_zp: int
     out_zp: int
@@ -118,6 +144,8 @@ class SoftmaxQ8(Q8Params):
     """``mt_softmax_q8_t``: the input scale times beta as a Q5.26 rescaling, and the smallest input
     difference to the row maximum that still counts (LiteRT's reference int8 softmax)."""
 
+    ctype: ClassVar[str] = "mt_softmax_q8_t"
+
     mult: int
     left_shift: int
     diff_min: int
@@ -127,6 +155,8 @@ class SoftmaxQ8(Q8Params):
 class QuantizeQ8(Q8Params):
     """``mt_quantize_q8_t`` (also ``mt_dequantize_q8_t``): float32 scale and zero point."""
 
+    ctype: ClassVar[str] = "mt_quantize_q8_t"
+
     scale: float
     zp: int
 
@@ -134,6 +164,8 @@ class QuantizeQ8(Q8Params):
 @dataclass(frozen=True)
 class LeakyReluQ8(Q8Params):
     """``mt_leaky_relu_q8_t``: identity and alpha branches, each a multiplier and shift."""
+
+    ctype: ClassVar[str] = "mt_leaky_relu_q8_t"
 
     in_zp: int
     out_zp: int
@@ -279,23 +311,23 @@ def leaky_relu_q8(x: Quant, y: Quant, alpha: float) -> LeakyReluQ8:
     return LeakyReluQ8(_zp(x), _zp(y), im, ish, am, ash)
 
 
-def concat_q8(xs: Sequence[Quant], y: Quant) -> list[tuple[int, ...] | None]:
-    """CONCATENATION: per input, None (same quantization as the output: a plain copy) or a 256-entry
-    table ``t[q + 128]`` that requantizes with the formula of LiteRT's ``ConcatenationWithScaling``
-    (``round(q * s + (-zp * s)) + out_zp`` in float32, ``s = in_scale * (1 / out_scale)``). LiteRT's
-    own int8 CONCATENATION refuses inputs whose quantization differs from the output's."""
-    out: list[tuple[int, ...] | None] = []
+def requant_table(x: Quant, y: Quant, qmin: int = QMIN, qmax: int = QMAX) -> tuple[int, ...]:
+    """The value of every input integer ``q`` in ``[qmin, qmax]`` requantized from ``x`` to ``y`` as
+    LiteRT's ``ConcatenationWithScaling`` does: ``round(q * s + (-zp * s)) + out_zp`` in float32 with
+    ``s = in_scale * (1 / out_scale)``, clamped. Entry ``q - qmin``."""
     inv = f32(1.0) / f32(_scale(y))
-    q = np.arange(QMIN, QMAX + 1, dtype=np.int64)
-    for x in xs:
-        if _scale(x) == _scale(y) and _zp(x) == _zp(y):
-            out.append(None)
-            continue
-        s = f32(_scale(x)) * inv
-        bias = f32(-_zp(x)) * s
-        v = round_to_int(q.astype(f32) * s + bias) + _zp(y)
-        out.append(tuple(int(t) for t in np.clip(v, QMIN, QMAX)))
-    return out
+    s = f32(_scale(x)) * inv
+    bias = f32(-int(x.zero_point[0])) * s
+    q = np.arange(qmin, qmax + 1, dtype=np.int64)
+    v = round_to_int(q.astype(f32) * s + bias) + int(y.zero_point[0])
+    return tuple(int(t) for t in np.clip(v, qmin, qmax))
+
+
+def concat_q8(xs: Sequence[Quant], y: Quant) -> list[tuple[int, ...] | None]:
+    """CONCATENATION: per input, None (same quantization as the output: a plain copy) or the 256-entry
+    table ``t[q + 128]`` of :func:`requant_table`. LiteRT's int8 CONCATENATION refuses inputs whose
+    quantization differs from the output's; its uint8 kernel requantizes them with this formula."""
+    return [None if (_scale(x) == _scale(y) and _zp(x) == _zp(y)) else requant_table(x, y) for x in xs]
 
 
 def _libm_expf():  # type: ignore[no-untyped-def]

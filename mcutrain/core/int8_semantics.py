@@ -144,15 +144,15 @@ def max_pool2d_s8(x: np.ndarray, op: ops.MaxPool2d, q: PoolQ8) -> np.ndarray:
 
 
 def avg_pool2d_s8(x: np.ndarray, op: ops.AvgPool2d, q: PoolQ8) -> np.ndarray:
-    """AVERAGE_POOL_2D: the sum over the taps inside the input divided by their count (padding never
-    counts), rounded half away from zero with integer division as LiteRT does."""
-    if op.count_include_pad and any(op.padding):
-        raise ValueError("avg_pool2d int8: TFLite divides by the in-bounds count (count_include_pad=False)")
+    """AVERAGE_POOL_2D: the sum over the taps inside the input divided by their count (TFLite: padding
+    never counts; ``count_include_pad`` divides by the kernel size instead), rounded half away from zero
+    with C integer division as LiteRT does. A window entirely in the padding gives 0."""
     win, inside = _windows(_i64(x), op, 0)
-    acc, n = win.sum(axis=-1), inside.sum(axis=-1)
-    half = n // 2
-    avg = np.where(acc > 0, (acc + half) // n, -((half - acc) // n))  # C division truncates to zero
-    return _s8(avg, q.act_min, q.act_max)
+    acc = win.sum(axis=-1)
+    n = np.full(acc.shape, op.kernel[0] * op.kernel[1]) if op.count_include_pad else inside.sum(axis=-1)
+    half, d = n // 2, np.maximum(n, 1)
+    avg = np.where(acc > 0, (acc + half) // d, -((half - acc) // d))  # C division truncates toward zero
+    return _s8(np.where(n > 0, avg, 0), q.act_min, q.act_max)
 
 
 def global_avg_pool_s8(x: np.ndarray, q: MeanQ8) -> np.ndarray:
@@ -201,9 +201,12 @@ def softmax_s8(x: np.ndarray, q: SoftmaxQ8) -> np.ndarray:
 
 
 def quantize_s8(x: np.ndarray, q: QuantizeQ8) -> np.ndarray:
-    """QUANTIZE float32 -> int8: ``clamp(round(x / scale) + zp)``, the division in float32."""
-    v = round_to_int(np.asarray(x, dtype=np.float32) / np.float32(q.scale)) + q.zp
-    return _s8(v)
+    """QUANTIZE float32 -> int8: ``clamp(round(x / scale) + zp)``, the division in float32. Infinities
+    saturate and NaN gives the zero point (LiteRT's float -> int conversion is undefined there)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = np.asarray(x, dtype=np.float32) / np.float32(q.scale)
+    r = np.where(np.isnan(r), np.float32(0), np.clip(r, np.float32(-512), np.float32(512)))
+    return _s8(round_to_int(r) + q.zp)
 
 
 def dequantize_s8(x: np.ndarray, q: QuantizeQ8) -> np.ndarray:

@@ -17,6 +17,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 _TYPES = {
     "int8": tfl.TensorType.INT8,
+    "uint8": tfl.TensorType.UINT8,
     "int32": tfl.TensorType.INT32,
     "float32": tfl.TensorType.FLOAT32,
 }
