@@ -34,6 +34,8 @@ int32_t t_rdbpot(int32_t x, int32_t e) { return mt_rdbpot(x, e); }
 int32_t t_mbqm(int32_t x, int32_t m, int32_t s) { return mt_mbqm(x, m, s); }
 int32_t t_sat_shl32(int32_t x, int32_t e) { return mt_sat_shl32(x, e); }
 int32_t t_clz32(uint32_t x) { return mt_clz32(x); }
+int32_t t_exp(int32_t a) { return mt_exp_on_negative_values_q5_26(a); }
+int32_t t_recip(int32_t a) { return mt_one_over_one_plus_x(a); }
 """
 
 
@@ -60,9 +62,16 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> C.CDLL:
     ]
     subprocess.run(cmd, check=True)
     out = C.CDLL(str(lib))
-    for name in ("t_srdhm", "t_rdbpot", "t_mbqm", "t_sat_shl32"):
+    for name, n_args in (
+        ("t_srdhm", 2),
+        ("t_rdbpot", 2),
+        ("t_mbqm", 3),
+        ("t_sat_shl32", 2),
+        ("t_exp", 1),
+        ("t_recip", 1),
+    ):
         fn = getattr(out, name)
-        fn.restype, fn.argtypes = C.c_int32, [C.c_int32] * (3 if name == "t_mbqm" else 2)
+        fn.restype, fn.argtypes = C.c_int32, [C.c_int32] * n_args
     out.t_clz32.restype, out.t_clz32.argtypes = C.c_int32, [C.c_uint32]
     return out
 
@@ -113,6 +122,18 @@ def test_c_helpers_equal_numpy_helpers(shim: C.CDLL) -> None:
         assert [shim.t_sat_shl32(int(u), k) for u in a] == A.saturating_left_shift(a, k).tolist()
     for v in (0, 1, 2, 3, 255, 2**31 - 1, 2**31, 2**32 - 1):
         assert shim.t_clz32(v) == A.count_leading_zeros32(v)
+
+
+def test_c_softmax_fixed_point_equals_numpy(shim: C.CDLL) -> None:
+    """gemmlowp's exp on Q5.26 values <= 0 and 1/(1+x) on Q0.31 values in [0, 1): C and NumPy agree on
+    edge values and 20000 random ones each (the softmax tests reach only the values its inputs make)."""
+    rng = np.random.default_rng(34)
+    neg = np.concatenate(
+        [[0, -1, -(2**24), -(2**26), -(2**31) + 1, INT32_MIN], -rng.integers(0, 2**31, 20000)]
+    )
+    assert [shim.t_exp(int(v)) for v in neg] == A.exp_on_negative_values(neg, 5).tolist()
+    unit = np.concatenate([[0, 1, 2**30, 2**31 - 1], rng.integers(0, 2**31, 20000)])
+    assert [shim.t_recip(int(v)) for v in unit] == A.one_over_one_plus_x_for_x_in_0_1(unit).tolist()
 
 
 def test_rounding_primitives_by_hand() -> None:

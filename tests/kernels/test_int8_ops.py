@@ -383,62 +383,29 @@ def test_leaky_relu_and_logistic(s8: S8Kernels) -> None:
         check(model, [x], s8)
 
 
-@pytest.mark.parametrize("code", [BO.CONV_2D, BO.FULLY_CONNECTED], ids=["conv2d", "linear"])
-def test_requantization_rounding_at_crafted_ties(code: int, s8: S8Kernels) -> None:
-    """Accumulators and per-channel scales chosen so that ``acc * scale`` lies just below a half-integer:
-    there the integer requantization (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT:
-    two roundings) and the double product that LiteRT's reference FULLY_CONNECTED rounds disagree.
-    CONV_2D must follow the first, FULLY_CONNECTED the second, in NumPy and in C."""
-    from mcutrain.core.int8_arith import multiply_by_quantized_multiplier, quantize_multiplier, round_to_int
+def test_softmax_many_rows(s8: S8Kernels) -> None:
+    """Thousands of rows in one model (LiteRT's softmax runs over the last axis), for the rare values
+    where the fixed-point exp, the reciprocal's Newton-Raphson steps or the final rounding matter."""
+    from mcutrain.core import int8_params as P
+    from mcutrain.core import int8_semantics as S
+    from mcutrain.core.quant import Quant
 
-    rng = np.random.default_rng(22)
-    n_ch, xs, xz, ys = 256, 0.05, 3, 0.02
-    acc = rng.integers(1000, 2**16, n_ch) * rng.choice([-1, 1], n_ch)
-    n = rng.integers(1, 120, n_ch) + 0.5
-    # below the half by less than half a unit of the last of the right shift's bits: 2^-(rs + 1)
-    rs = np.ceil(-np.log2(n / np.abs(acc)))
-    target = (n - rng.uniform(0.1, 0.9, n_ch) * 2.0 ** -(rs + 1)) * np.sign(acc)
-    wsc = (target / acc * ys / xs).astype(np.float32)
-    real = np.float64(np.float32(xs)) * wsc.astype(np.float64) / np.float64(np.float32(ys))
-    mq = [quantize_multiplier(r) for r in real]
-    integer = multiply_by_quantized_multiplier(acc, [m for m, _ in mq], [s for _, s in mq])
-    double = round_to_int(acc.astype(np.float64) * real)
-    assert np.sum(integer != double) > n_ch // 4, "the cases must separate the two roundings"
-    bias = Tensor(
-        (n_ch,), "int32", list((np.float32(xs) * wsc).astype(np.float32)), [0] * n_ch, 0, acc.astype(np.int32)
-    )
-    x = np.full((1, 1, 1, 1), xz, dtype=np.int8)  # x - zero point = 0: the accumulator is the bias
-    wq = rng.integers(1, 128, n_ch).astype(np.int8)
-    if code == BO.CONV_2D:
-        ins = [
-            Tensor((1, 1, 1, 1), "int8", [xs], [xz]),
-            Tensor((n_ch, 1, 1, 1), "int8", list(wsc), [0] * n_ch, 0, wq.reshape(n_ch, 1, 1, 1)),
-            bias,
-        ]
+    rng = np.random.default_rng(23)
+    for xs, k in ((0.004, 10), (0.05, 12), (0.1, 4), (0.25, 30)):
+        rows, z = 2000, zp(rng)
+        x = i8(rng, rows, k)
+        opt = tfl.SoftmaxOptionsT()
+        opt.beta = 1.0
+        out = Tensor((rows, k), "int8", [1 / 256], [-128])
         model = single_op(
-            code,
-            ins,
-            Tensor((1, 1, 1, n_ch), "int8", [ys], [0]),
-            OPT.Conv2DOptions,
-            conv2d_options((1, 1), (1, 1), "valid", "none"),
-            version=3,
+            BO.SOFTMAX, [Tensor((rows, k), "int8", [xs], [z])], out, OPT.SoftmaxOptions, opt, version=2
         )
-        expected = integer
-    else:
-        ins = [
-            Tensor((1, 1), "int8", [xs], [xz]),
-            Tensor((n_ch, 1), "int8", list(wsc), [0] * n_ch, 0, wq.reshape(n_ch, 1)),
-            bias,
-        ]
-        model = single_op(
-            code,
-            ins,
-            Tensor((1, n_ch), "int8", [ys], [0]),
-            OPT.FullyConnectedOptions,
-            fc_options("none"),
-            version=4,
-        )
-        x = x.reshape(1, 1)
-        expected = double
-    want = check(model, [x], s8)
-    assert np.array_equal(want.reshape(-1), np.clip(expected, -128, 127))
+        it = interpreter(model)
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        want = it.get_tensor(it.get_output_details()[0]["index"])
+        q = P.softmax_q8(Quant.per_tensor(xs, z), Quant.per_tensor(1 / 256, -128))
+        got_np = np.stack([S.softmax_s8(r, q) for r in x])
+        got_c = np.stack([s8.softmax(q, r) for r in x])
+        assert np.array_equal(got_np, want), f"NumPy: {int(np.sum(got_np != want))} values differ"
+        assert np.array_equal(got_c, want), f"C: {int(np.sum(got_c != want))} values differ"
