@@ -75,12 +75,12 @@ void mt_conv2d_fw_s8(const mt_conv2d_dims_t *d, const mt_conv2d_q8_t *q, int32_t
  * no double library), from the double's significand and exponent.
  */
 typedef struct {
-    int32_t in_zp;               /**< zero point of `x` */
-    int32_t out_zp;              /**< zero point of `y` */
-    int32_t act_min;             /**< lower clamp of `y` (fused activation), >= -128 */
-    int32_t act_max;             /**< upper clamp of `y`, <= 127 */
-    const uint64_t *scale_mant;  /**< per output channel from `co_begin`: significand in [2^52, 2^53), or 0 */
-    const int32_t *scale_exp;    /**< per output channel: `scale = scale_mant * 2^scale_exp` */
+    int32_t in_zp;              /**< zero point of `x` */
+    int32_t out_zp;             /**< zero point of `y` */
+    int32_t act_min;            /**< lower clamp of `y` (fused activation), >= -128 */
+    int32_t act_max;            /**< upper clamp of `y`, <= 127 */
+    const uint64_t *scale_mant; /**< per output channel from `co_begin`: significand in [2^52, 2^53), or 0 */
+    const int32_t *scale_exp;   /**< per output channel: `scale = scale_mant * 2^scale_exp` */
 } mt_linear_q8_t;
 
 /** Scratch bytes of ::mt_linear_fw_s8 (0 for the reference kernel). */
@@ -102,12 +102,12 @@ void mt_linear_fw_s8(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int32_t
  * rescaled to twice the larger input scale, summed, and rescaled to the output.
  */
 typedef struct {
-    int32_t a_zp, b_zp, out_zp; /**< zero points of `a`, `b`, `y` */
-    int32_t left_shift;         /**< 20 for int8 */
-    int32_t a_mult, a_shift;    /**< `a_scale / (2 * max scale)` (shift <= 0) */
-    int32_t b_mult, b_shift;    /**< `b_scale / (2 * max scale)` (shift <= 0) */
+    int32_t a_zp, b_zp, out_zp;  /**< zero points of `a`, `b`, `y` */
+    int32_t left_shift;          /**< 20 for int8 */
+    int32_t a_mult, a_shift;     /**< `a_scale / (2 * max scale)` (shift <= 0) */
+    int32_t b_mult, b_shift;     /**< `b_scale / (2 * max scale)` (shift <= 0) */
     int32_t out_mult, out_shift; /**< `2 * max scale / (2^left_shift * out_scale)` (shift <= 0) */
-    int32_t act_min, act_max;   /**< clamp of `y` (fused activation) */
+    int32_t act_min, act_max;    /**< clamp of `y` (fused activation) */
 } mt_add_q8_t;
 
 /**

@@ -22,7 +22,8 @@ void mt_avg_pool2d_fw_s8(const mt_avg_pool2d_dims_t *d, const mt_pool_q8_t *q, c
                         s += xc[iy * in_w + ix];
                     }
                 }
-                const int32_t n = d->count_include_pad ? d->kernel_h * d->kernel_w : (ky1 - ky0) * (kx1 - kx0);
+                const int32_t n =
+                    d->count_include_pad ? d->kernel_h * d->kernel_w : (ky1 - ky0) * (kx1 - kx0);
                 const int32_t avg = n == 0 ? 0 : (s > 0 ? (s + n / 2) / n : (s - n / 2) / n);
                 yc[oy * out_w + ox] = mt_clamp_s8(avg, q->act_min, q->act_max);
             }
