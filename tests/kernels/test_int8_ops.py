@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as tfl
 
+from mcutrain.core.quant import Quant, dequantize, quantize
+
 from .int8_tflite import adapt, chw, run_c, run_numpy
 from .s8kernels import S8Kernels
 from .tflite_builder import (
@@ -353,9 +355,12 @@ def test_quantize_and_dequantize(s8: S8Kernels) -> None:
             ]
         ).astype(np.float32)
         model = single_op(BO.QUANTIZE, [Tensor((x.size,), "float32")], Tensor((x.size,), "int8", [s], [z]))
-        check(model, [x], s8)
+        want = check(model, [x], s8)
+        assert np.array_equal(quantize(x, Quant.per_tensor(s, z)), want), "mcutrain.core.quant.quantize"
         model = single_op(BO.DEQUANTIZE, [Tensor((256,), "int8", [s], [z])], Tensor((256,), "float32"))
-        check(model, [np.arange(-128, 128).astype(np.int8)], s8)
+        q = np.arange(-128, 128).astype(np.int8)
+        want = check(model, [q], s8)
+        assert np.array_equal(dequantize(q, Quant.per_tensor(s, z)).view(np.uint32), want.view(np.uint32))
 
 
 def test_leaky_relu_and_logistic(s8: S8Kernels) -> None:
