@@ -6,8 +6,10 @@ whose fields are, name for name, the fields of the kernel's ``mt_<op>_q8_t`` str
 (``firmware/runtime/include/mt_kernels_s8.h``), or a lookup table. The arithmetic (float or double,
 which operand first) is LiteRT's ``Prepare`` of each op, because the multipliers must be its bits:
 
-* conv2d, depthwise, per-channel linear: ``double(in_scale) * double(w_scale[c]) / double(out_scale)``;
-* per-tensor linear (FULLY_CONNECTED): ``double(float(in_scale * w_scale)) / double(out_scale)``;
+* conv2d, depthwise: ``double(in_scale) * double(w_scale[c]) / double(out_scale)`` as a Q0.31
+  multiplier and a shift;
+* linear (FULLY_CONNECTED, per tensor or per channel): the same double, kept exactly (LiteRT's reference
+  kernel multiplies the accumulator by it in double precision);
 * add: ``left_shift = 20``, input multipliers ``scale / (2 * max scale)``, output
   ``2 * max scale / (2^20 * out_scale)``, all in double;
 * leaky relu: ``in_scale * alpha / out_scale`` and ``in_scale / out_scale`` in float;
@@ -285,6 +287,8 @@ def softmax_q8(x: Quant, y: Quant, beta: float = 1.0) -> SoftmaxQ8:
     integer_bits = 5
     real = min(float(f32(beta)) * _scale(x) * (1 << (31 - integer_bits)), 2.0**31 - 1.0)
     mult, left_shift = quantize_multiplier(real)
+    if left_shift < 0:  # LiteRT checks the same (QuantizeMultiplierGreaterThanOne)
+        raise ValueError(f"softmax: input scale * beta = {beta * _scale(x)!r} is below 2^-26")
     radius = ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift)
     return SoftmaxQ8(mult, left_shift, -int(np.floor(radius)))
 

@@ -5,8 +5,9 @@ first: ``(C, H, W)`` or ``(F,)``); weights are int8 in PyTorch layouts (conv ``[
 with depthwise = ``groups == Cin``, linear ``[out, in]``) with per-output-channel scales and zero point 0;
 biases are int32 with ``scale = in_scale * w_scale[c]``. Each function takes the integer parameters of
 its C kernel (:mod:`mcutrain.core.int8_params`) and mirrors that kernel (``mt_<op>_fw_s8`` in
-``firmware/runtime/src``) operation for operation, in int64 NumPy arithmetic; the tests hold both to
-LiteRT's int8 output, bit for bit. docs/quantization.md describes the scheme and the per-op details.
+``firmware/runtime/src``) operation for operation, in int64 NumPy arithmetic (the linear layer: the
+float64 product that LiteRT's reference kernel rounds); the tests hold both to LiteRT's int8 output, bit
+for bit. docs/quantization.md describes the scheme and the per-op details.
 """
 
 from __future__ import annotations
