@@ -1,4 +1,5 @@
-"""The int8 kernels on the MCU targets themselves: Cortex-M4F (mps2-an386) and rv32, in QEMU.
+"""The int8 kernels on the MCU targets themselves: Cortex-M4F (mps2-an386) and rv32, in QEMU (and on the
+host under sanitizers).
 
 A test program is generated with cases of every int8 kernel (inputs, const params structs as the code
 generator will emit them, expected outputs from the NumPy semantics, which the other tests hold to
@@ -9,6 +10,8 @@ float division of QUANTIZE on the M4F's single-precision FPU) where the host bui
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +26,8 @@ from mcutrain.core import ops
 from mcutrain.core.op_table import AVG_POOL2D_DIMS, CONV2D_DIMS, LINEAR_DIMS, MAX_POOL2D_DIMS, PAD_DIMS
 from mcutrain.core.quant import Quant
 
-from .ckernels import INCLUDE, RUNTIME
+from .ckernels import INCLUDE, RUNTIME, WARN_FLAGS
 
-pytestmark = pytest.mark.emulator
 BOARDS = ["mps2-an386", "rv32-qemu"]
 S8_SOURCES = sorted((RUNTIME / "src").glob("*_s8.c"))
 _CT = {np.int8: "int8_t", np.int32: "int32_t", np.uint64: "uint64_t", np.float32: "float"}
@@ -236,6 +238,7 @@ def _cases() -> Program:
     return p
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize("board", BOARDS)
 def test_int8_kernels_on_the_target(board: str, tmp_path: Path) -> None:
     target = require_board(board)
@@ -248,3 +251,31 @@ def test_int8_kernels_on_the_target(board: str, tmp_path: Path) -> None:
     run = run_qemu(target, res.elf, timeout_s=60.0)
     assert f"int8 kernels: 0 of {prog.n} cases differ" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
     assert run.check(0).exit_code == 0
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not on PATH")
+def test_int8_kernels_on_the_host_under_sanitizers(tmp_path: Path) -> None:
+    """The same program on the host with AddressSanitizer and UndefinedBehaviorSanitizer: no
+    out-of-bounds access, no signed overflow, no invalid shift in any kernel."""
+    prog = _cases()
+    (tmp_path / "mt_board.h").write_text("/* host: no board */\n")
+    (tmp_path / "main.c").write_text(prog.source())
+    exe = tmp_path / "int8_host"
+    cmd = [
+        "gcc",
+        "-O1",
+        "-g",
+        "-fsanitize=address,undefined",
+        "-fno-sanitize-recover=all",
+        *WARN_FLAGS,
+        f"-I{tmp_path}",
+        f"-I{INCLUDE}",
+        f"-I{RUNTIME / 'src'}",
+        str(tmp_path / "main.c"),
+        *map(str, S8_SOURCES),
+        "-o",
+        str(exe),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and f"0 of {prog.n} cases differ" in res.stdout, res.stdout + res.stderr
