@@ -92,8 +92,12 @@ class Quant:
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round``: halves away from zero (numpy's ``round`` goes to even)."""
-    return np.sign(x) * np.floor(np.abs(x) + np.asarray(0.5, dtype=x.dtype))
+    """``std::round``: halves away from zero (numpy's ``round`` goes to even), exactly: the fraction
+    is compared with 0.5 (``floor(|x| + 0.5)`` would round 0.49999997f up to 1, as its sum rounds)."""
+    a = np.abs(x)
+    t = np.floor(a)
+    r = t + (a - t >= np.asarray(0.5, dtype=x.dtype)).astype(x.dtype)  # a - t is exact
+    return np.copysign(r, x)
 
 
 def quantize(x: np.ndarray, q: Quant) -> np.ndarray:
