@@ -71,8 +71,8 @@ class Kernel:
 
     @property
     def stem(self) -> str:
-        """The name without ``mt_`` and the ``_f32`` dtype suffix, e.g. ``conv2d_fw``."""
-        return self.name.removeprefix("mt_").removesuffix("_f32")
+        """The name without ``mt_`` and the dtype suffix (``_f32``, ``_s8``), e.g. ``conv2d_fw``."""
+        return self.name.removeprefix("mt_").removesuffix("_f32").removesuffix("_s8")
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ STEP_KERNELS: dict[str, Kernel] = {
             "void mt_zone_pool_bw_f32(const mt_zone_dims_t *d, const float *gzones, float *gpred, "
             "int32_t accumulate)"
         ),
+        k("void mt_quantize_fw_s8(const mt_quantize_q8_t *q, int32_t n, const float *x, int8_t *y)"),
+        k("void mt_dequantize_fw_s8(const mt_quantize_q8_t *q, int32_t n, const int8_t *x, float *y)"),
         k("void mt_sgd_f32(int32_t n, float *w, const float *g, float lr, float wd)", _E),
         k(
             "void mt_sgd_momentum_f32(int32_t n, float *w, const float *g, float *m, float lr, "
@@ -156,8 +158,10 @@ def step_kernel(stem: str) -> Kernel:
 
 
 def scratch_query(kern: Kernel) -> Kernel:
-    """The ``size_t mt_<op>_<pass>_scratch_bytes(const dims *d)`` function of a MAC kernel."""
-    return Kernel(f"mt_{kern.stem}_scratch_bytes", (kern.params[0],), "size_t")
+    """The ``size_t mt_<op>_<pass>[_s8]_scratch_bytes(const dims *d)`` function of a MAC kernel (the
+    float kernels' queries carry no dtype suffix)."""
+    name = kern.name if kern.name.endswith("_s8") else f"mt_{kern.stem}"
+    return Kernel(f"{name}_scratch_bytes", (kern.params[0],), "size_t")
 
 
 def unique(kernels: Iterator[Kernel]) -> dict[str, Kernel]:

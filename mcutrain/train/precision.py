@@ -59,10 +59,10 @@ def int8_capable(graph: ir.Graph, node: ir.Node) -> bool:
     """Whether ``node`` can run int8: its op kind has an int8 kernel for these attributes and every
     tensor and parameter it touches is quantized."""
     e = entry(node.op)
-    if e.int8 is None or not e.int8(node.op):
-        return False
     keys = [*node.inputs, node.name, *(node.param_key(p) for p in node.op.param_names)]
-    return all(k in graph.quant for k in keys)
+    if e.int8 is None or not all(k in graph.quant for k in keys):
+        return False
+    return e.int8.supports(graph, node)
 
 
 def assign(graph: ir.Graph, plan: UpdatePlan) -> Precision:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mcutrain.core import int8_params as P
 from mcutrain.core.kernels import STEP_KERNELS, ZONE_DIMS, DimsStruct, scratch_query
-from mcutrain.core.op_table import dims_structs, op_kernels
+from mcutrain.core.op_table import dims_structs, int8_kernels, op_kernels
 from mcutrain.emit.c_text import C_WARNINGS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,37 @@ def _dims(struct: DimsStruct) -> type[C.Structure]:
 STRUCTS: dict[str, type[C.Structure]] = {d.ctype: _dims(d) for d in [*dims_structs(), ZONE_DIMS]}
 
 MT_ACT = {"relu": 0, "relu6": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
-_SCALARS = {"int32_t": i32, "mt_act_t": i32, "float": f32, "size_t": size_t, "void": None}
+_SCALARS = {
+    "int32_t": i32,
+    "int8_t": C.c_int8,
+    "mt_act_t": i32,
+    "float": f32,
+    "size_t": size_t,
+    "void": None,
+}
+_POINTEES = {
+    "float": C.c_float,
+    "uint8_t": C.c_uint8,
+    "int8_t": C.c_int8,
+    "int32_t": i32,
+    "uint64_t": C.c_uint64,
+}
+
+#: The int8 kernels' params structs (mt_kernels_s8.h), from the dataclasses of core/int8_params.
+Q8_PARAMS = (P.ConvQ8, P.LinearQ8, P.AddQ8, P.PoolQ8, P.MeanQ8, P.SoftmaxQ8, P.QuantizeQ8, P.LeakyReluQ8)
+
+
+def _field_type(ctype: str) -> object:
+    if ctype.endswith("*"):
+        return C.POINTER(_POINTEES[ctype.removeprefix("const ").removesuffix("*").strip()])
+    return _SCALARS[ctype]
+
+
+#: C struct name -> ctypes structure of every int8 params struct.
+QSTRUCTS: dict[str, type[C.Structure]] = {
+    p.ctype: type(p.ctype, (C.Structure,), {"_fields_": [(n, _field_type(t)) for n, t in p.c_types()]})
+    for p in Q8_PARAMS
+}
 
 
 def _ctype(ctype: str) -> object:
@@ -52,12 +83,15 @@ def _ctype(ctype: str) -> object:
     base = ctype.removeprefix("const ").removesuffix("*").strip()
     if base in STRUCTS:
         return C.POINTER(STRUCTS[base])
-    return {"float": fp, "uint8_t": u8p}[base]
+    if base in QSTRUCTS:
+        return C.POINTER(QSTRUCTS[base])
+    return C.POINTER(_POINTEES[base])
 
 
 def _prototypes() -> dict[str, tuple[object, list]]:
-    """Function name -> (restype, argtypes) of every kernel of the op table (and of the scratch queries)."""
-    kernels = [*op_kernels(), *STEP_KERNELS.values()]
+    """Function name -> (restype, argtypes) of every kernel of the op table, float and int8, of the step
+    kernels and of the scratch queries."""
+    kernels = list({kn.name: kn for kn in [*op_kernels(), *int8_kernels(), *STEP_KERNELS.values()]}.values())
     kernels += [scratch_query(kn) for kn in kernels if any(p.name == "scratch" for p in kn.params)]
     return {kn.name: (_ctype(kn.returns), [_ctype(p.ctype) for p in kn.params]) for kn in kernels}
 

@@ -16,63 +16,16 @@ import numpy as np
 
 from mcutrain.core import int8_params as P
 
-from .ckernels import HOST_FLAGS, INCLUDE, STRUCTS
+from .ckernels import _POINTEES, HOST_FLAGS, INCLUDE, QSTRUCTS
+from .ckernels import PROTOTYPES as ALL_PROTOTYPES
 
 HEADER = INCLUDE / "mt_kernels_s8.h"
-PARAMS = (P.ConvQ8, P.LinearQ8, P.AddQ8, P.PoolQ8, P.MeanQ8, P.SoftmaxQ8, P.QuantizeQ8, P.LeakyReluQ8)
-
-_SCALAR = {"int32_t": C.c_int32, "float": C.c_float}
-_POINTEE = {"int32_t": C.c_int32, "uint64_t": C.c_uint64}
 _NP = {"int32_t": np.int32, "uint64_t": np.uint64}
-
-
-def _field_type(ctype: str) -> object:
-    if ctype.endswith("*"):
-        return C.POINTER(_POINTEE[ctype.removeprefix("const ").removesuffix("*").strip()])
-    return _SCALAR[ctype]
-
-
-#: C struct name -> ctypes structure, from the params dataclasses.
-QSTRUCTS: dict[str, type[C.Structure]] = {
-    p.ctype: type(p.ctype, (C.Structure,), {"_fields_": [(n, _field_type(t)) for n, t in p.c_types()]})
-    for p in PARAMS
-}
-
 i32, i8p, i32p, f32p = C.c_int32, C.POINTER(C.c_int8), C.POINTER(C.c_int32), C.POINTER(C.c_float)
 
-
-def _q(name: str) -> object:
-    return C.POINTER(QSTRUCTS[name])
-
-
-def _d(name: str) -> object:
-    return C.POINTER(STRUCTS[name])
-
-
-#: Prototype of every function of mt_kernels_s8.h: name -> (restype, argtypes).
-PROTOTYPES: dict[str, tuple[object, list]] = {
-    "mt_conv2d_fw_s8_scratch_bytes": (C.c_size_t, [_d("mt_conv2d_dims_t")]),
-    "mt_conv2d_fw_s8": (
-        None,
-        [_d("mt_conv2d_dims_t"), _q("mt_conv2d_q8_t"), i32, i32, i8p, i8p, i32p, i8p, i8p],
-    ),
-    "mt_linear_fw_s8_scratch_bytes": (C.c_size_t, [_d("mt_linear_dims_t")]),
-    "mt_linear_fw_s8": (
-        None,
-        [_d("mt_linear_dims_t"), _q("mt_linear_q8_t"), i32, i32, i8p, i8p, i32p, i8p, i8p],
-    ),
-    "mt_add_fw_s8": (None, [_q("mt_add_q8_t"), i32, i8p, i8p, i8p]),
-    "mt_max_pool2d_fw_s8": (None, [_d("mt_max_pool2d_dims_t"), _q("mt_pool_q8_t"), i8p, i8p]),
-    "mt_avg_pool2d_fw_s8": (None, [_d("mt_avg_pool2d_dims_t"), _q("mt_pool_q8_t"), i8p, i8p]),
-    "mt_global_avg_pool_fw_s8": (None, [_q("mt_global_avg_pool_q8_t"), i32, i32, i8p, i8p]),
-    "mt_pad_fw_s8": (None, [_d("mt_pad_dims_t"), C.c_int8, i8p, i8p]),
-    "mt_concat_fw_s8": (None, [i8p, i32, i8p, i8p]),
-    "mt_softmax_fw_s8": (None, [_q("mt_softmax_q8_t"), i32, i8p, i8p]),
-    "mt_leaky_relu_fw_s8": (None, [_q("mt_leaky_relu_q8_t"), i32, i8p, i8p]),
-    "mt_logistic_fw_s8": (None, [i8p, i32, i8p, i8p]),
-    "mt_quantize_fw_s8": (None, [_q("mt_quantize_q8_t"), i32, f32p, i8p]),
-    "mt_dequantize_fw_s8": (None, [_q("mt_quantize_q8_t"), i32, i8p, f32p]),
-}
+#: Prototype of every function of mt_kernels_s8.h (name -> (restype, argtypes)): the op table's int8
+#: kernels and the quantize/dequantize step kernels, as ckernels derives them.
+PROTOTYPES = {name: proto for name, proto in ALL_PROTOTYPES.items() if "_s8" in name}
 
 
 def abi_probe(out_dir: Path) -> list[int]:
@@ -136,7 +89,7 @@ class S8Kernels:
                 base = ctype.removeprefix("const ").removesuffix("*").strip()
                 arr = np.ascontiguousarray(np.asarray(v, dtype=_NP[base])[begin:])
                 keep.append(arr)
-                vals[name] = arr.ctypes.data_as(C.POINTER(_POINTEE[base]))
+                vals[name] = arr.ctypes.data_as(C.POINTER(_POINTEES[base]))
             else:
                 vals[name] = v
         return QSTRUCTS[p.ctype](**vals), keep

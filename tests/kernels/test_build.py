@@ -25,7 +25,7 @@ from .ckernels import (
 )
 from .golden import FW, assert_close, rand
 
-HEADER = INCLUDE / "mt_kernels.h"
+HEADERS = (INCLUDE / "mt_kernels.h", INCLUDE / "mt_kernels_s8.h")
 
 
 def test_sources_present():
@@ -42,9 +42,12 @@ def test_struct_layout_matches_header(kernels):
 
 
 def test_every_declared_function_is_bound():
-    """Every function the public header declares has a ctypes prototype (and vice versa)."""
-    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
-    declared = set(re.findall(r"\b(mt_\w+)\s*\(", text))
+    """Every function the public headers declare has a ctypes prototype from the op table (and vice
+    versa)."""
+    declared: set[str] = set()
+    for header in HEADERS:
+        text = re.sub(r"/\*.*?\*/", "", header.read_text(), flags=re.S)
+        declared |= set(re.findall(r"\b(mt_\w+)\s*\(", text))
     assert declared == set(PROTOTYPES)
 
 
@@ -158,11 +161,12 @@ def _redeclare(kernels: list, headers: list[str], tmp_path: Path, include: list[
 def test_op_table_prototypes_match_the_header(tmp_path: Path) -> None:
     """The prototypes of the op table (mcutrain.core.op_table, core.kernels), which code generation binds
     by parameter name, are the header's: the same names, types and order."""
-    from mcutrain.core.kernels import STEP_KERNELS
-    from mcutrain.core.op_table import op_kernels
+    from mcutrain.core.kernels import STEP_KERNELS, scratch_query
+    from mcutrain.core.op_table import int8_kernels, op_kernels
 
-    kernels = [*op_kernels(), *STEP_KERNELS.values()]
-    r = _redeclare(kernels, ["mt_kernels.h"], tmp_path, [INCLUDE])
+    kernels = [*op_kernels(), *int8_kernels(), *STEP_KERNELS.values()]
+    kernels += [scratch_query(kn) for kn in kernels if any(p.name == "scratch" for p in kn.params)]
+    r = _redeclare(kernels, ["mt_kernels.h", "mt_kernels_s8.h"], tmp_path, [INCLUDE])
     assert r.returncode == 0, r.stderr
     bad = kernels[0].prototype().replace("int32_t co_begin", "float co_begin")  # the check can fail
     (tmp_path / "bad.c").write_text(f'#include "mt_kernels.h"\n{bad}\n')

@@ -257,7 +257,7 @@ def test_int8_concat_with_other_quantization_is_refused_by_litert_and_requantize
 def test_avg_pool_count_include_pad_and_quantize_specials(s8: S8Kernels) -> None:
     """Cases LiteRT does not have (count_include_pad; infinities and NaN): C and NumPy agree."""
     from mcutrain.core import ops
-    from mcutrain.core.op_table import AVG_POOL2D_DIMS
+    from mcutrain.core.op_spec import AVG_POOL2D_DIMS
 
     rng = np.random.default_rng(33)
     x = rng.integers(-128, 128, (3, 7, 6), dtype=np.int8)

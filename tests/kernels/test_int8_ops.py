@@ -414,3 +414,37 @@ def test_softmax_many_rows(s8: S8Kernels) -> None:
         got_c = np.stack([s8.softmax(q, r) for r in x])
         assert np.array_equal(got_np, want), f"NumPy: {int(np.sum(got_np != want))} values differ"
         assert np.array_equal(got_c, want), f"C: {int(np.sum(got_c != want))} values differ"
+
+
+@pytest.mark.parametrize("fn", [tfl.BuiltinOperator.RELU, tfl.BuiltinOperator.RELU6], ids=["relu", "relu6"])
+def test_relu_is_a_clamp_and_its_mask(fn: int, s8: S8Kernels) -> None:
+    """A standalone int8 RELU / RELU6 whose input and output share quantization (the only kind mcutrain
+    runs int8, core/op_entries_tensors) is LiteRT's output from ``mt_clamp_fw_s8`` with the fused
+    activation's range; ``mt_activation_mask_s8`` sets bit ``i`` exactly where ``lo < y[i] < hi``."""
+    import ctypes as C
+
+    from mcutrain.core import int8_params as P
+
+    rng = np.random.default_rng(29)
+    x = np.arange(-128, 128, dtype=np.int8)
+    i8p = C.POINTER(C.c_int8)
+    for _ in range(12):
+        scale, z = f32(10 ** rng.uniform(-2, 0)), zp(rng)
+        q = Tensor((256,), "int8", [scale], [z])
+        it = interpreter(single_op(fn, [q], q, version=2))
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        want = it.get_tensor(it.get_output_details()[0]["index"])
+        lo, hi = P.activation_range(
+            "relu" if fn == tfl.BuiltinOperator.RELU else "relu6", Quant.per_tensor(scale, z)
+        )
+        got = np.empty_like(x)
+        s8.mt_clamp_fw_s8(lo, hi, x.size, x.ctypes.data_as(i8p), got.ctypes.data_as(i8p))
+        assert np.array_equal(got, want), f"clamp differs in {int(np.sum(got != want))} values"
+        for n in (256, 253, 7):  # whole bytes, a partial last byte, less than a byte
+            mask = np.full((n + 7) // 8, 0xAA, dtype=np.uint8)
+            s8.mt_activation_mask_s8(
+                lo, hi, n, got.ctypes.data_as(i8p), mask.ctypes.data_as(C.POINTER(C.c_uint8))
+            )
+            expect = np.packbits((got[:n] > lo) & (got[:n] < hi), bitorder="little")
+            assert np.array_equal(mask, expect), f"mask of {n} values"

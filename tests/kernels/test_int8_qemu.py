@@ -23,7 +23,7 @@ from mcutrain.boards.qemu import run_qemu
 from mcutrain.core import int8_params as P
 from mcutrain.core import int8_semantics as S
 from mcutrain.core import ops
-from mcutrain.core.op_table import AVG_POOL2D_DIMS, CONV2D_DIMS, LINEAR_DIMS, MAX_POOL2D_DIMS, PAD_DIMS
+from mcutrain.core.op_spec import AVG_POOL2D_DIMS, CONV2D_DIMS, LINEAR_DIMS, MAX_POOL2D_DIMS, PAD_DIMS
 from mcutrain.core.quant import Quant
 
 from .ckernels import INCLUDE, RUNTIME, WARN_FLAGS
