@@ -39,8 +39,10 @@ def load(model: str | Path, input_shape: Sequence[int] | None = None) -> ir.Grap
 
 
 def default_loss(graph: ir.Graph) -> LossConfig:
-    """Cross-entropy for classifiers (a vector output), MSE otherwise."""
-    return LossConfig(LossKind.XENT if len(graph.shapes[graph.outputs[0]]) == 1 else LossKind.MSE)
+    """Cross-entropy for classifiers (a vector of two or more outputs), MSE otherwise (a single output, as
+    a regression's, would make cross-entropy identically zero)."""
+    shape = graph.shapes[graph.outputs[0]]
+    return LossConfig(LossKind.XENT if len(shape) == 1 and shape[0] > 1 else LossKind.MSE)
 
 
 def quantize(graph: ir.Graph, x: np.ndarray) -> ir.Graph:

@@ -1,6 +1,7 @@
 """The projects whose generated files the snapshot test pins (tests/test_snapshot.py): fixed plans (no
 scored planning, so that no float tie can change a plan between machines) over every op kind, loss,
-optimizer, mini-batch, learning-rate scales, zone loss, and the self-test, serial-link and PULP projects."""
+optimizer, mini-batch, learning-rate scales, zone loss, an int8 model in mixed precision, and the
+self-test, serial-link and PULP projects."""
 
 from __future__ import annotations
 
@@ -89,8 +90,20 @@ def cases() -> Iterator[tuple[str, Callable[[], tuple[ir.Graph, UpdatePlan]]]]:
         g = api.load("mbv2_block")
         return g, _plan(g, _mixed(g), loss=LossConfig(LossKind.MSE), optimizer=mom)
 
+    def kws_int8():  # type: ignore[no-untyped-def]
+        """An int8 model: frozen int8 prefix, a middle layer and the classifier trained in float32."""
+        g = api.load(MODELS / "mlperf_kws_dscnn_int8.tflite")
+        mid = g.trainable_nodes()[5].name
+        return g, _plan(
+            g,
+            [LayerUpdate.weights(mid, 16), LayerUpdate.weights("dense", 12)],
+            optimizer=mom,
+            frozen_precision="int8",
+        )
+
     yield from (("tiny", tiny), ("cnn", cnn), ("res_batch", res_batch), ("handposture", handposture),
-                ("resnet8", resnet8), ("depth", depth), ("unet", unet), ("mbv2", mbv2))  # fmt: skip
+                ("resnet8", resnet8), ("depth", depth), ("unet", unet), ("mbv2", mbv2),
+                ("kws_int8", kws_int8))  # fmt: skip
 
 
 def emit_all(name: str, g: ir.Graph, plan: UpdatePlan, out: Path) -> None:
@@ -103,7 +116,7 @@ def emit_all(name: str, g: ir.Graph, plan: UpdatePlan, out: Path) -> None:
     if st is not None:
         emit_firmware(g, plan, out / "rv32", "rv32-qemu", st)
     emit_firmware(g, plan, out / "link", "mps2-an386", app="link", val_slots=2, storage="semihost")
-    if name in ("tiny", "cnn", "handposture"):
+    if name in ("tiny", "cnn", "handposture", "kws_int8"):
         emit_firmware(g, plan, out / "link_m55", "mps3-an547", app="link")
         emit_firmware(g, plan, out / "gap9", "gap9-rv32-qemu", st)
         emit_firmware(g, plan, out / "gap9_sdk", "gap9")

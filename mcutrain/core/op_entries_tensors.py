@@ -102,22 +102,6 @@ def _act_s8(n: Node, xs: list[np.ndarray], p: object, q: object) -> np.ndarray:
     return np.clip(xs[0], lo, hi).astype(np.int8)
 
 
-def mask_range(graph: Graph, node: Node) -> tuple[int, int]:
-    """``(lo, hi)`` of the int8 mask kernel (``mt_activation_mask_s8``): the derivative of a relu or
-    relu6 at its int8 output ``y`` is 1 where ``lo < y < hi``: above the zero point (the float 0) and, for
-    relu6, below the integer of 6 (when 6 is representable; else no upper bound). A leaky relu's mask
-    (which slope) is its relu's."""
-    op = node.op
-    assert isinstance(op, ops.Activation) and op.fn in (ops.ActFn.RELU, ops.ActFn.RELU6, ops.ActFn.LEAKY_RELU)
-    y = graph.quant[node.name]
-    if op.fn is ops.ActFn.LEAKY_RELU:
-        return int(y.zero_point[0]), q8.QMAX + 1
-    lo, hi = q8.activation_range(op.fn.value, y)
-    zp = int(y.zero_point[0])
-    six = hi if op.fn is ops.ActFn.RELU6 and hi < q8.QMAX else q8.QMAX + 1
-    return max(zp, lo), six
-
-
 def _act_supported(graph: Graph, node: Node) -> bool:
     op = node.op
     assert isinstance(op, ops.Activation)
@@ -165,10 +149,6 @@ TENSOR_ENTRIES = (
             "mask": k(
                 "void mt_activation_mask_f32(mt_act_t fn, int32_t n, const float *y, uint8_t *mask)", E
             ),
-            "mask:s8": k(
-                "void mt_activation_mask_s8(int32_t lo, int32_t hi, int32_t n, const int8_t *y, "
-                "uint8_t *mask)"
-            ),
             "bw_igrad:mask": k(
                 "void mt_activation_bw_mask_f32(mt_act_t fn, float alpha, int32_t n, const uint8_t *mask, "
                 "const float *gy, float *gx, int32_t accumulate)",
@@ -190,7 +170,6 @@ TENSOR_ENTRIES = (
             _act_s8,
             supports=_act_supported,
             variant=lambda op: op.fn.value,  # type: ignore[attr-defined]
-            args={"lut": "q"},
         ),
     ),
     OpEntry(

@@ -30,12 +30,12 @@ import torch
 from mcutrain.core import ops
 from mcutrain.core.kernels import DimsStruct, Kernel
 from mcutrain.core.op_entries_layers import LAYER_ENTRIES
-from mcutrain.core.op_entries_tensors import TENSOR_ENTRIES, mask_range
+from mcutrain.core.op_entries_tensors import TENSOR_ENTRIES
 from mcutrain.core.op_spec import READS_INPUT, READS_MASK, READS_NOTHING, READS_OUTPUT, Int8Spec, OpEntry
 
 __all__ = [
     "OP_TABLE", "READS_INPUT", "READS_MASK", "READS_NOTHING", "READS_OUTPUT", "Int8Spec", "OpEntry",
-    "dims_structs", "entry", "forward_op", "int8_kernels", "mask_range", "op_kernels",
+    "dims_structs", "entry", "forward_op", "int8_kernels", "op_kernels",
 ]  # fmt: skip
 
 _ENTRIES = (*LAYER_ENTRIES, *TENSOR_ENTRIES)

@@ -42,5 +42,21 @@ def c_array(values: np.ndarray, per_line: int = 8) -> str:
     return "\n".join(lines)
 
 
+def c_int_array(values: np.ndarray, ctype: str, per_line: int = 16) -> str:
+    """The initializer of an integer array (``int8_t``, ``int32_t``, ``uint64_t``)."""
+    flat = np.asarray(values).reshape(-1)
+    lines = []
+    for i in range(0, len(flat), per_line):
+        lines.append("    " + ", ".join(c_int(int(v), ctype) for v in flat[i : i + per_line]) + ",")
+    return "\n".join(lines)
+
+
+def c_int(v: int, ctype: str = "int32_t") -> str:
+    """An integer literal of ``ctype`` (``INT32_MIN`` spelled so that it is an int, 64-bit with ``ull``)."""
+    if ctype == "uint64_t":
+        return f"{v}ull"
+    return "(-2147483647 - 1)" if v == -(2**31) else str(v)
+
+
 def c_plus(expr: str, n: int) -> str:
     return f"{expr} + {n}" if n else expr

@@ -10,10 +10,11 @@ records; C text is rendered last (:attr:`KernelCall.text`), by the templates.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from mcutrain.core import ir
+from mcutrain.core.int8_tables import Int8Data
 from mcutrain.core.kernels import Kernel, step_kernel
 from mcutrain.core.layout import c_ident
 from mcutrain.core.op_table import entry
@@ -30,6 +31,7 @@ _ACT = {
     ir.ActFn.SIGMOID: "MT_ACT_SIGMOID",
     ir.ActFn.TANH: "MT_ACT_TANH",
 }
+_CTYPES = {"f32": "float", "s8": "int8_t", "u8": "uint8_t"}
 #: The scratch pointer of kernels that need none (every kernel of the runtime today: docs/kernels.md).
 NO_SCRATCH = "MT_NO_SCRATCH"
 
@@ -130,6 +132,8 @@ def profile_id(graph: ir.Graph, s: Step) -> str:
     ``zone_pool_fw`` and ``zone_pool_bw`` for the loss steps."""
     if s.action is Action.LOSS:
         return "loss"
+    if s.action in (Action.QUANTIZE, Action.DEQUANTIZE):
+        return s.action.value
     if s.action in (Action.ZONE_FW, Action.ZONE_BW):
         return f"zone_pool_{s.action.value.split('_')[1]}"
     return f"{graph.node(s.node or '').op.kind}_{s.action.value}"
@@ -164,7 +168,7 @@ class Buffers:
         while bufs[root].view_of is not None:
             off += bufs[root].view_offset
             root = bufs[root].view_of  # type: ignore[assignment]
-        if bufs[root].kind is BufKind.IO:
+        if bufs[root].kind is BufKind.IO:  # float
             base = {"target": "target", "target_mask": "mask"}.get(root, "x")
             return f"({base} + {off // F32})" if off else base
         if b.kind is BufKind.WGRAD and self.tg.plan.batch > 1:  # accumulates across calls: static
@@ -177,7 +181,7 @@ class Buffers:
         macro = _macro_name(prefix, name)
         macros = self.macros.setdefault(prefix, {})
         if macro not in macros:
-            ctype = "uint8_t" if b.kind is BufKind.MASK else "float"
+            ctype = "uint8_t" if b.kind is BufKind.MASK else _CTYPES[b.dtype]
             shape = "x".join(map(str, b.shape))
             note = f"{b.kind.value} [{shape}]" + (f", view of {b.view_of}" if b.view_of else "")
             macros[macro] = {
@@ -202,9 +206,16 @@ def bind(kern: Kernel, values: dict[str, Arg], result: str = "") -> KernelCall:
 class CallBuilder:
     """Binds the steps of a training graph to kernel calls."""
 
-    def __init__(self, tg: TrainGraph, buffers: Buffers, layers: dict[str, LayerArrays]) -> None:
+    def __init__(
+        self,
+        tg: TrainGraph,
+        buffers: Buffers,
+        layers: dict[str, LayerArrays],
+        int8: dict[str, Int8Data] | None = None,
+    ) -> None:
         self.tg, self.g, self.plan = tg, tg.graph, tg.plan
         self.buffers, self.layers = buffers, layers
+        self.int8 = int8 or {}  # the int8 nodes' flash data and arguments
 
     def steps(self, steps: tuple[Step, ...], ap: ArenaPlan) -> list[StepCalls]:
         out = []
@@ -225,9 +236,15 @@ class CallBuilder:
             if s.action is Action.ZONE_BW:
                 vals.update(gzones=B(s.reads[0]), gpred=B(s.writes[0]), accumulate=Arg.int_(0))
             return [bind(kern, vals)], ""
+        if s.action in (Action.QUANTIZE, Action.DEQUANTIZE):
+            kern = step_kernel(f"{s.action.value}_fw")
+            vals = {"q": Arg(f"&{c_ident(s.reads[0])}_cvt_q8"), "x": B(s.reads[0]), "y": B(s.writes[0])}
+            return [bind(kern, {**vals, "n": Arg.int_(math.prod(self.tg.buffers[s.reads[0]].shape))})], ""
         node = self.g.node(s.node or "")
         if s.action is Action.UPDATE:
             return self._update(node), ""
+        if node.name in self.int8 and s.action is Action.FORWARD:
+            return self._int8(s, node, B)
         if node.name in self.layers and s.action in (Action.FORWARD, Action.IGRAD, Action.WGRAD):
             return self._layer(s, node, B), ""
         if isinstance(node.op, ir.Concat):
@@ -237,8 +254,17 @@ class CallBuilder:
         kern = e.kernel(pass_, node.op, s.backward_via)
         return [bind(kern, self._values(s, node, kern, e.roles(pass_), B))], ""
 
-    def _values(self, s: Step, node: ir.Node, kern: Kernel, roles: dict[str, str], B: Callable[..., Arg]):  # type: ignore[no-untyped-def]
-        """Arguments by parameter name: the role the op table gives it, else its name's default role."""
+    def _values(  # type: ignore[no-untyped-def]
+        self,
+        s: Step,
+        node: ir.Node,
+        kern: Kernel,
+        roles: Mapping[str, str],
+        B: Callable[..., Arg],
+        given: Mapping[str, Arg] | None = None,
+    ):
+        """Arguments by parameter name: the role the op table gives it, else its name's default role; a
+        role in ``given`` (an int8 kernel's constants) takes that value."""
         op, fw = node.op, s.action is Action.FORWARD
         in_shape = self.g.shapes[node.inputs[0]]
         out = {
@@ -246,9 +272,10 @@ class CallBuilder:
             "n": lambda: Arg.int_(math.prod(self.g.shapes[node.name])),
             "c": lambda: Arg.int_(in_shape[0]),
             "hw": lambda: Arg.int_(in_shape[1] * in_shape[2]),
-            "x": lambda: B(node.inputs[0]),
-            "x0": lambda: B(node.inputs[0]),
-            "x1": lambda: B(node.inputs[1]),
+            # the input as the step reads it (converted, in mixed precision); a backward reads it second
+            "x": lambda: B(s.reads[0] if fw else s.reads[1]),
+            "x0": lambda: B(s.reads[0]),
+            "x1": lambda: B(s.reads[1]),
             "y": lambda: B(node.name if fw or s.action is Action.MASK else s.reads[1]),
             "gy": lambda: B(s.reads[0]),
             "gx": lambda: B(s.writes[0]),
@@ -258,7 +285,44 @@ class CallBuilder:
             "alpha": lambda: Arg.float_(op.alpha),  # type: ignore[attr-defined]
             "value": lambda: Arg.float_(op.value),  # type: ignore[attr-defined]
         }
-        return {p.name: out[roles.get(p.name, p.name)]() for p in kern.params}
+        given = given or {}
+        vals = {}
+        for p in kern.params:
+            role = roles.get(p.name, p.name)
+            vals[p.name] = given[role] if role in given else out[role]()
+        return vals
+
+    # -- int8 forwards ------------------------------------------------------------------------------
+
+    def _int8(self, s: Step, node: ir.Node, B: Callable[..., Arg]) -> tuple[list[KernelCall], str]:
+        """An int8 node's forward: its Int8Spec kernel with the flash data of core/int8_tables."""
+        e, data = entry(node.op), self.int8[node.name]
+        spec = e.int8
+        assert spec is not None
+        if isinstance(node.op, ir.Concat):
+            return self._concat_s8(s, node, data, B)
+        kern = spec.kernel(node.op)
+        assert kern is not None, node.name
+        consts = {k: Arg.int_(v) if isinstance(v, int) else Arg(v) for k, v in data.args.items()}
+        consts["scratch"] = Arg(NO_SCRATCH)
+        return [bind(kern, self._values(s, node, kern, spec.args, B, consts))], ""
+
+    def _concat_s8(
+        self, s: Step, node: ir.Node, data: Int8Data, B: Callable[..., Arg]
+    ) -> tuple[list[KernelCall], str]:
+        """Each input copied (or requantized through its table) into its slice, unless its producer wrote
+        it there."""
+        kern = entry(node.op).int8.kernel(node.op)  # type: ignore[union-attr]
+        assert kern is not None
+        calls, off = [], 0
+        for j, i in enumerate(node.inputs):
+            n = math.prod(self.g.shapes[i])
+            if self.tg.buffers[i].view_of != node.name:
+                lut = data.luts[j]
+                vals = {"lut": Arg(lut) if lut else NULL, "n": Arg.int_(n), "x": B(s.reads[j])}
+                calls.append(bind(kern, {**vals, "y": B(node.name, off)}))
+            off += n
+        return calls, "/* zero-copy: every input was written into its slice */"
 
     # -- layers with weight rows --------------------------------------------------------------------
 
@@ -272,7 +336,7 @@ class CallBuilder:
         if s.action is Action.FORWARD:
             for p in la.pieces:
                 bias = Arg(c_plus(la.bias, p.begin))
-                vals = {**base, "x": B(node.inputs[0]), "w": Arg(p.weight), "b": bias, "y": B(node.name)}
+                vals = {**base, "x": B(s.reads[0]), "w": Arg(p.weight), "b": bias, "y": B(node.name)}
                 calls.append(bind(kern, {**vals, **_range(p.begin, p.end)}))
         elif s.action is Action.IGRAD:
             for j, p in enumerate(la.pieces):
@@ -291,7 +355,7 @@ class CallBuilder:
             acc = Arg("acc") if self.plan.batch > 1 else Arg.int_(0)
             vals = {
                 **base,
-                "x": B(node.inputs[0]) if weights else NULL,
+                "x": B(s.reads[1]) if weights else NULL,
                 "gy": B(s.reads[0]),
                 "accumulate": acc,
             }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +20,18 @@ import numpy as np
 from mcutrain import __version__
 from mcutrain.boards.targets import Target
 from mcutrain.core import ir
+from mcutrain.core.int8_tables import ConstArray, ConstStruct, Int8Data, conversion_data, int8_data
 from mcutrain.core.kernels import scratch_query
 from mcutrain.core.layout import c_ident, device_weight
 from mcutrain.core.op_table import entry
 from mcutrain.core.resources import resource_dir
-from mcutrain.emit.c_text import C_WARNINGS, c_array, c_float
+from mcutrain.emit.c_text import C_WARNINGS, c_array, c_float, c_int, c_int_array
 from mcutrain.emit.calls import Buffers, CallBuilder, LayerArrays, StepCalls, scratch_kernels
 from mcutrain.emit.output_dir import staged
 from mcutrain.emit.templates import template_env
-from mcutrain.train.derive import Action
+from mcutrain.train.derive import Action, TrainGraph
 from mcutrain.train.memory import MemoryReport, analyze
+from mcutrain.train.precision import Precision
 from mcutrain.train.update_plan import OptimizerKind, PlanError, Update, UpdatePlan
 
 
@@ -59,17 +61,27 @@ class ParameterTables:
     arrays: list[dict[str, Any]]  # const tables: frozen rows and biases, initial values of trainable ones
     state: list[dict[str, Any]]  # trainable vectors in RAM (name, n, doc, with momentum / Adam moments)
     layers: dict[str, LayerArrays]
+    int8: dict[str, Int8Data] = field(default_factory=dict)  # node -> its int8 kernel's flash data
+    structs: list[dict[str, Any]] = field(default_factory=list)  # const params structs of int8 kernels
 
 
-def parameter_tables(graph: ir.Graph, plan: UpdatePlan) -> ParameterTables:
+def parameter_tables(graph: ir.Graph, plan: UpdatePlan, prec: Precision | None = None) -> ParameterTables:
     """The C arrays of every trainable layer: its trained weight rows and bias in RAM (initialized from a
-    const table), its frozen rows and bias as const tables (flash)."""
+    const table), its frozen rows and bias as const tables (flash); and of every int8 node, its integer
+    tables and params struct (:mod:`mcutrain.core.int8_tables`)."""
     t = ParameterTables([], [], {})
     opt = plan.optimizer.kind
 
     def table(name: str, values: np.ndarray, doc: str) -> None:
         t.arrays.append(
-            {"name": name, "n": int(values.size), "const": True, "values": c_array(values), "doc": doc}
+            {
+                "name": name,
+                "ctype": "float",
+                "n": int(values.size),
+                "const": True,
+                "values": c_array(values),
+                "doc": doc,
+            }
         )
 
     def trainable(name: str, values: np.ndarray, doc: str) -> str:
@@ -78,7 +90,16 @@ def parameter_tables(graph: ir.Graph, plan: UpdatePlan) -> ParameterTables:
         t.state.append({"name": name, "n": int(values.size), "doc": doc, "m": m, "v": v})
         return name
 
+    for node in graph.nodes:
+        if prec is not None and prec.node_int8(node.name):
+            t.int8[node.name] = data = int8_data(graph, node)
+            for a in data.arrays:
+                t.arrays.append(_int_table(a))
+            if data.struct is not None:
+                t.structs.append(_struct(data.struct))
     for node in graph.trainable_nodes():
+        if node.name in t.int8:
+            continue  # frozen int8: its integer tables above
         lu = plan.layer(node.name)
         w = device_weight(node.op, graph.param(node.name, "weight"))
         b = graph.param(node.name, "bias")
@@ -102,6 +123,33 @@ def parameter_tables(graph: ir.Graph, plan: UpdatePlan) -> ParameterTables:
             table(la.bias, b, f"{node.name} bias (frozen)")
         t.layers[node.name] = la
     return t
+
+
+def _int_table(a: ConstArray) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "ctype": a.ctype,
+        "n": int(a.values.size),
+        "const": True,
+        "values": c_int_array(a.values, a.ctype),
+        "doc": a.doc,
+    }
+
+
+def _struct(st: ConstStruct) -> dict[str, Any]:
+    def init(v: str | int | float) -> str:
+        return v if isinstance(v, str) else c_float(v) if isinstance(v, float) else c_int(v)
+
+    return {"name": st.name, "ctype": st.ctype, "fields": {f: init(v) for f, v in st.fields}}
+
+
+def conversion_structs(tg: TrainGraph) -> list[dict[str, Any]]:
+    """The params struct of every QUANTIZE / DEQUANTIZE step of the training and inference graphs (the
+    converted tensor's scale and zero point)."""
+    tensors = {
+        s.reads[0] for s in (*tg.steps, *tg.infer_steps) if s.action in (Action.QUANTIZE, Action.DEQUANTIZE)
+    }
+    return [_struct(conversion_data(tg.graph, t)[0]) for t in sorted(tensors)]
 
 
 def dims_tables(graph: ir.Graph) -> list[dict[str, Any]]:
@@ -153,9 +201,9 @@ def write_project(
         raise PlanError("the C generator supports single-input models")
     mem = analyze(graph, plan)
     tg, sched = mem.train_graph, mem.schedule
-    tables = parameter_tables(graph, plan)
+    tables = parameter_tables(graph, plan, tg.precision)
     buffers = Buffers(tg, sched.train)
-    builder = CallBuilder(tg, buffers, tables.layers)
+    builder = CallBuilder(tg, buffers, tables.layers, tables.int8)
     train_calls = builder.steps(tg.steps, sched.train)
     infer_calls = builder.steps(tg.infer_steps, sched.infer)
     loss_idx = [
@@ -180,6 +228,8 @@ def write_project(
         "arrays": tables.arrays,
         "state": tables.state,
         "dims": dims_tables(graph),
+        "structs": [*tables.structs, *conversion_structs(tg)],
+        "int8": bool(tables.int8),
         "forward_calls": train_calls[:lo],
         "loss_calls": train_calls[lo:hi],
         "backward_calls": [c for c in after_loss if plan.batch == 1 or c.step.action is not Action.UPDATE],
@@ -194,7 +244,7 @@ def write_project(
         "batch": plan.batch,
         "warnings": " ".join(C_WARNINGS),
         "infer_calls": infer_calls,
-        "infer_out": buffers.arg(out_node, sched.infer).text,
+        "infer_out": buffers.arg(tg.infer_out or out_node, sched.infer).text,
         "train_macros": buffers.sorted_macros("T_"),
         "infer_macros": buffers.sorted_macros("I_"),
         "io": io_numel,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mcutrain.core import ir
+from mcutrain.core.int8_tables import int8_data
 from mcutrain.train.app_memory import link_memory
 from mcutrain.train.derive import BufKind, TrainGraph, derive
 from mcutrain.train.schedule import StepSchedule, schedule
@@ -51,7 +52,8 @@ class LayerMemory:
 @dataclass(frozen=True)
 class MemoryReport:
     peak_ram_bytes: int
-    flash_bytes: int  # frozen weights and biases (const data; code size comes from the linker)
+    flash_bytes: int  # parameter tables: frozen float weights and biases, int8 layers' integer tables
+    # (core/int8_tables); code and small structs come from the linker
     arena_bytes: int
     arena_lower_bound: int
     static_ram_bytes: int
@@ -87,9 +89,9 @@ def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
     prec = tg.precision
     per_layer = trainable_bytes(graph, plan)
     trainable = sum(t for t, _ in per_layer.values())
-    flash = sum(
-        int8_flash_bytes(graph, n) if prec and prec.node_int8(n) else f for n, (_, f) in per_layer.items()
-    )
+    int8_nodes = [n for n in graph.nodes if prec is not None and prec.node_int8(n.name)]
+    flash = sum(f for n, (_, f) in per_layer.items() if prec is None or not prec.node_int8(n))
+    flash += sum(int8_data(graph, n).nbytes for n in int8_nodes)
     flash += sum(int(graph.params[k].nbytes) for k in graph.params if k.rsplit(".", 1)[0] not in per_layer)
     opt_state = trainable * plan.optimizer.kind.state_per_param
     io = sum(b.nbytes for b in tg.buffers.values() if b.kind is BufKind.IO)
@@ -156,14 +158,6 @@ def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
         tg,
         {k: v for k, v in int8.items() if v},
     )
-
-
-def int8_flash_bytes(graph: ir.Graph, node: str) -> int:
-    """Flash of a frozen int8 layer's tables: int8 weights, int32 biases, and per output channel the
-    requantization multiplier and shift (int32 each) and the weight scale its backward dequantizes with."""
-    w = graph.param(node, "weight")
-    cout = graph.shapes[node][0]
-    return w.size + cout * (4 + 4 + 4 + 4)
 
 
 def _category(tg: TrainGraph, names: list[str]) -> str:

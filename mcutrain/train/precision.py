@@ -1,17 +1,18 @@
 """Mixed precision: which nodes of a training step run int8 and which float32 (docs/quantization.md).
 
-A quantized graph (an int8 TFLite model, or a float model after post-training quantization) runs its
-frozen layers with int8 kernels, TFLite's integer arithmetic exactly; layers the plan updates run in
-float32 from float32 master copies of their weights, and so does every op kind without an int8 kernel.
-A tensor is stored as its producer computes it (int8: one byte per element); where a consumer needs the
-other precision, the training graph converts it (QUANTIZE and DEQUANTIZE steps, exact as TFLite's). The
-backward pass is float32 throughout: gradients through a frozen int8 layer use its int8 weights
-dequantized on the fly, and straight-through estimates of the rounding.
+A quantized graph (an int8 TFLite model, or a float model after post-training quantization) runs the
+frozen part of the network that no gradient flows through with int8 kernels, TFLite's integer arithmetic
+exactly: every frozen node upstream of (or beside) the updated layers. From the first updated layer on,
+the step runs float32: updated layers from float32 master copies of their weights, and frozen layers
+downstream of them from their int8 weights dequantized (exact float32 values, float tables in flash),
+because their input gradients need real-valued weights and activations. So the backward pass is float32
+throughout and exact, with no straight-through estimate anywhere.
 
-A frozen node on the gradient path (downstream of an updated layer) runs int8 only when its backward needs
-nothing of its int8 forward but a sign mask or nothing at all (add, pools that average, reshape, pad,
-concat, ReLU/ReLU6): a frozen conv2d, linear or max pool there runs float32, with its float weights in
-flash, because its input gradient needs real weights (or the real argmax).
+A tensor is stored as its producer computes it (int8: one byte per element); where a consumer needs the
+other precision, the training graph converts it (QUANTIZE and DEQUANTIZE steps, exact as TFLite's). An
+op without weights (activation, pool, add, pad, concat, softmax) runs int8 only where all its inputs are
+int8 already: a float tensor is quantized for a layer's int8 weights, never for a cheap op alone. A
+reshape is a view and takes its input's precision.
 
 The plan's ``frozen_precision`` chooses: ``fp32`` (every node float, the quantized graph's real values)
 or ``int8`` (the default for quantized graphs; a float graph must be quantized first,
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from mcutrain.core import ir
-from mcutrain.core.op_table import READS_MASK, READS_NOTHING, entry
+from mcutrain.core.op_table import entry
 from mcutrain.train.update_plan import PlanError, UpdatePlan
 
 INT8, FP32 = "int8", "fp32"
@@ -76,17 +77,21 @@ def assign(graph: ir.Graph, plan: UpdatePlan) -> Precision:
         )
     updated = {lu.name for lu in plan.trained}
     on_path: dict[str, bool] = {name: False for name, _ in graph.inputs}
-    for n in graph.nodes:
-        on_path[n.name] = n.name in updated or any(on_path[i] for i in n.inputs)
-    nodes = {}
-    for n in graph.nodes:
-        int8 = plan.frozen_precision == INT8 and not plan.layer(n.name).trains and int8_capable(graph, n)
-        if int8 and on_path[n.name]:
-            e = entry(n.op)
-            int8 = e.backward_reads(n.op) in (READS_NOTHING, READS_MASK) and "bw_wgrad" not in e.kernels
-        nodes[n.name] = INT8 if int8 else FP32
+    nodes: dict[str, str] = {}
     tensors = {name: FP32 for name, _ in graph.inputs}
     for n in graph.nodes:
-        # a reshape is a view: its output is stored as its input is
-        tensors[n.name] = tensors[n.inputs[0]] if entry(n.op).output_is_view else nodes[n.name]
+        on_path[n.name] = n.name in updated or any(on_path[i] for i in n.inputs)
+        e = entry(n.op)
+        if e.output_is_view:  # a reshape is a view: stored as its input is
+            nodes[n.name] = tensors[n.name] = tensors[n.inputs[0]]
+            if tensors[n.name] == INT8 and not int8_capable(graph, n):
+                raise PlanError(
+                    f"{n.name}: a reshape of an int8 tensor must keep its scale and zero point "
+                    "(TFLite requires it); re-quantize the model or plan with --frozen-precision fp32"
+                )
+            continue
+        int8 = plan.frozen_precision == INT8 and not on_path[n.name] and int8_capable(graph, n)
+        if int8 and not n.op.param_names:  # quantize for a layer's weights, not for a cheap op alone
+            int8 = all(tensors[i] == INT8 for i in n.inputs)
+        nodes[n.name] = tensors[n.name] = INT8 if int8 else FP32
     return Precision(MappingProxyType(nodes), MappingProxyType(tensors))

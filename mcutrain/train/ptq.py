@@ -6,8 +6,8 @@ same model converted with a representative dataset.
   (``max |w| / 127``); biases int32 with ``scale = input scale x weight scale``.
 * Activations: int8, one scale and zero point per tensor, from the range (min and max, widened to include
   0) the calibration inputs reach in the float model. A layer whose only consumer is a ReLU or ReLU6 takes
-  the activation's quantization, as TFLite's fused activations do; a reshape, max pool or pad keeps its
-  input's; a softmax has scale 1/256 and zero point -128.
+  the activation's quantization, as TFLite's fused activations do; a reshape, pool (max or average) or
+  pad keeps its input's; a softmax has scale 1/256 and zero point -128.
 
 The float parameters stay as they were: layers the plan updates start from them (float32 master copies),
 frozen int8 layers run the integers. See docs/quantization.md.
@@ -26,7 +26,7 @@ from mcutrain.train.precision import int8_capable
 from mcutrain.train.update_plan import PlanError
 
 #: Ops whose output keeps the input's quantization (TFLite requires it or makes it so).
-_SAME_AS_INPUT = (ir.Reshape, ir.MaxPool2d, ir.Pad)
+_SAME_AS_INPUT = (ir.Reshape, ir.MaxPool2d, ir.AvgPool2d, ir.Pad)
 SOFTMAX_QUANT = Quant.per_tensor(1.0 / 256.0, -128)
 
 

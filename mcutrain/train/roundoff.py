@@ -72,7 +72,10 @@ def loss_error_bound(
     x64 = torch.as_tensor(np.asarray(x, np.float64)).reshape(1, *g.inputs[0][1]).requires_grad_(True)
     env: dict[str, torch.Tensor] = {g.inputs[0][0]: x64}
     outs = []
-    for node in g.nodes:
+    if sim.mixed is not None:  # int8 nodes: exact integers, constants to autograd (no term below)
+        env = sim.mixed.run(x64, params, keep=True)
+        outs = [env[node.name] for node in g.nodes]
+    for node in g.nodes if sim.mixed is None else ():
         fwd = forward_op_fp16 if sim.fp16_operands else forward_op
         y = fwd(node.op, [env[i] for i in node.inputs], params.get(node.name, {}))
         env[node.name] = y
@@ -81,7 +84,9 @@ def loss_error_bound(
     t = torch.as_tensor(np.asarray(target, np.float64)).reshape(1, -1)
     m = None if mask is None else torch.as_tensor(np.asarray(mask, np.float64)).reshape(1, -1)
     loss = losses.loss(plan.loss, pred, t, m)
-    grads = torch.autograd.grad(loss, [*outs, *leaves], allow_unused=True)
+    wrt = [t for t in [*outs, *leaves] if t.requires_grad]
+    found = iter(torch.autograd.grad(loss, wrt, allow_unused=True))
+    grads = [next(found) if t.requires_grad else None for t in [*outs, *leaves]]
     bound = 0.0
     with torch.no_grad():
         for node, y, gy in zip(g.nodes, outs, grads[: len(outs)], strict=True):

@@ -15,7 +15,8 @@ import torch
 
 from mcutrain.core import ir, semantics
 from mcutrain.core.layout import row_index
-from mcutrain.train import losses
+from mcutrain.train import losses, precision
+from mcutrain.train.mixed import MixedForward
 from mcutrain.train.optimizers import FlatOptimizer
 from mcutrain.train.update_plan import LossKind, Update, UpdatePlan
 
@@ -61,6 +62,11 @@ class Simulator:
                 self.trainables.append(
                     _Trainable(f"{node.name}.bias", np.arange(graph.shapes[node.name][0]), plan, dtype)
                 )
+        self.mixed: MixedForward | None = None  # int8 frozen layers, as the C runs them
+        if graph.quantized and plan.frozen_precision == precision.INT8:
+            prec = precision.assign(graph, plan)
+            if prec.any_int8:
+                self.mixed = MixedForward(graph, prec)
         self.steps = 0  # updates applied so far
         last = graph.node(graph.outputs[0])
         self._train_out = graph.outputs[0]
@@ -82,9 +88,12 @@ class Simulator:
         return out
 
     def _forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        env = semantics.run_graph(
-            self.graph, x, self._node_params(), keep=True, fp16_operands=self.fp16_operands
-        )
+        if self.mixed is not None:
+            env = self.mixed.run(x, self._node_params(), keep=True)
+        else:
+            env = semantics.run_graph(
+                self.graph, x, self._node_params(), keep=True, fp16_operands=self.fp16_operands
+            )
         return env[self._train_out] if train else env[self.graph.outputs[0]]
 
     @torch.no_grad()

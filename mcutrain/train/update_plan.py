@@ -303,6 +303,7 @@ class UpdatePlan:
                 app=LinkApp(int(app["val_slots"]), bool(app["snapshot"]), app.get("storage"))
                 if app
                 else None,
+                frozen_precision=str(d.get("frozen_precision", "fp32")),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise PlanError(f"malformed plan: {type(e).__name__} {e}") from None

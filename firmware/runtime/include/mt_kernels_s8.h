@@ -191,13 +191,6 @@ void mt_softmax_fw_s8(const mt_softmax_q8_t *q, int32_t n, const int8_t *x, int8
  */
 void mt_clamp_fw_s8(int32_t lo, int32_t hi, int32_t n, const int8_t *x, int8_t *y);
 
-/**
- * @brief The derivative's branch of an int8 activation from its output, for the float backward
- * (::mt_activation_bw_mask_f32): bit `i` (LSB first) is 1 where `lo < y[i] < hi`. relu: `lo` the zero
- * point, `hi` 128 (never reached); relu6: `hi` the integer of 6; leaky relu: `lo` the zero point, `hi` 128.
- */
-void mt_activation_mask_s8(int32_t lo, int32_t hi, int32_t n, const int8_t *y, uint8_t *mask);
-
 /** @brief Integer parameters of an int8 leaky relu: the identity and the alpha branch. */
 typedef struct {
     int32_t in_zp, out_zp;                 /**< zero points of `x` and `y` */

@@ -1,25 +1,12 @@
 /* int8 activations: relu / relu6 as a clamp, leaky relu (LiteRT's reference QuantizeLeakyRelu, two
  * requantizations), logistic (LiteRT's reference kernel is a 256-entry table, built at code generation
- * time), and the 1-bit mask the float backward of relu, relu6 and leaky relu reads. */
+ * time). */
 #include "mt_s8_internal.h"
 
 void mt_clamp_fw_s8(int32_t lo, int32_t hi, int32_t n, const int8_t *x, int8_t *y)
 {
     for (int32_t i = 0; i < n; ++i) {
         y[i] = mt_clamp_s8(x[i], lo, hi);
-    }
-}
-
-void mt_activation_mask_s8(int32_t lo, int32_t hi, int32_t n, const int8_t *y, uint8_t *mask)
-{
-    for (int32_t i = 0; i < n; i += 8) {
-        uint32_t bits = 0u;
-        const int32_t m = n - i < 8 ? n - i : 8;
-        for (int32_t j = 0; j < m; ++j) {
-            const int32_t v = y[i + j];
-            bits |= (uint32_t)(v > lo && v < hi) << j;
-        }
-        mask[i / 8] = (uint8_t)bits;
     }
 }
 
