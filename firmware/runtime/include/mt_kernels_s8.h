@@ -215,7 +215,7 @@ typedef struct {
 
 /**
  * @brief float32 -> int8: `y = clamp(round(x / scale) + zp)`, the division in float32, rounding half
- * away from zero (TFLite QUANTIZE). NaN gives the zero point.
+ * away from zero (TFLite QUANTIZE). Infinities saturate; NaN gives the zero point.
  */
 void mt_quantize_fw_s8(const mt_quantize_q8_t *q, int32_t n, const float *x, int8_t *y);
 
