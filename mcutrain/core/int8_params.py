@@ -21,7 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -234,6 +234,37 @@ def conv2d_q8(x: Quant, w: Quant, y: Quant, out_channels: int, act: str | None =
     ms = [quantize_multiplier(xs * ws / ys) for ws in _weight_scales(w, out_channels)]
     mult, shift = tuple(m for m, _ in ms), tuple(s for _, s in ms)
     return ConvQ8(_zp(x), _zp(y), *activation_range(act, y), mult, shift)
+
+
+#: The Cortex-M DSP conv2d's budget of column tiles (``MT_S8_COL_BYTES`` in ``mt_s8_dsp.h``).
+S8_COL_BYTES = 4096
+
+
+def conv2d_s8_scratch_bytes(d: Mapping[str, int]) -> int:
+    """``mt_conv2d_fw_s8_scratch_bytes`` of the dims struct ``d`` (field -> value), as the C computes it:
+    the working memory of the Cortex-M DSP path (``firmware/runtime/src/mt_s8_dsp.h``), the same on every
+    target (0 for weight rows of 16,448 taps or more, which the reference runs). Depthwise with 3-wide
+    kernels: the input plane padded with the zero point; otherwise the column
+    tiles of a run of output positions (a multiple of 4, at most ``S8_COL_BYTES`` of tiles unless one tile
+    of 4 is larger) and one weight row, each of the weight row's taps rounded up to 4, as int16."""
+    if d["in_c"] // d["groups"] * d["kernel_h"] * d["kernel_w"] >= (1 << 29) // 32640:
+        return 0  # the taps' sums could overflow the doubled int32 sums: the reference runs
+    if (
+        d["groups"] == d["in_c"]
+        and d["kernel_w"] == 3
+        and d["dilation_w"] == 1
+        and d["dilation_h"] == 1
+        and d["stride_w"] in (1, 2)
+        and d["pad_left"] >= 0
+        and d["pad_top"] >= 0
+    ):
+        row = ((d["out_w"] + 3) // 4 * 4 * d["stride_w"] + 8 + 3) // 4 * 4
+        return ((d["out_h"] - 1) * d["stride_h"] + d["kernel_h"]) * row
+    taps = (d["in_c"] // d["groups"] * d["kernel_h"] * d["kernel_w"] + 3) // 4 * 4
+    most = S8_COL_BYTES // (2 * taps) // 4 * 4
+    every = (d["out_h"] * d["out_w"] + 3) // 4 * 4
+    positions = every if every < most else max(most, 4)
+    return 2 * (positions + 1) * taps
 
 
 def linear_q8(x: Quant, w: Quant, y: Quant, out_features: int, act: str | None = None) -> LinearQ8:

@@ -101,14 +101,16 @@ class S8Kernels:
         y = np.full((dims.out_c, dims.out_h, dims.out_w), 99, dtype=np.int8)  # every value is overwritten
         x, w = s8(x), s8(w)
         b = None if b is None else np.ascontiguousarray(b, dtype=np.int32)
-        assert self.mt_conv2d_fw_s8_scratch_bytes(dims) == 0
+        nbytes = self.mt_conv2d_fw_s8_scratch_bytes(dims)  # the host's reference leaves it untouched
+        assert nbytes == P.conv2d_s8_scratch_bytes({f: getattr(dims, f) for f, _ in dims._fields_})
+        scratch = np.full(max(nbytes, 1), 0x5A, dtype=np.uint8)
         for lo, hi in ranges:
             qs, _keep = self.params(q, lo)
             wr = np.ascontiguousarray(w[lo:hi])
             br = None if b is None else np.ascontiguousarray(b[lo:hi])
-            self.mt_conv2d_fw_s8(
-                dims, qs, lo, hi, _ptr(x, i8p), _ptr(wr, i8p), _ptr(br, i32p), _ptr(y, i8p), None
-            )
+            args = (_ptr(x, i8p), _ptr(wr, i8p), _ptr(br, i32p), _ptr(y, i8p), _ptr(scratch, i8p))
+            self.mt_conv2d_fw_s8(dims, qs, lo, hi, *args)
+        assert np.all(scratch == 0x5A)
         return y
 
     def linear(self, dims: C.Structure, q: P.LinearQ8, x, w, b, ranges) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -290,7 +290,9 @@ def _cross_build(cc: list[str], flags: list[str], tmp_path: Path) -> set[str]:
         objs.append(str(obj))
     nm = cc[0].replace("gcc", "nm")
     res = subprocess.run([nm, "-u", *objs], capture_output=True, text=True, check=True)
-    return {s for s in res.stdout.split() if not s.endswith(":") and s != "U"}
+    undefined = {s for s in res.stdout.split() if not s.endswith(":") and s != "U"}
+    res = subprocess.run([nm, "--defined-only", *objs], capture_output=True, text=True, check=True)
+    return undefined - {line.split()[-1] for line in res.stdout.splitlines() if len(line.split()) == 3}
 
 
 @pytest.mark.skipif(

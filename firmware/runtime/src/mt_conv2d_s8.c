@@ -1,20 +1,37 @@
 /* conv2d int8 forward (CONV_2D, DEPTHWISE_CONV_2D) over an output-channel range: int32 accumulation of
  * w * (x - in_zp) over the taps inside the input, then per-channel requantization (LiteRT's reference
- * ConvPerChannel / DepthwiseConvPerChannel). */
-#include "mt_s8_internal.h"
+ * ConvPerChannel / DepthwiseConvPerChannel). mt_conv2d_fw_s8 runs mt_conv2d_fw_s8_dsp where the core has the
+ * DSP extension (mt_s8_dsp.h), this reference otherwise and for the cases the DSP version leaves to it. */
+#include "mt_s8_dsp.h"
 
 size_t mt_conv2d_fw_s8_scratch_bytes(const mt_conv2d_dims_t *d)
 {
-    (void)d;
-    return 0u;
+    if (mt_s8_room(d->in_c / d->groups * d->kernel_h * d->kernel_w) == 0) {
+        return 0u; /* the reference runs */
+    }
+    if (mt_s8_dw_path(d)) {
+        return (size_t)mt_s8_dw_rows(d) * (size_t)mt_s8_dw_row_bytes(d);
+    }
+    return 2u * (size_t)(mt_s8_gemm_positions(d) + 1) * (size_t)mt_s8_taps(d);
 }
 
 void mt_conv2d_fw_s8(const mt_conv2d_dims_t *d, const mt_conv2d_q8_t *q, int32_t co_begin, int32_t co_end,
                      const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y, int8_t *scratch)
 {
+#if MT_S8_DSP
+    if (mt_conv2d_fw_s8_dsp(d, q, co_begin, co_end, x, w, b, y, scratch)) {
+        return;
+    }
+#endif
+    (void)scratch;
+    mt_conv2d_fw_s8_ref(d, q, co_begin, co_end, x, w, b, y);
+}
+
+void mt_conv2d_fw_s8_ref(const mt_conv2d_dims_t *d, const mt_conv2d_q8_t *q, int32_t co_begin, int32_t co_end,
+                         const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y)
+{
     const mt_conv_geom_t g = mt_conv2d_geom(d);
     const int32_t in_zp = q->in_zp;
-    (void)scratch;
     for (int32_t co = co_begin; co < co_end; ++co) {
         const int32_t r = co - co_begin;
         const int8_t *wc = w + r * g.K;

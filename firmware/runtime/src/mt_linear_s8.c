@@ -1,7 +1,7 @@
 /* linear int8 forward (FULLY_CONNECTED) over an output-channel range. LiteRT's reference kernel rounds
  * double(acc) * scale with scale a double; mt_round_mul_f64 computes that IEEE double product and its
  * rounding exactly in integer arithmetic, so the kernel needs neither an FPU nor a double library. */
-#include "mt_s8_internal.h"
+#include "mt_s8_dsp.h"
 
 /* round(double(acc) * mant * 2^exp2), halves away from zero, where the product is rounded to 53
  * significant bits (to nearest, ties to even) as an IEEE binary64 multiplication rounds it; mant is 0 or
@@ -47,6 +47,13 @@ static int32_t mt_round_mul_f64(int32_t acc, uint64_t mant, int32_t exp2)
     return acc < 0 ? -(int32_t)r : (int32_t)r;
 }
 
+/* y[o] of one output from its accumulator (bias included). */
+static inline int8_t mt_linear_out(const mt_linear_q8_t *q, int32_t r, int32_t acc)
+{
+    return mt_clamp_s8(mt_round_mul_f64(acc, q->scale_mant[r], q->scale_exp[r]) + q->out_zp, q->act_min,
+                       q->act_max);
+}
+
 size_t mt_linear_fw_s8_scratch_bytes(const mt_linear_dims_t *d)
 {
     (void)d;
@@ -56,8 +63,19 @@ size_t mt_linear_fw_s8_scratch_bytes(const mt_linear_dims_t *d)
 void mt_linear_fw_s8(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int32_t co_begin, int32_t co_end,
                      const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y, int8_t *scratch)
 {
-    const int32_t n = d->in_features, in_zp = q->in_zp;
     (void)scratch;
+#if MT_S8_DSP
+    if (mt_linear_fw_s8_dsp(d, q, co_begin, co_end, x, w, b, y)) {
+        return;
+    }
+#endif
+    mt_linear_fw_s8_ref(d, q, co_begin, co_end, x, w, b, y);
+}
+
+void mt_linear_fw_s8_ref(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int32_t co_begin, int32_t co_end,
+                         const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y)
+{
+    const int32_t n = d->in_features, in_zp = q->in_zp;
     for (int32_t o = co_begin; o < co_end; ++o) {
         const int32_t r = o - co_begin;
         const int8_t *wr = w + r * n;
@@ -68,7 +86,50 @@ void mt_linear_fw_s8(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int32_t
         if (b) {
             acc += b[r];
         }
-        const int32_t v = mt_round_mul_f64(acc, q->scale_mant[r], q->scale_exp[r]);
-        y[o] = mt_clamp_s8(v + q->out_zp, q->act_min, q->act_max);
+        y[o] = mt_linear_out(q, r, acc);
     }
 }
+
+#if MT_S8_DSP
+
+/* R (1 or 4) outputs from rows w .. w + (R-1)*n: each word of x unpacks to (x0, x2), (x1, x3) minus the
+ * zero point once for the R rows, each weight word to the same pairs, two SMLADs per row and word. */
+static inline void mt_linear_rows_dsp(const int32_t R, const mt_linear_q8_t *q, int32_t r, int32_t n,
+                                      const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y)
+{
+    const uint32_t zz = (uint32_t)(uint16_t)q->in_zp * 0x00010001u;
+    int32_t acc[4] = {0, 0, 0, 0};
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t xv = mt_ld32(x + i);
+        const uint32_t xa = __ssub16(__sxtb16(xv), zz), xb = __ssub16(mt_sxtb16_ror8(xv), zz);
+        for (int32_t j = 0; j < R; ++j) {
+            const uint32_t t = mt_ld32(w + j * n + i);
+            acc[j] = __smlad(mt_sxtb16_ror8(t), xb, __smlad(__sxtb16(t), xa, acc[j]));
+        }
+    }
+    for (; i < n; ++i) {
+        for (int32_t j = 0; j < R; ++j) {
+            acc[j] += (int32_t)w[j * n + i] * ((int32_t)x[i] - q->in_zp);
+        }
+    }
+    for (int32_t j = 0; j < R; ++j) {
+        y[j] = mt_linear_out(q, r + j, acc[j] + (b ? b[r + j] : 0));
+    }
+}
+
+int32_t mt_linear_fw_s8_dsp(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int32_t co_begin,
+                            int32_t co_end, const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y)
+{
+    const int32_t n = d->in_features;
+    int32_t o = co_begin;
+    for (; o + 4 <= co_end; o += 4) {
+        mt_linear_rows_dsp(4, q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
+    }
+    for (; o < co_end; ++o) {
+        mt_linear_rows_dsp(1, q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
+    }
+    return 1;
+}
+
+#endif /* MT_S8_DSP */

@@ -1,0 +1,323 @@
+/* conv2d int8 forward with the Arm DSP extension (selected by mt_s8_dsp.h): the reference kernel's integers
+ * from dual 16-bit multiply-accumulates (SMLAD, two MACs per instruction).
+ *
+ * Every convolution but the depthwise ones of mt_dwconv_dsp_s8.c is a matrix product per group. For a run
+ * of output positions (mt_s8_gemm_positions), the taps' 2 * (x - in_zp) go into column tiles in the
+ * scratch as int16 (zero for taps outside the input), 4 positions per tile. Then, for each output channel
+ * of the group, mt_s8_gemm_row runs over the tiles: per group of 4 taps one LDRD of the weight pairs
+ * (w0, w2), (w1, w3) (the pairs the tiles hold the columns' taps in), two LDMs of the 4 columns' pairs and
+ * 8 SMLADs; then the 4 outputs' requantization (mt_s8_dsp.h) and one store. The first tile reads the
+ * channel's int8 weight row and unpacks it (SXTB16) into int16 pairs in the scratch for the other tiles. */
+#include "mt_s8_dsp.h"
+
+#if MT_S8_DSP
+
+/* One group of 4 taps of the 4 columns: two weight pairs (LDRD), the columns' pairs (LDM), 8 SMLADs. */
+#define MT_S8_GROUP                     \
+    "ldrd r2, r3, [r12], #8\n\t"        \
+    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
+    "smlad r4, r8, r2, r4\n\t"          \
+    "smlad r5, r9, r2, r5\n\t"          \
+    "smlad r6, r10, r2, r6\n\t"         \
+    "smlad r7, r11, r2, r7\n\t"         \
+    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
+    "smlad r4, r8, r3, r4\n\t"          \
+    "smlad r5, r9, r3, r5\n\t"          \
+    "smlad r6, r10, r3, r6\n\t"         \
+    "smlad r7, r11, r3, r7\n\t"
+/* The same from the int8 weights (r12), which it also stores as int16 pairs (lr) for the next tiles. */
+#define MT_S8_GROUP_UNPACK              \
+    "ldr r2, [r12], #4\n\t"             \
+    "sxtb16 r3, r2, ror #8\n\t"         \
+    "sxtb16 r2, r2\n\t"                 \
+    "strd r2, r3, [lr], #8\n\t"         \
+    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
+    "smlad r4, r8, r2, r4\n\t"          \
+    "smlad r5, r9, r2, r5\n\t"          \
+    "smlad r6, r10, r2, r6\n\t"         \
+    "smlad r7, r11, r2, r7\n\t"         \
+    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
+    "smlad r4, r8, r3, r4\n\t"          \
+    "smlad r5, r9, r3, r5\n\t"          \
+    "smlad r6, r10, r3, r6\n\t"         \
+    "smlad r7, r11, r3, r7\n\t"
+#define MT_S8_ACC_INIT \
+    "ldr r4, [r0]\n\t" \
+    "mov r5, r4\n\t"   \
+    "mov r6, r4\n\t"   \
+    "mov r7, r4\n\t"
+/* FIELD (a word of the channel) iterations of BODY, the counter in c->count (no register is free). */
+#define MT_S8_MEM_LOOP(FIELD, L, E, BODY)                          \
+    "ldr r2, [r0, #" FIELD "]\n\t"                                 \
+    "cmp r2, #0\n\t"                                               \
+    "beq " E "f\n\t"                                               \
+    "str r2, [r0, #80]\n\t" L ":\n\t" BODY "ldr r2, [r0, #80]\n\t" \
+    "subs r2, r2, #1\n\t"                                          \
+    "str r2, [r0, #80]\n\t"                                        \
+    "bne " L "b\n\t" E ":\n\t"
+/* The sums of one tile, from the int16 weight row: c->g4 iterations of 4 groups (MT_S8_SUMS_G4: at least
+ * one, c->g1 = 0), then (MT_S8_SUMS_ANY) c->g1 single groups. */
+#define MT_S8_SUMS_G4                                                                             \
+    MT_S8_ACC_INIT "ldrd r12, lr, [r0, #36]\n\t"                                                  \
+                   "1:\n\t" MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "subs lr, lr, #1\n\t" \
+                   "bne 1b\n\t"
+#define MT_S8_SUMS_ANY                                                                            \
+    MT_S8_ACC_INIT "ldrd r12, lr, [r0, #36]\n\t"                                                  \
+                   "cmp lr, #0\n\t"                                                               \
+                   "beq 2f\n\t"                                                                   \
+                   "1:\n\t" MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "subs lr, lr, #1\n\t" \
+                   "bne 1b\n\t"                                                                   \
+                   "2:\n\t"                                                                       \
+                   "ldr lr, [r0, #44]\n\t"                                                        \
+                   "cmp lr, #0\n\t"                                                               \
+                   "beq 3f\n\t"                                                                   \
+                   "7:\n\t" MT_S8_GROUP "subs lr, lr, #1\n\t"                                     \
+                   "bne 7b\n\t"                                                                   \
+                   "3:\n\t"
+
+/* One channel over the tiles from `tile` to c->end (at least one): 4 outputs per tile at c->y. With
+ * `unpack`, the first tile's sums read the int8 row c->w8 (taps a multiple of 4) and write c->wq. */
+#define MT_S8_GEMM_ROW(NAME, SUMS, OUT)                                                                      \
+    static void __attribute__((noinline)) NAME(mt_s8_chan_t *c, const uint32_t *tile, int32_t unpack)        \
+    {                                                                                                        \
+        register mt_s8_chan_t *r0 __asm__("r0") = c;                                                         \
+        register const uint32_t *r1 __asm__("r1") = tile;                                                    \
+        register int32_t r2 __asm__("r2") = unpack;                                                          \
+        __asm__ volatile(                                                                                    \
+            "cmp r2, #0\n\t"                                                                                 \
+            "beq 0f\n\t" MT_S8_ACC_INIT "ldr r12, [r0, #76]\n\t"                                             \
+            "ldr lr, [r0, #36]\n\t" MT_S8_MEM_LOOP(                                                          \
+                "40", "5", "8", MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK) \
+                MT_S8_MEM_LOOP("44", "6", "9", MT_S8_GROUP_UNPACK) "b 4f\n\t"                                \
+                                                                   "0:\n\t" SUMS "4:\n\t" OUT                \
+                                                                   "ldr r12, [r0, #72]\n\t"                  \
+                                                                   "str r4, [r12], #4\n\t"                   \
+                                                                   "str r12, [r0, #72]\n\t"                  \
+                                                                   "ldr r12, [r0, #32]\n\t"                  \
+                                                                   "cmp r1, r12\n\t"                         \
+                                                                   "bne 0b\n\t"                              \
+            : "+r"(r0), "+r"(r1), "+r"(r2)                                                                   \
+            :                                                                                                \
+            : "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");          \
+    }
+
+MT_S8_GEMM_ROW(mt_s8_gemm_row, MT_S8_SUMS_ANY, MT_S8_OUT4)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded, MT_S8_SUMS_G4, MT_S8_OUT4_FOLDED)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_wide, MT_S8_SUMS_ANY, MT_S8_OUT4_WIDE)
+
+/* The 4 sums of one tile in C (a SLOW channel), from the int16 weight row wq (g groups of 4 taps). */
+static void mt_s8_dot4(const uint32_t *wq, const uint32_t *col, int32_t g, int32_t a[4])
+{
+    for (int32_t i = 0; i < g; ++i, wq += 2, col += 8) {
+        for (int32_t j = 0; j < 4; ++j) { /* memcpy loads: the tiles may be written as int16 */
+            a[j] = __smlad(mt_ld32(col + 4 + j), wq[1], __smlad(mt_ld32(col + j), wq[0], a[j]));
+        }
+    }
+}
+
+/* ---- column tiles ---------------------------------------------------------------------------------- */
+
+/* Word index in a tile of the pair (k0, k2) (h = 0) or (k1, k3) (h = 1) of group g, column c. */
+static inline int32_t mt_s8_word(int32_t g, int32_t h, int32_t c)
+{
+    return g * 8 + h * 4 + c;
+}
+
+/* 2 * (x - zp) of the pairs of bytes 0 and 2 (lo) and 1 and 3 (hi) of a word; nz2 = (-2 zp, -2 zp). */
+static inline void mt_s8_pairs(uint32_t u, uint32_t nz2, uint32_t *lo, uint32_t *hi)
+{
+    *lo = mt_sxtab16(mt_sxtab16(nz2, u), u);
+    *hi = mt_sxtab16_ror8(mt_sxtab16_ror8(nz2, u), u);
+}
+
+/* Column c of a tile (kp taps) for output position p, or zero (p < 0). Taps run over (ci, ky, kx); a run
+ * of 4 taps inside one input row (kernel_w a multiple of 4, no dilation) is one word. */
+static void mt_s8_im2col_any(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, int32_t p, uint32_t *tile,
+                             int32_t c)
+{
+    const int32_t kp = (g->K + 3) & ~3;
+    int16_t *t16 = (int16_t *)(void *)tile;
+    const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u;
+    int32_t k = 0;
+    if (p >= 0) {
+        const int32_t oy = p / g->out_w, ox = p - oy * g->out_w;
+        const int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
+        int32_t ky0, ky1, kx0, kx1;
+        mt_valid_range(iy0, g->dh, g->kh, g->in_h, &ky0, &ky1);
+        mt_valid_range(ix0, g->dw, g->kw, g->in_w, &kx0, &kx1);
+        const int32_t words = (g->kw & 3) == 0 && g->dw == 1;
+        for (int32_t ci = 0; ci < g->cin_g; ++ci) {
+            for (int32_t ky = 0; ky < g->kh; ++ky) {
+                const int8_t *row = xg + ci * g->plane + (iy0 + ky * g->dh) * g->in_w + ix0;
+                const int32_t inside = ky >= ky0 && ky < ky1;
+                const int32_t a = inside ? kx0 : g->kw, e = inside ? kx1 : g->kw;
+                int32_t kx = 0;
+                for (; words && kx >= a && kx + 4 <= e; kx += 4, k += 4) {
+                    mt_s8_pairs(mt_ld32(row + kx), nz2, &tile[mt_s8_word(k >> 2, 0, c)],
+                                &tile[mt_s8_word(k >> 2, 1, c)]);
+                }
+                for (; kx < g->kw; ++kx, ++k) {
+                    const int32_t v = (kx >= a && kx < e) ? 2 * ((int32_t)row[kx * g->dw] - zp) : 0;
+                    t16[2 * mt_s8_word(k >> 2, k & 1, c) + ((k >> 1) & 1)] = (int16_t)v;
+                }
+            }
+        }
+    }
+    for (; k < kp; ++k) {
+        t16[2 * mt_s8_word(k >> 2, k & 1, c) + ((k >> 1) & 1)] = 0;
+    }
+}
+
+/* A tile of a 1x1 convolution (stride 1, no padding), 4 positions from xp: each input channel's 4 bytes
+ * are one word; the pairs of channels (0, 2) and (1, 3) of each group of 4 become the tile's words. */
+static void mt_s8_im2col_1x1(const int8_t *xp, int32_t plane, int32_t cin, uint32_t nz2, uint32_t *tile)
+{
+    for (int32_t ci = 0; ci < cin; ci += 4, xp += 4 * plane, tile += 8) {
+        uint32_t a02, a13, b02, b13, c02, c13, d02, d13; /* channel, positions */
+        mt_s8_pairs(mt_ld32(xp), nz2, &a02, &a13);
+        mt_s8_pairs(mt_ld32(xp + plane), nz2, &b02, &b13);
+        mt_s8_pairs(mt_ld32(xp + 2 * plane), nz2, &c02, &c13);
+        mt_s8_pairs(mt_ld32(xp + 3 * plane), nz2, &d02, &d13);
+        tile[0] = mt_pkhbt(a02, c02); /* channels 0, 2 of position 0 */
+        tile[1] = mt_pkhbt(a13, c13);
+        tile[2] = mt_pkhtb(c02, a02);
+        tile[3] = mt_pkhtb(c13, a13);
+        tile[4] = mt_pkhbt(b02, d02); /* channels 1, 3 */
+        tile[5] = mt_pkhbt(b13, d13);
+        tile[6] = mt_pkhtb(d02, b02);
+        tile[7] = mt_pkhtb(d13, b13);
+    }
+}
+
+/* The tile of positions p0 .. p0+3 (those >= P zero). */
+static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, int32_t p0, uint32_t *tile)
+{
+    const int32_t P = g->oplane;
+    const int32_t pointwise = g->ksize == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
+                              g->in_w == g->out_w && g->in_h == g->out_h;
+    if (pointwise && p0 + 4 <= P && (g->cin_g & 3) == 0) {
+        mt_s8_im2col_1x1(xg + p0, g->plane, g->cin_g, (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u, tile);
+        return;
+    }
+    for (int32_t c = 0; c < 4; ++c) {
+        mt_s8_im2col_any(g, xg, zp, p0 + c < P ? p0 + c : -1, tile, c);
+    }
+}
+
+/* The weight row w (K taps) as int16 pairs (w0, w2), (w1, w3) per group of 4 taps, zero past K. */
+static void mt_s8_unpack_row(const int8_t *w, int32_t K, uint32_t *wq)
+{
+    int32_t k = 0;
+    for (; k + 4 <= K; k += 4, wq += 2) {
+        const uint32_t u = mt_ld32(w + k);
+        wq[0] = __sxtb16(u);
+        wq[1] = mt_sxtb16_ror8(u);
+    }
+    if (k < K) {
+        uint32_t u = (uint8_t)w[k];
+        if (k + 1 < K) {
+            u |= (uint32_t)(uint8_t)w[k + 1] << 8;
+        }
+        if (k + 2 < K) {
+            u |= (uint32_t)(uint8_t)w[k + 2] << 16;
+        }
+        wq[0] = __sxtb16(u);
+        wq[1] = mt_sxtb16_ror8(u);
+    }
+}
+
+/* ---- one channel over the tiles of a run of positions ---------------------------------------------- */
+
+/* The n (1..ns) outputs at y of channel c over `tiles` (whole tiles first, a last partial one through a
+ * word); `unpack`: the int8 row is not unpacked yet (the assembly's first tile does it). */
+static void mt_s8_gemm_tiles(mt_s8_chan_t *c, const uint32_t *tiles, int32_t ns, int32_t kp, int8_t *y,
+                             int32_t unpack)
+{
+    const int32_t whole = ns & ~3;
+    const uint32_t *tail = tiles + whole * kp / 2;
+    if (c->kind == MT_S8_SLOW) {
+        for (int32_t t = 0; t < ns; t += 4, tiles += 2 * kp) {
+            int32_t a[4] = {0, 0, 0, 0};
+            mt_s8_dot4(c->wq, tiles, kp >> 2, a);
+            const uint32_t v = mt_s8_pack4(c, mt_s8_out(a[0], c), mt_s8_out(a[1], c), mt_s8_out(a[2], c),
+                                           mt_s8_out(a[3], c));
+            for (int32_t i = 0; i < 4 && t + i < ns; ++i) {
+                y[t + i] = (int8_t)(v >> (8 * i));
+            }
+        }
+        return;
+    }
+    void (*row)(mt_s8_chan_t *, const uint32_t *, int32_t) =
+        c->kind == MT_S8_WIDE
+            ? mt_s8_gemm_row_wide
+            : (c->kind == MT_S8_FOLDED && !c->clamp && c->g4 && !c->g1 ? mt_s8_gemm_row_folded
+                                                                       : mt_s8_gemm_row);
+    if (whole) {
+        c->end = tail;
+        c->y = y;
+        row(c, tiles, unpack);
+        unpack = 0;
+    }
+    if (whole < ns) { /* a last tile of 1..3 positions: its 4 outputs, the first ones kept */
+        uint32_t out;
+        c->end = tail + 2 * kp;
+        c->y = (int8_t *)(void *)&out;
+        row(c, tail, unpack);
+        for (int32_t i = 0; i < ns - whole; ++i) {
+            y[whole + i] = (int8_t)(out >> (8 * i));
+        }
+    }
+}
+
+static void mt_s8_conv_gemm(const mt_conv_geom_t *g, const mt_conv2d_dims_t *d, const mt_conv2d_q8_t *q,
+                            int32_t co_begin, int32_t co_end, const int8_t *x, const int8_t *w,
+                            const int32_t *b, int8_t *y, uint32_t *tiles, int32_t room)
+{
+    const int32_t P = g->oplane, K = g->K, kp = mt_s8_taps(d), S = mt_s8_gemm_positions(d);
+    mt_s8_chan_t c;
+    mt_s8_chan_act(&c, q->act_min, q->act_max);
+    c.wq = tiles + S * kp / 2; /* after the tiles: S * kp int16 */
+    c.g4 = kp >> 4;
+    c.g1 = (kp >> 2) & 3;
+    for (int32_t grp = co_begin / g->cout_g; grp * g->cout_g < co_end; ++grp) {
+        const int32_t c0 = grp * g->cout_g > co_begin ? grp * g->cout_g : co_begin;
+        const int32_t c1 = (grp + 1) * g->cout_g < co_end ? (grp + 1) * g->cout_g : co_end;
+        const int8_t *xg = x + grp * g->cin_g * g->plane;
+        for (int32_t p0 = 0; p0 < P; p0 += S) {
+            const int32_t ns = P - p0 < S ? P - p0 : S;
+            for (int32_t t = 0; t < ns; t += 4) {
+                mt_s8_im2col(g, xg, q->in_zp, p0 + t, tiles + t * kp / 2);
+            }
+            for (int32_t co = c0; co < c1; ++co) {
+                const int32_t r = co - co_begin;
+                mt_s8_chan_init(&c, q->mult[r], q->shift[r], q->out_zp, b ? b[r] : 0, room);
+                c.w8 = w + r * K;
+                const int32_t unpack = (K & 3) == 0 && c.kind != MT_S8_SLOW; /* in the first tile */
+                if (!unpack) {
+                    mt_s8_unpack_row(c.w8, K, c.wq);
+                }
+                mt_s8_gemm_tiles(&c, tiles, ns, kp, y + co * P + p0, unpack);
+            }
+        }
+    }
+}
+
+int32_t mt_conv2d_fw_s8_dsp(const mt_conv2d_dims_t *d, const mt_conv2d_q8_t *q, int32_t co_begin,
+                            int32_t co_end, const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y,
+                            int8_t *scratch)
+{
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
+    const int32_t room = mt_s8_room(g.K);
+    if (scratch == NULL || ((uintptr_t)scratch & 3u) || room == 0) {
+        return 0;
+    }
+    if (mt_s8_dw_path(d)) {
+        return mt_s8_conv_dw(&g, d, q, co_begin, co_end, x, w, b, y, scratch);
+    }
+    mt_s8_conv_gemm(&g, d, q, co_begin, co_end, x, w, b, y, (uint32_t *)(void *)scratch, room);
+    return 1;
+}
+
+#else
+typedef int mt_conv2d_dsp_s8_unused_t; /* ISO C: a translation unit declares something */
+#endif /* MT_S8_DSP */
