@@ -7,7 +7,8 @@ biases are int32 with ``scale = in_scale * w_scale[c]``. Each function takes the
 its C kernel (:mod:`mcutrain.core.int8_params`) and mirrors that kernel (``mt_<op>_fw_s8`` in
 ``firmware/runtime/src``) operation for operation, in int64 NumPy arithmetic (conv2d's sums of products
 as exact float64 matrix products; the linear layer: the float64 product that LiteRT's reference kernel
-rounds); the tests hold both to LiteRT's int8 output, bit for bit. docs/quantization.md describes the scheme and the per-op details.
+rounds); the tests hold both to LiteRT's int8 output, bit for bit. docs/quantization.md describes the
+scheme and the per-op details.
 """
 
 from __future__ import annotations
