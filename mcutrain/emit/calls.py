@@ -21,6 +21,7 @@ from mcutrain.core.op_table import entry
 from mcutrain.core.units import F32
 from mcutrain.emit.c_text import c_float, c_plus
 from mcutrain.train.derive import Action, BufKind, Step, TrainGraph
+from mcutrain.train.precision import Precision
 from mcutrain.train.schedule import ArenaPlan
 from mcutrain.train.update_plan import LossKind, OptimizerKind, PlanError, Update
 
@@ -126,17 +127,19 @@ class LayerArrays:
         return out
 
 
-def profile_id(graph: ir.Graph, s: Step) -> str:
+def profile_id(graph: ir.Graph, s: Step, prec: Precision | None = None) -> str:
     """The id of a training step's kernel call for the MT_PROFILE hook: ``<op kind>_<pass>``, e.g.
-    ``conv2d_fw``, ``conv2d_bw_wgrad``, ``linear_update``, ``activation_mask``; ``loss``,
-    ``zone_pool_fw`` and ``zone_pool_bw`` for the loss steps."""
+    ``conv2d_fw``, ``conv2d_bw_wgrad``, ``linear_update``, ``activation_mask``, ``conv2d_fw_s8`` (an int8
+    forward, with ``prec``); ``loss``, ``zone_pool_fw``, ``zone_pool_bw``, ``quantize`` and ``dequantize``
+    for the steps of no op."""
     if s.action is Action.LOSS:
         return "loss"
     if s.action in (Action.QUANTIZE, Action.DEQUANTIZE):
         return s.action.value
     if s.action in (Action.ZONE_FW, Action.ZONE_BW):
         return f"zone_pool_{s.action.value.split('_')[1]}"
-    return f"{graph.node(s.node or '').op.kind}_{s.action.value}"
+    int8 = prec is not None and s.action is Action.FORWARD and prec.node_int8(s.node or "")
+    return f"{graph.node(s.node or '').op.kind}_{s.action.value}" + ("_s8" if int8 else "")
 
 
 def _comment(s: Step) -> str:
@@ -221,7 +224,8 @@ class CallBuilder:
         out = []
         for i, s in enumerate(steps):
             calls, note = self._calls(s, ap)
-            out.append(StepCalls(i, s, _comment(s), profile_id(self.g, s), tuple(calls), note))
+            prof = profile_id(self.g, s, self.tg.precision)
+            out.append(StepCalls(i, s, _comment(s), prof, tuple(calls), note))
         return out
 
     # -- dispatch -----------------------------------------------------------------------------------
