@@ -78,6 +78,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cf.add_argument("--calib", type=int, default=200, help="adapt images the auto plan is scored on")
     cf.add_argument("--score", choices=["measured", "proxy"], default="measured")
     dm.add_argument(
+        "--frozen-precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="handposture, cifar-shift: int8 runs the frozen layers with int8 kernels, the float model "
+        "quantized from clean calibration data first (docs/quantization.md)",
+    )
+    dm.add_argument(
         "--lr-scale",
         choices=["none", "relative"],
         help="handposture, cifar-shift: per-tensor lr scaling (default: relative / the shift's recipe)",

@@ -5,9 +5,10 @@ first: ``(C, H, W)`` or ``(F,)``); weights are int8 in PyTorch layouts (conv ``[
 with depthwise = ``groups == Cin``, linear ``[out, in]``) with per-output-channel scales and zero point 0;
 biases are int32 with ``scale = in_scale * w_scale[c]``. Each function takes the integer parameters of
 its C kernel (:mod:`mcutrain.core.int8_params`) and mirrors that kernel (``mt_<op>_fw_s8`` in
-``firmware/runtime/src``) operation for operation, in int64 NumPy arithmetic (the linear layer: the
-float64 product that LiteRT's reference kernel rounds); the tests hold both to LiteRT's int8 output, bit
-for bit. docs/quantization.md describes the scheme and the per-op details.
+``firmware/runtime/src``) operation for operation, in int64 NumPy arithmetic (conv2d's sums of products
+as exact float64 matrix products; the linear layer: the float64 product that LiteRT's reference kernel
+rounds); the tests hold both to LiteRT's int8 output, bit for bit. docs/quantization.md describes the
+scheme and the per-op details.
 """
 
 from __future__ import annotations
@@ -83,17 +84,18 @@ def conv2d_s8(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, op: ops.Conv2d
     xp[:, t : t + h, l : l + wd] = _i64(x) - q.in_zp
     ho = (h + t + bt - dh * (kh - 1) - 1) // sh + 1
     wo = (wd + l + r - dw * (kw - 1) - 1) // sw + 1
-    cols = np.empty((cin, kh, kw, ho, wo), dtype=np.int64)
+    cols = np.empty((cin, kh, kw, ho, wo), dtype=np.int64)  # im2col
     for ky in range(kh):
         for kx in range(kw):
             y0, x0 = ky * dh, kx * dw
             cols[:, ky, kx] = xp[:, y0 : y0 + sh * (ho - 1) + 1 : sh, x0 : x0 + sw * (wo - 1) + 1 : sw]
-    acc = np.einsum(
-        "gcikl,giklhw->gchw",
-        _i64(w).reshape(g, cout_g, cin_g, kh, kw),
-        cols.reshape(g, cin_g, kh, kw, ho, wo),
-        optimize=True,
-    ).reshape(cout, ho, wo)
+    # the integer sums as float64 matrix products (BLAS): exact, since every partial sum of products
+    # |w| * |x - in_zp| <= 128 * 255 stays below 2^53 for any layer of fewer than 2^37 taps
+    prods = np.matmul(
+        w.astype(np.float64).reshape(g, cout_g, cin_g * kh * kw),
+        cols.astype(np.float64).reshape(g, cin_g * kh * kw, ho * wo),
+    )
+    acc = prods.astype(np.int64).reshape(cout, ho, wo)
     if b is not None:
         acc = acc + _i64(b)[:, None, None]
     return _requantize(acc, q, 3)

@@ -48,7 +48,7 @@ from mcutrain.host import Block, Link, Sample
 from mcutrain.train.planner import PlanResult
 from mcutrain.train.simulator import Simulator
 from mcutrain.train.trainable import trainable_vectors, unflatten_params
-from mcutrain.train.update_plan import LossKind, PlanError
+from mcutrain.train.update_plan import LossKind, PlanError, UpdatePlan
 
 BOARD = "mps2-an386"
 
@@ -169,13 +169,20 @@ def stream_samples(
 # ---------------------------------------------------------------------------------------------------
 
 
-def accuracy(graph: ir.Graph, x: np.ndarray, y: np.ndarray, batch: int = 1024) -> float:
-    """Top-1 accuracy of ``graph`` (float32 forward pass) on inputs ``x`` with class indices ``y``."""
+def accuracy(
+    graph: ir.Graph, x: np.ndarray, y: np.ndarray, plan: UpdatePlan | None = None, batch: int = 1024
+) -> float:
+    """Top-1 accuracy of ``graph`` on inputs ``x`` with class indices ``y``: its float32 forward pass, or
+    with ``plan`` the forward the device runs (int8 frozen layers of a quantized graph, train.mixed)."""
     if len(y) == 0:
         raise PlanError("accuracy of an empty test set: give at least one test sample")
+    if plan is not None and graph.quantized and plan.frozen_precision == "int8":
+        forward = Simulator(graph, plan, check_plan=False).predict
+    else:
+        forward = lambda xb: semantics.forward(graph, xb)  # noqa: E731
     right = 0
     for i in range(0, len(y), batch):
-        out = semantics.forward(graph, torch.from_numpy(np.ascontiguousarray(x[i : i + batch], np.float32)))
+        out = forward(torch.from_numpy(np.ascontiguousarray(x[i : i + batch], np.float32)))
         right += int((out.argmax(dim=1).numpy() == y[i : i + batch]).sum())
     return right / len(y)
 
@@ -287,19 +294,19 @@ def run_adaptation(
         )
     xs, xt = enc.decode(stream_x), enc.decode(test_x)
     onehot = np.eye(classes, dtype=np.float32)
-    before = accuracy(graph, xt, test_y)
+    before = accuracy(graph, xt, test_y, plan)
 
     sim = Simulator(graph, plan)
     sim_losses = sim.fit(xs, onehot[stream_y])
     want = np.concatenate([v for _, v in trainable_vectors(graph, plan, sim.numpy_params())])
-    sim_acc = accuracy(sim.trained_graph(), xt, test_y)
+    sim_acc = accuracy(sim.trained_graph(), xt, test_y, plan)
     log(f"simulator: {len(stream_y)} samples, accuracy {before:.2%} -> {sim_acc:.2%}")
     acc64 = err64 = exact = None
     if yardstick:
         sim64 = Simulator(graph, plan, dtype=torch.float64)
         sim64.fit(xs, onehot[stream_y])
         exact = np.concatenate([v for _, v in trainable_vectors(graph, plan, sim64.numpy_params())])
-        acc64 = accuracy(sim64.trained_graph(), xt, test_y)
+        acc64 = accuracy(sim64.trained_graph(), xt, test_y, plan)
         err64 = float(np.max(np.abs(want - exact))) if want.size else 0.0
         log(f"float64 simulator: accuracy {acc64:.2%}; float32 parameters differ from it by {err64:.1e}")
 
@@ -314,7 +321,7 @@ def run_adaptation(
         rel = max_abs / (float(np.max(np.abs(want))) + 1e-12) if want.size else 0.0
         if exact is not None:
             dev64 = float(np.max(np.abs(got - exact))) if want.size else 0.0
-        dev_acc = accuracy(graph.replace(params=unflatten_params(graph, plan, got)), xt, test_y)
+        dev_acc = accuracy(graph.replace(params=unflatten_params(graph, plan, got)), xt, test_y, plan)
         log(
             f"device: accuracy {before:.2%} -> {dev_acc:.2%}; "
             f"parameters differ from the simulator's by {max_abs:.1e}"

@@ -71,6 +71,9 @@ class CifarDemoConfig:
     holdout: int | None = None
     score: str = "measured"
     seed: int = 0  # order of the epochs after the first
+    # int8: the frozen layers run int8, quantized after training from clean images (as deployed before
+    # the shift; post-training quantization, docs/quantization.md)
+    frozen_precision: str = "fp32"
     out: Path = Path("out/demo-cifar")
 
     def recipe(self) -> Recipe:
@@ -128,14 +131,16 @@ def make_plan(
     calib: cifar.CifarImages,
     score: str = "measured",
     lr_scale: str = "none",
+    frozen_precision: str = "fp32",
 ) -> PlanResult:
     """The plan of ``strategy`` under ``budget``; the auto plan's scores are measured on ``calib`` (the
     shifted adapt images as the device sees them), training with the plan's learning-rate scales."""
     data = Calibration(ENCODING.decode(calib.x), calib.one_hot())
+    kw = {"lr_scale": lr_scale, "frozen_precision": frozen_precision}
     if strategy == "auto" and score == "measured":  # a budget below the minimum fails before scoring
-        api.plan(graph, budget, strategy, data.take(slice(0, 8)), opt, score="proxy", lr_scale=lr_scale)
+        api.plan(graph, budget, strategy, data.take(slice(0, 8)), opt, score="proxy", **kw)
     auto = data if strategy == "auto" else None
-    return api.plan(graph, budget, strategy, auto, opt, score=score, lr_scale=lr_scale)
+    return api.plan(graph, budget, strategy, auto, opt, score=score, **kw)
 
 
 def describe(graph: ir.Graph, res: PlanResult) -> str:
@@ -153,6 +158,8 @@ def run(cfg: CifarDemoConfig, say: Any = print) -> dict[str, Any]:
     graph = api.load(model_path())
     adapt, test = cifar.load(cfg.data, shift=cfg.shift).split()
     clean_adapt, clean_test = cifar.load(cfg.data, shift="clean").split()
+    if cfg.frozen_precision == "int8":
+        graph = api.quantize(graph, ENCODING.decode(clean_adapt.x[: cfg.calib]))
     if cfg.holdout is not None:
         if cfg.holdout >= len(adapt):
             raise PlanError(f"--holdout must be below the {len(adapt)} adapt images, got {cfg.holdout}")
@@ -173,7 +180,9 @@ def run(cfg: CifarDemoConfig, say: Any = print) -> dict[str, Any]:
         f"{len(ys)} samples"
     )
     calib = adapt.take(slice(0, cfg.calib))
-    res = make_plan(graph, cfg.strategy, cfg.budget, opt, calib, cfg.score, recipe.lr_scale)
+    res = make_plan(
+        graph, cfg.strategy, cfg.budget, opt, calib, cfg.score, recipe.lr_scale, cfg.frozen_precision
+    )
     say(f"      peak RAM {format_bytes(res.memory.peak_ram_bytes)}: {describe(graph, res)}")
     cfg.out.mkdir(parents=True, exist_ok=True)
     write_plan(cfg.out / "plan.json", res.plan, res.memory, str(model_path()), graph.inputs[0][1])
@@ -192,7 +201,7 @@ def run(cfg: CifarDemoConfig, say: Any = print) -> dict[str, Any]:
         progress=cfg.device,
         say=lambda s: say(f"      {s}"),
     )
-    clean = accuracy(graph, ENCODING.decode(clean_test.x), clean_test.y)
+    clean = accuracy(graph, ENCODING.decode(clean_test.x), clean_test.y, res.plan)
     gap = clean - r.accuracy_before
     recovered = (r.accuracy_after - r.accuracy_before) / gap if gap > 0 else float("nan")
     say(
@@ -204,6 +213,7 @@ def run(cfg: CifarDemoConfig, say: Any = print) -> dict[str, Any]:
         "shift": cfg.shift,
         "strategy": cfg.strategy,
         "budget_bytes": cfg.budget,
+        "frozen_precision": cfg.frozen_precision,
         "peak_ram_bytes": r.peak_ram_bytes,
         "accuracy_before": r.accuracy_before,
         "accuracy_after": r.accuracy_after,
@@ -245,6 +255,7 @@ def main(args: Any) -> int:
         test=args.test,
         calib=args.calib,
         score=args.score,
+        frozen_precision=args.frozen_precision,
         out=Path(args.out) if args.out else CifarDemoConfig.out,
     )
     try:

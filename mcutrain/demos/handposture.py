@@ -59,6 +59,9 @@ class HandPostureDemoConfig:
     batch: int = 1  # samples per update (gradients accumulated on the device)
     seed: int = 0
     simulator_only: bool = False
+    # int8: the frozen layers run int8, the float model quantized first from the calibration session's
+    # first ``calib`` frames (post-training quantization, docs/quantization.md)
+    frozen_precision: str = "fp32"
     out: Path = Path("out/demo-handposture")
 
 
@@ -110,12 +113,15 @@ def make_plan(
     if cfg.strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {cfg.strategy!r}: use one of {', '.join(STRATEGIES)}")
     budget = cfg.budget
+    kw = {
+        "optimizer": opt,
+        "batch": cfg.batch,
+        "lr_scale": cfg.lr_scale,
+        "frozen_precision": cfg.frozen_precision,
+    }
     if budget is None:
-        budget = api.plan(graph, None, "full", optimizer=opt, batch=cfg.batch, lr_scale=cfg.lr_scale)
-        budget = budget.memory.peak_ram_bytes
-    return api.plan(
-        graph, budget, cfg.strategy, calib=calib, optimizer=opt, batch=cfg.batch, lr_scale=cfg.lr_scale
-    )
+        budget = api.plan(graph, None, "full", **kw).memory.peak_ram_bytes  # type: ignore[arg-type]
+    return api.plan(graph, budget, cfg.strategy, calib=calib, **kw)  # type: ignore[arg-type]
 
 
 def calibration(x: np.ndarray, y: np.ndarray, classes: int, n: int) -> Calibration:
@@ -132,6 +138,8 @@ def adapt(
 ) -> tuple[PlanResult, AdaptResult]:
     """Plan and run one case on already loaded frames (the benchmark calls this for every cell)."""
     x, y = stream_order(stream, cfg.order, cfg.epochs, cfg.seed)
+    if cfg.frozen_precision == "int8":
+        graph = api.quantize(graph, ENCODING.decode(stream.x[: cfg.calib]))
     opt = optimizer(cfg, len(y) // cfg.batch)
     res = make_plan(graph, cfg, opt, calibration(x, y, len(test.class_names), cfg.calib))
     r = run_adaptation(
@@ -179,6 +187,7 @@ def run(cfg: HandPostureDemoConfig) -> dict[str, Any]:
             "weight_decay": cfg.weight_decay,
         },
         "budget_bytes": res.plan.budget_bytes,
+        "frozen_precision": cfg.frozen_precision,
         "plan": [lu.describe(graph.shapes[lu.name][0]) + f" {lu.name}" for lu in res.plan.trained],
         **r.to_dict(),
     }
@@ -210,6 +219,7 @@ def main(args: Any) -> int:
         order=args.order,
         samples=args.samples,
         simulator_only=args.simulator_only,
+        frozen_precision=args.frozen_precision,
         out=Path(args.out) if args.out else HandPostureDemoConfig.out,
     )
     try:

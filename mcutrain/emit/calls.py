@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mcutrain.core import ir
 from mcutrain.core.int8_tables import Int8Data
@@ -20,9 +20,11 @@ from mcutrain.core.layout import c_ident
 from mcutrain.core.op_table import entry
 from mcutrain.core.units import F32
 from mcutrain.emit.c_text import c_float, c_plus
+from mcutrain.emit.call_records import NULL, Arg, KernelCall, StepCalls, bind
 from mcutrain.train.derive import Action, BufKind, Step, TrainGraph
+from mcutrain.train.precision import Precision
 from mcutrain.train.schedule import ArenaPlan
-from mcutrain.train.update_plan import LossKind, OptimizerKind, PlanError, Update
+from mcutrain.train.update_plan import LossKind, OptimizerKind, Update
 
 _ACT = {
     ir.ActFn.RELU: "MT_ACT_RELU",
@@ -34,68 +36,6 @@ _ACT = {
 _CTYPES = {"f32": "float", "s8": "int8_t", "u8": "uint8_t"}
 #: The scratch pointer of kernels that need none (every kernel of the runtime today: docs/kernels.md).
 NO_SCRATCH = "MT_NO_SCRATCH"
-
-
-@dataclass(frozen=True)
-class Arg:
-    """One argument: its C text, and what it is: a ``value`` (ints, floats), a ``buffer`` of the training
-    graph, or NULL."""
-
-    text: str
-    value: int | float | None = None
-    buffer: str | None = None
-
-    @property
-    def null(self) -> bool:
-        return self.text == "0" and self.value is None
-
-    @staticmethod
-    def int_(v: int) -> Arg:
-        return Arg(str(int(v)), int(v))
-
-    @staticmethod
-    def float_(v: float) -> Arg:
-        return Arg(c_float(v), float(v))
-
-
-NULL = Arg("0")
-
-
-@dataclass(frozen=True)
-class KernelCall:
-    kernel: Kernel
-    args: tuple[Arg, ...]
-    result: str = ""  # the C lvalue that receives the return value (the loss)
-
-    def __post_init__(self) -> None:
-        if len(self.args) != len(self.kernel.params):
-            raise AssertionError(
-                f"{self.kernel.name}: {len(self.args)} arguments for {len(self.kernel.params)}"
-            )
-
-    def arg(self, name: str) -> Arg:
-        return self.args[self.kernel.index(name)]
-
-    @property
-    def text(self) -> str:
-        call = f"{self.kernel.name}({', '.join(a.text for a in self.args)});"
-        return f"{self.result} = {call}" if self.result else call
-
-
-@dataclass(frozen=True)
-class StepCalls:
-    """The kernel calls of one step of the training (or inference) graph."""
-
-    index: int
-    step: Step
-    comment: str
-    prof: str  # the MT_PROFILE id: <op kind>_<pass>
-    calls: tuple[KernelCall, ...]
-    note: str = ""  # a C comment instead of calls (a concat whose inputs are all in place)
-
-    @property
-    def lines(self) -> list[str]:
-        return [c.text for c in self.calls] or [self.note]
 
 
 @dataclass(frozen=True)
@@ -126,17 +66,19 @@ class LayerArrays:
         return out
 
 
-def profile_id(graph: ir.Graph, s: Step) -> str:
+def profile_id(graph: ir.Graph, s: Step, prec: Precision | None = None) -> str:
     """The id of a training step's kernel call for the MT_PROFILE hook: ``<op kind>_<pass>``, e.g.
-    ``conv2d_fw``, ``conv2d_bw_wgrad``, ``linear_update``, ``activation_mask``; ``loss``,
-    ``zone_pool_fw`` and ``zone_pool_bw`` for the loss steps."""
+    ``conv2d_fw``, ``conv2d_bw_wgrad``, ``linear_update``, ``activation_mask``, ``conv2d_fw_s8`` (an int8
+    forward, with ``prec``); ``loss``, ``zone_pool_fw``, ``zone_pool_bw``, ``quantize`` and ``dequantize``
+    for the steps of no op."""
     if s.action is Action.LOSS:
         return "loss"
     if s.action in (Action.QUANTIZE, Action.DEQUANTIZE):
         return s.action.value
     if s.action in (Action.ZONE_FW, Action.ZONE_BW):
         return f"zone_pool_{s.action.value.split('_')[1]}"
-    return f"{graph.node(s.node or '').op.kind}_{s.action.value}"
+    int8 = prec is not None and s.action is Action.FORWARD and prec.node_int8(s.node or "")
+    return f"{graph.node(s.node or '').op.kind}_{s.action.value}" + ("_s8" if int8 else "")
 
 
 def _comment(s: Step) -> str:
@@ -196,13 +138,6 @@ class Buffers:
         return sorted(self.macros.get(prefix, {}).values(), key=lambda m: (m["offset"], m["name"]))
 
 
-def bind(kern: Kernel, values: dict[str, Arg], result: str = "") -> KernelCall:
-    missing = [p.name for p in kern.params if p.name not in values]
-    if missing:
-        raise PlanError(f"no value for parameter(s) {', '.join(missing)} of {kern.name}")
-    return KernelCall(kern, tuple(values[p.name] for p in kern.params), result)
-
-
 class CallBuilder:
     """Binds the steps of a training graph to kernel calls."""
 
@@ -221,7 +156,8 @@ class CallBuilder:
         out = []
         for i, s in enumerate(steps):
             calls, note = self._calls(s, ap)
-            out.append(StepCalls(i, s, _comment(s), profile_id(self.g, s), tuple(calls), note))
+            prof = profile_id(self.g, s, self.tg.precision)
+            out.append(StepCalls(i, s, _comment(s), prof, tuple(calls), note))
         return out
 
     # -- dispatch -----------------------------------------------------------------------------------
@@ -430,13 +366,3 @@ class CallBuilder:
 
 def _range(begin: int, end: int) -> dict[str, Arg]:
     return {"co_begin": Arg.int_(begin), "co_end": Arg.int_(end)}
-
-
-def scratch_kernels(calls: list[StepCalls]) -> list[KernelCall]:
-    """The calls that take a scratch pointer (their scratch-size queries go into the generated C)."""
-    return [c for sc in calls for c in sc.calls if any(p.name == "scratch" for p in c.kernel.params)]
-
-
-def with_kernel(call: KernelCall, kern: Kernel, *extra: Arg) -> KernelCall:
-    """The same call of another kernel with the same leading parameters (a cluster version)."""
-    return replace(call, kernel=kern, args=(*call.args, *extra))

@@ -277,7 +277,7 @@ def step_macs(tg: TrainGraph) -> dict[str, int]:
     graph, plan = tg.graph, tg.plan
     out: dict[str, int] = {}
     for s in tg.steps:
-        pid = profile_id(graph, s)
+        pid = profile_id(graph, s, tg.precision)
         n = 0
         if s.node is not None:
             node = graph.node(s.node)
@@ -303,5 +303,9 @@ MAC_KINDS = ("conv2d_", "conv_transpose2d_", "linear_")
 
 
 def is_mac_id(pid: str) -> bool:
-    """Profile ids whose count is multiply-accumulates (conv/linear fw, bw_wgrad, bw_igrad)."""
-    return pid.startswith(MAC_KINDS) and pid.rsplit("_", 1)[-1] in ("fw", "wgrad", "igrad")
+    """Profile ids whose count is multiply-accumulates (conv/linear fw, fw_s8, bw_wgrad, bw_igrad)."""
+    return pid.startswith(MAC_KINDS) and pid.removesuffix("_s8").rsplit("_", 1)[-1] in (
+        "fw",
+        "wgrad",
+        "igrad",
+    )

@@ -26,7 +26,8 @@ from mcutrain.core.layout import c_ident, device_weight
 from mcutrain.core.op_table import entry
 from mcutrain.core.resources import resource_dir
 from mcutrain.emit.c_text import C_WARNINGS, c_array, c_float, c_int, c_int_array
-from mcutrain.emit.calls import Buffers, CallBuilder, LayerArrays, StepCalls, scratch_kernels
+from mcutrain.emit.call_records import StepCalls, scratch_kernels
+from mcutrain.emit.calls import Buffers, CallBuilder, LayerArrays
 from mcutrain.emit.output_dir import staged
 from mcutrain.emit.templates import template_env
 from mcutrain.train.derive import Action, TrainGraph

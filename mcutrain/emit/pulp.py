@@ -28,7 +28,7 @@ from mcutrain.boards.targets import Cluster, Target
 from mcutrain.core import ir
 from mcutrain.core.kernels import CLUSTER_ELEMENTWISE, CLUSTER_TILED, Param
 from mcutrain.core.units import F32, format_bytes
-from mcutrain.emit.calls import Arg, KernelCall, StepCalls, with_kernel
+from mcutrain.emit.call_records import Arg, KernelCall, StepCalls, with_kernel
 from mcutrain.train.derive import Step, TrainGraph
 from mcutrain.train.update_plan import PlanError
 

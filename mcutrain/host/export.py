@@ -299,8 +299,15 @@ def export(
     pf = read_plan(plan_path)
     graph = api.load(model, input_shape or pf.input_shape)
     plan = pf.plan
-    params = merge_params(graph, plan, Pulled.load(pulled))
-    if kind == "tflite":
+    planned = graph
+    if pf.ptq:  # the plan is for the float model's quantization: the same calibration gives the same graph
+        planned = api.quantize(graph, api.load_calibration(pf.ptq["calib"], graph, plan.loss).x)
+    params = merge_params(planned, plan, Pulled.load(pulled))
+    if kind == "tflite" and graph.quantized:  # a full-integer model: updated rows requantized
+        from mcutrain.host.export_int8 import export_tflite_int8
+
+        changed = export_tflite_int8(model, graph, plan, params, out)
+    elif kind == "tflite":  # float32 (also for int8 frozen layers of a quantized float model: unchanged)
         changed = export_tflite(model, graph, params, out)
     elif kind == "json":
         changed = sum(int((params[k] != graph.params[k]).sum()) for k in params)

@@ -39,6 +39,7 @@ class BufKind(str, enum.Enum):
     GRAD = "grad"  # gradient of an activation
     WGRAD = "wgrad"  # gradient of trainable weights and biases
     LOSS = "loss"  # zone-pooled prediction and its gradient
+    DEQUANTIZED = "dequantized"  # a saved int8 activation dequantized again for a backward step
     SCRATCH = "scratch"
 
 
@@ -158,7 +159,8 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     if not rg[pred]:
         raise PlanError("no updated layer lies on the path to the model output")
 
-    # which activations the backward pass reads (inputs: as the node reads them, after conversion)
+    # which activations the backward pass reads: an int8 input of a float layer stays saved as int8 and
+    # is dequantized again right before its backward (1 byte per element kept instead of 4)
     prec = assign(graph, plan)
     saved: set[str] = set()
     for n in nodes:
@@ -167,7 +169,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
         lu = plan.layer(n.name)
         need_in, need_out = _saved(n.op, lu.update is Update.WEIGHT)
         if need_in:
-            saved.add(converted_name(prec, n.inputs[0], prec.node_int8(n.name)))
+            saved.add(n.inputs[0])
         if need_out:
             saved.add(n.name)
 
@@ -241,6 +243,17 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                 if rg[i]:
                     grad_consumers[i] = grad_consumers.get(i, 0) + 1
 
+    def backward_input(n: ir.Node) -> str:
+        """The input of ``n`` as its backward reads it: an int8 input is dequantized again (once)."""
+        t = n.inputs[0]
+        if prec.node_int8(n.name) or not prec.tensor_int8(t):
+            return reads_of[n.name][0]
+        name = f"{t}__f32bw"
+        if name not in buffers:
+            add_buf(Buffer(name, graph.shapes[t], BufKind.DEQUANTIZED, math.prod(graph.shapes[t]) * F32))
+            steps.append(Step(Action.DEQUANTIZE, None, (t,), (name,)))
+        return name
+
     for n in reversed(nodes):
         if not rg[n.name]:
             continue
@@ -280,7 +293,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
             elif what == READS_OUTPUT:
                 reads = (g_out, n.name)
             elif what == READS_INPUT:
-                reads = (g_out, reads_of[n.name][0])
+                reads = (g_out, backward_input(n))
             acc = g_in in written
             elementwise = e.backward_in_place and not acc
             steps.append(
@@ -317,7 +330,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
                     )
                 )
                 writes.append(gb)
-            reads = (g_out, reads_of[n.name][0]) if lu.update is Update.WEIGHT else (g_out,)
+            reads = (g_out, backward_input(n)) if lu.update is Update.WEIGHT else (g_out,)
             steps.append(Step(Action.WGRAD, n.name, reads, tuple(writes)))
             if plan.batch == 1:
                 steps.append(Step(Action.UPDATE, n.name, tuple(writes), ()))

@@ -168,7 +168,7 @@ def _category(tg: TrainGraph, names: list[str]) -> str:
         return "gradients"
     if BufKind.MASK in kinds:
         return "relu_masks"
-    if kinds & {BufKind.GRAD, BufKind.LOSS}:
+    if kinds & {BufKind.GRAD, BufKind.LOSS, BufKind.DEQUANTIZED}:
         return "backward_working"
     if any(n in tg.saved for n in names):
         return "saved_activations"
