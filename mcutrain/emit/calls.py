@@ -34,7 +34,8 @@ _ACT = {
     ir.ActFn.TANH: "MT_ACT_TANH",
 }
 _CTYPES = {"f32": "float", "s8": "int8_t", "u8": "uint8_t"}
-#: The scratch pointer of kernels that need none (every kernel of the runtime today: docs/kernels.md).
+#: The scratch pointer of kernels that need none (every kernel of the runtime but the int8 conv2d, whose
+#: scratch is a buffer of its step: docs/kernels.md).
 NO_SCRATCH = "MT_NO_SCRATCH"
 
 
@@ -240,7 +241,7 @@ class CallBuilder:
         kern = spec.kernel(node.op)
         assert kern is not None, node.name
         consts = {k: Arg.int_(v) if isinstance(v, int) else Arg(v) for k, v in data.args.items()}
-        consts["scratch"] = Arg(NO_SCRATCH)
+        consts["scratch"] = B(s.writes[1]) if s.scratch_bytes else Arg(NO_SCRATCH)
         return [bind(kern, self._values(s, node, kern, spec.args, B, consts))], ""
 
     def _concat_s8(

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 from mcutrain.core import ir
+from mcutrain.core.int8_params import conv2d_s8_scratch_bytes
 from mcutrain.core.op_table import READS_INPUT, READS_MASK, READS_OUTPUT, entry
 from mcutrain.core.units import F32
 from mcutrain.train.precision import Precision, assign
@@ -202,7 +203,14 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     def forward(n: ir.Node, into: list[Step]) -> Step:
         reads = tuple(convert(i, prec.node_int8(n.name), into) for i in n.inputs)
         reads_of[n.name] = reads
-        return Step(Action.FORWARD, n.name, reads, (n.name,), inplace=entry(n.op).forward_in_place)
+        writes, nbytes = (n.name,), _s8_scratch(graph, n) if prec.node_int8(n.name) else 0
+        if nbytes:  # the kernel's working memory, alive during the step only (a second write)
+            name = f"{n.name}__scratch"
+            if name not in buffers:
+                add_buf(Buffer(name, (nbytes,), BufKind.SCRATCH, nbytes, node=n.name, dtype="s8"))
+            writes = (n.name, name)
+        inplace = entry(n.op).forward_in_place
+        return Step(Action.FORWARD, n.name, reads, writes, inplace=inplace, scratch_bytes=nbytes)
 
     for n in nodes:
         shape = graph.shapes[n.name]
@@ -351,6 +359,16 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     return TrainGraph(
         graph, plan, buffers, tuple(steps), tuple(infer), pred, frozenset(saved), prec, pred_f, infer_out
     )
+
+
+def _s8_scratch(graph: ir.Graph, n: ir.Node) -> int:
+    """Bytes of scratch the int8 forward of ``n`` takes (``mt_conv2d_fw_s8_scratch_bytes``: the working
+    memory of the Cortex-M DSP conv2d, the same on every target); 0 for the other int8 kernels."""
+    if not isinstance(n.op, ir.Conv2d):
+        return 0
+    dims = entry(n.op).dims
+    assert dims is not None
+    return conv2d_s8_scratch_bytes(dims.of(n.op, graph.in_shapes(n), graph.shapes[n.name]))
 
 
 def concat_slots(graph: ir.Graph, prec: Precision) -> dict[str, tuple[str, int]]:

@@ -3,9 +3,10 @@ mt_conv2d_dsp_s8.c, mt_dwconv_dsp_s8.c, mt_linear_s8.c; selected by mt_s8_dsp.h)
 
 One generated program with conv2d and linear cases chosen to reach every path: 1x1 convolutions (the word
 transpose of the column tiles) with and without channels in groups of 4 and positions in tiles of 4,
-general kernels (kernel width a multiple of 4: whole words of the input rows), strides, dilation,
-asymmetric padding, groups, depthwise 3-wide kernels of stride 1 and 2, heights 1 to 3 (taller: the
-reference), depth multipliers, planes narrower than a tile of 4, output-channel ranges, fused activations,
+general kernels (kernel width a multiple of 4: whole words of the input rows; up to 128 taps: gathered
+through a byte row; longer rows: tap by tap), strides, dilation, asymmetric padding, groups, depthwise
+3-wide kernels of stride 1 and 2, heights 1 to 3 (taller: the reference), depth multipliers, planes
+narrower than a tile of 4, output-channel ranges, fused activations,
 and per channel every requantization kind of mt_s8_dsp.h (FOLDED, FAST with right shifts of 23 to 31, WIDE
 with biases near 2^30 and 2^31, SLOW: no shift and left shifts), plus a weight row too long for the DSP
 path. Expected outputs come from the NumPy semantics (which test_int8_ops.py and test_int8_models.py hold
@@ -70,6 +71,7 @@ CONVS = (
     Conv("pointwise 64 taps", 64, 5, 1, ONE, ONE, NO_PAD, ONE, (5, 5), ((0, 5),), act="relu6"),
     Conv("words of 4 taps", 1, 9, 1, (10, 4), (2, 2), (4, 5, 1, 1), ONE, (21, 10), ((0, 4), (4, 9))),
     Conv("27 taps", 3, 8, 1, (3, 3), (2, 2), (0, 1, 0, 1), ONE, (12, 12), ((0, 8),), act="relu6"),
+    Conv("144 taps: no gather", 16, 5, 1, (3, 3), ONE, PAD1, ONE, (5, 6), ((0, 2), (2, 5))),
     Conv("dilated", 3, 5, 1, (3, 3), (2, 1), (1, 2, 0, 1), (1, 2), (9, 8), ((0, 2), (2, 5)), act="relu"),
     Conv("grouped", 6, 4, 2, (3, 2), (1, 2), (1, 0, 2, 1), ONE, (7, 9), ((0, 1), (1, 4))),
     Conv("depthwise", 8, 8, 8, (3, 3), ONE, PAD1, ONE, (7, 9), ((0, 3), (3, 8))),

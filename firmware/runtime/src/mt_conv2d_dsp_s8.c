@@ -7,7 +7,9 @@
  * of the group, mt_s8_gemm_row runs over the tiles: per group of 4 taps one LDRD of the weight pairs
  * (w0, w2), (w1, w3) (the pairs the tiles hold the columns' taps in), two LDMs of the 4 columns' pairs and
  * 8 SMLADs; then the 4 outputs' requantization (mt_s8_dsp.h) and one store. The first tile reads the
- * channel's int8 weight row and unpacks it (SXTB16) into int16 pairs in the scratch for the other tiles. */
+ * channel's int8 weight row and unpacks it (SXTB16) into int16 pairs in the scratch for the other tiles.
+ * Kernels of up to MT_S8_GATHER_TAPS taps whose width is not a multiple of 4 (3x3 over a few channels)
+ * gather each position's taps into a byte row on the stack and unpack its words. */
 #include "mt_s8_dsp.h"
 
 #if MT_S8_DSP
@@ -168,6 +170,70 @@ static void mt_s8_im2col_any(const mt_conv_geom_t *g, const int8_t *xg, int32_t 
     }
 }
 
+/* Weight rows of at most this many taps (rounded up to 4) gather their columns through a byte row on the
+ * stack (mt_s8_im2col_gather). */
+#define MT_S8_GATHER_TAPS 128
+
+/* Column c of a tile for output position p (as mt_s8_im2col_any), for kernels of at most
+ * MT_S8_GATHER_TAPS taps whose width is not a multiple of 4: the taps' bytes are gathered in order, the
+ * zero point for those outside the input (and past K), into a row whose words then unpack into the
+ * tile's pairs: 2 * (x - zp) is 0 for them, as the reference's missing taps. */
+static void __attribute__((noinline)) mt_s8_im2col_gather(const mt_conv_geom_t *g, const int8_t *xg,
+                                                          int32_t zp, int32_t p, uint32_t *tile, int32_t c)
+{
+    uint32_t buf[MT_S8_GATHER_TAPS / 4];
+    int8_t *lin = (int8_t *)(void *)buf;
+    /* locals: the byte stores below may alias anything, the geometry would be reloaded after each */
+    const int32_t kp = (g->K + 3) & ~3, kw = g->kw, dw = g->dw, kh = g->kh, cin = g->cin_g;
+    const int32_t rstep = g->dh * g->in_w, plane = g->plane;
+    const int8_t z = (int8_t)zp;
+    const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u;
+    const int32_t oy = p / g->out_w, ox = p - oy * g->out_w;
+    const int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
+    int32_t ky0, ky1, kx0, kx1;
+    mt_valid_range(iy0, g->dh, kh, g->in_h, &ky0, &ky1);
+    mt_valid_range(ix0, dw, kw, g->in_w, &kx0, &kx1);
+    const int32_t full = kx0 == 0 && kx1 == kw;
+    const int8_t *x0 = xg + iy0 * g->in_w + ix0;
+    int8_t *o = lin;
+    for (int32_t ci = 0; ci < cin; ++ci) {
+        const int8_t *row = x0 + ci * plane;
+        for (int32_t ky = 0; ky < kh; ++ky, row += rstep, o += kw) {
+            if (ky < ky0 || ky >= ky1) {
+                for (int32_t kx = 0; kx < kw; ++kx) {
+                    o[kx] = z;
+                }
+            } else if (full && kw == 3 && dw == 1) {
+                const int8_t r0 = row[0], r1 = row[1], r2 = row[2];
+                o[0] = r0;
+                o[1] = r1;
+                o[2] = r2;
+            } else if (full) {
+                for (int32_t kx = 0; kx < kw; ++kx) {
+                    o[kx] = row[kx * dw];
+                }
+            } else {
+                for (int32_t kx = 0; kx < kw; ++kx) {
+                    o[kx] = kx >= kx0 && kx < kx1 ? row[kx * dw] : z;
+                }
+            }
+        }
+    }
+    const int32_t tail = kp - (int32_t)(o - lin); /* 0..3 bytes (not a memset call) */
+    if (tail > 0) {
+        o[0] = z;
+    }
+    if (tail > 1) {
+        o[1] = z;
+    }
+    if (tail > 2) {
+        o[2] = z;
+    }
+    for (int32_t k = 0; k < kp; k += 4) {
+        mt_s8_pairs(buf[k >> 2], nz2, &tile[mt_s8_word(k >> 2, 0, c)], &tile[mt_s8_word(k >> 2, 1, c)]);
+    }
+}
+
 /* A tile of a 1x1 convolution (stride 1, no padding), 4 positions from xp: each input channel's 4 bytes
  * are one word; the pairs of channels (0, 2) and (1, 3) of each group of 4 become the tile's words. */
 static void mt_s8_im2col_1x1(const int8_t *xp, int32_t plane, int32_t cin, uint32_t nz2, uint32_t *tile)
@@ -199,8 +265,13 @@ static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, 
         mt_s8_im2col_1x1(xg + p0, g->plane, g->cin_g, (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u, tile);
         return;
     }
+    const int32_t gather = (g->kw & 3) != 0 && ((g->K + 3) & ~3) <= MT_S8_GATHER_TAPS;
     for (int32_t c = 0; c < 4; ++c) {
-        mt_s8_im2col_any(g, xg, zp, p0 + c < P ? p0 + c : -1, tile, c);
+        if (gather && p0 + c < P) {
+            mt_s8_im2col_gather(g, xg, zp, p0 + c, tile, c);
+        } else {
+            mt_s8_im2col_any(g, xg, zp, p0 + c < P ? p0 + c : -1, tile, c);
+        }
     }
 }
 
