@@ -198,6 +198,32 @@ def test_linear_double_product_at_near_ties(s8: S8Kernels) -> None:
     assert np.array_equal(got_c[ok], want[ok].astype(np.int8))
 
 
+def test_linear_double_product_fast_path_edges(s8: S8Kernels) -> None:
+    """mt_round_mul_f64 answers from a 32-bit truncated significand unless the product's fraction lies
+    within 2^-6 of a rounding boundary: products on both sides of those margins (and far from them),
+    accumulators of every magnitude, must give the double's answer."""
+    rng = np.random.default_rng(33)
+    accs, scales = [], []
+    fracs = (0.5, 0.5 + 2.0**-6, 0.5 - 2.0**-6, 0.5 + 2.0**-6 + 1e-9, 0.5 - 2.0**-6 - 1e-9, 0.0, 0.25, 0.999)
+    while len(accs) < 6000:
+        acc = int(2 ** rng.uniform(0, 31)) * (1 if rng.random() < 0.5 else -1)
+        if acc == 0:
+            continue
+        v = (int(rng.integers(-128, 127)) + fracs[len(accs) % len(fracs)]) * (1 if rng.random() < 0.5 else -1)
+        accs.append(acc)
+        scales.append(abs(v / acc) or 1e-3)
+    acc_a, sc = np.array(accs, dtype=np.int64), np.array(scales)
+    want = A.round_to_int(acc_a.astype(np.float64) * sc)
+    parts = [P.double_parts(s) for s in scales]
+    q = P.LinearQ8(0, 0, -128, 127, tuple(m for m, _ in parts), tuple(e for _, e in parts))
+    ok = (want >= -128) & (want <= 127)
+    assert ok.mean() > 0.9
+    dims = STRUCTS["mt_linear_dims_t"](in_features=1, out_features=len(accs))
+    x, w = np.zeros(1, np.int8), np.zeros((len(accs), 1), np.int8)  # acc = bias
+    got_c = s8.linear(dims, q, x, w, acc_a.astype(np.int32), [(0, len(accs))])
+    assert np.array_equal(got_c[ok], want[ok].astype(np.int8))
+
+
 def test_concat_requantization_table_matches_litert_uint8() -> None:
     """LiteRT refuses an int8 CONCATENATION whose inputs are quantized unlike its output; its uint8 kernel
     requantizes them (ConcatenationWithScaling). Our table implements that formula: checked on uint8."""

@@ -103,8 +103,14 @@
             : "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");          \
     }
 
+/* One per requantization kind (FAST, FOLDED with and without the activation's clamp, WIDE) and, but for
+ * WIDE, for weight rows of whole groups of 16 taps (_g4: no single groups) or any length. */
 MT_S8_GEMM_ROW(mt_s8_gemm_row, MT_S8_SUMS_ANY, MT_S8_OUT4)
-MT_S8_GEMM_ROW(mt_s8_gemm_row_folded, MT_S8_SUMS_G4, MT_S8_OUT4_FOLDED)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_g4, MT_S8_SUMS_G4, MT_S8_OUT4)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded, MT_S8_SUMS_ANY, MT_S8_OUT4_FOLDED)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_g4, MT_S8_SUMS_G4, MT_S8_OUT4_FOLDED)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_clamp, MT_S8_SUMS_ANY, MT_S8_OUT4_FOLDED MT_S8_CLAMP4)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_clamp_g4, MT_S8_SUMS_G4, MT_S8_OUT4_FOLDED MT_S8_CLAMP4)
 MT_S8_GEMM_ROW(mt_s8_gemm_row_wide, MT_S8_SUMS_ANY, MT_S8_OUT4_WIDE)
 
 /* The 4 sums of one tile in C (a SLOW channel), from the int16 weight row wq (g groups of 4 taps). */
@@ -203,6 +209,11 @@ static void __attribute__((noinline)) mt_s8_im2col_gather(const mt_conv_geom_t *
                 for (int32_t kx = 0; kx < kw; ++kx) {
                     o[kx] = z;
                 }
+            } else if (full && kw == 4 && dw == 1) {
+                mt_st32(o, mt_ld32(row));
+            } else if (full && kw == 8 && dw == 1) {
+                mt_st32(o, mt_ld32(row));
+                mt_st32(o + 4, mt_ld32(row + 4));
             } else if (full && kw == 3 && dw == 1) {
                 const int8_t r0 = row[0], r1 = row[1], r2 = row[2];
                 o[0] = r0;
@@ -265,7 +276,7 @@ static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, 
         mt_s8_im2col_1x1(xg + p0, g->plane, g->cin_g, (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u, tile);
         return;
     }
-    const int32_t gather = (g->kw & 3) != 0 && ((g->K + 3) & ~3) <= MT_S8_GATHER_TAPS;
+    const int32_t gather = ((g->K + 3) & ~3) <= MT_S8_GATHER_TAPS;
     for (int32_t c = 0; c < 4; ++c) {
         if (gather && p0 + c < P) {
             mt_s8_im2col_gather(g, xg, zp, p0 + c, tile, c);
@@ -318,11 +329,15 @@ static void mt_s8_gemm_tiles(mt_s8_chan_t *c, const uint32_t *tiles, int32_t ns,
         }
         return;
     }
-    void (*row)(mt_s8_chan_t *, const uint32_t *, int32_t) =
-        c->kind == MT_S8_WIDE
-            ? mt_s8_gemm_row_wide
-            : (c->kind == MT_S8_FOLDED && !c->clamp && c->g4 && !c->g1 ? mt_s8_gemm_row_folded
-                                                                       : mt_s8_gemm_row);
+    void (*row)(mt_s8_chan_t *, const uint32_t *, int32_t) = mt_s8_gemm_row_wide;
+    const int32_t g4 = c->g4 && !c->g1; /* the _g4 loops need at least one group of 16 and no rest */
+    if (c->kind == MT_S8_FAST) {
+        row = g4 ? mt_s8_gemm_row_g4 : mt_s8_gemm_row;
+    } else if (c->kind == MT_S8_FOLDED && c->clamp) {
+        row = g4 ? mt_s8_gemm_row_folded_clamp_g4 : mt_s8_gemm_row_folded_clamp;
+    } else if (c->kind == MT_S8_FOLDED) {
+        row = g4 ? mt_s8_gemm_row_folded_g4 : mt_s8_gemm_row_folded;
+    }
     if (whole) {
         c->end = tail;
         c->y = y;

@@ -13,6 +13,21 @@ static int32_t mt_round_mul_f64(int32_t acc, uint64_t mant, int32_t exp2)
         return 0;
     }
     const uint32_t u = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    /* Fast path. V = u * mant * 2^exp2 exactly, D its double rounding (|D - V| <= V 2^-53), the result
+     * floor(D + 1/2). a * 2^-s with a = u * (mant >> 21), s = -(exp2 + 21), is V truncated:
+     * V - V 2^-31 < a 2^-s <= V. Where r = floor(a 2^-s + 1/2) < 2^23 (so V < 2^23 (1 + 2^-30)) and
+     * the fraction f of a 2^-s + 1/2 keeps 2^-6 from 0 and from 1, D + 1/2 lies in
+     * (r + f - 2^-30, r + f + 2^-8 + 2^-30), inside (r, r + 1): floor(D + 1/2) = r. Else (about 3% of
+     * the outputs, and scales outside the shift range) the exact computation below. */
+    const int32_t s = -(exp2 + 21);
+    if (s >= 7 && s <= 62) {
+        const uint64_t a = (uint64_t)u * (uint32_t)(mant >> 21); /* < 2^63 */
+        const uint64_t t = a + ((uint64_t)1 << (s - 1));
+        const uint64_t r = t >> s, f = t & (((uint64_t)1 << s) - 1u), margin = (uint64_t)1 << (s - 6);
+        if (r < ((uint64_t)1 << 23) && f >= margin && f < ((uint64_t)1 << s) - margin) {
+            return acc < 0 ? -(int32_t)r : (int32_t)r;
+        }
+    }
     /* p = u * mant < 2^85, as hi * 2^64 + lo */
     const uint64_t p0 = (uint64_t)u * (uint32_t)mant;
     const uint64_t p1 = (uint64_t)u * (uint32_t)(mant >> 32);
@@ -92,30 +107,99 @@ void mt_linear_fw_s8_ref(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int
 
 #if MT_S8_DSP
 
-/* R (1 or 4) outputs from rows w .. w + (R-1)*n: each word of x unpacks to (x0, x2), (x1, x3) minus the
- * zero point once for the R rows, each weight word to the same pairs, two SMLADs per row and word. */
-static inline void mt_linear_rows_dsp(const int32_t R, const mt_linear_q8_t *q, int32_t r, int32_t n,
-                                      const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y)
+/* The sums of 4 weight rows over n4 words of x (assembly: every register is needed). */
+typedef struct {
+    const int8_t *x, *xend; /*  0,  4 */
+    const int8_t *w0, *w2;  /*  8, 12: rows 0 and 2; rows 1 and 3 at + n */
+    int32_t n;              /* 16 */
+    uint32_t zz;            /* 20: the input zero point in both halves */
+    int32_t a[4];           /* 24: the sums */
+} mt_linear_dot4_t;
+
+/* Per word of x: (x0, x2) and (x1, x3) minus the zero point (5 instructions), then per row one load, two
+ * SXTB16 and two SMLADs: 27 instructions per 16 MACs with the loop. */
+static void __attribute__((noinline)) mt_linear_dot4(mt_linear_dot4_t *s)
+{
+    register mt_linear_dot4_t *r0 __asm__("r0") = s;
+    __asm__ volatile("push {r0}\n\t"
+                     "ldrd r2, r3, [r0, #8]\n\t"
+                     "ldrd r4, r5, [r0, #16]\n\t"
+                     "ldrd r6, r7, [r0, #24]\n\t"
+                     "ldrd r8, r9, [r0, #32]\n\t"
+                     "ldrd r0, r1, [r0]\n\t"
+                     "1:\n\t"
+                     "ldr r12, [r0], #4\n\t"
+                     "sxtb16 r10, r12\n\t"
+                     "ssub16 r10, r10, r5\n\t"
+                     "sxtb16 r11, r12, ror #8\n\t"
+                     "ssub16 r11, r11, r5\n\t"
+                     "ldr r12, [r2, r4]\n\t"
+                     "sxtb16 lr, r12\n\t"
+                     "smlad r7, lr, r10, r7\n\t"
+                     "sxtb16 lr, r12, ror #8\n\t"
+                     "smlad r7, lr, r11, r7\n\t"
+                     "ldr r12, [r2], #4\n\t"
+                     "sxtb16 lr, r12\n\t"
+                     "smlad r6, lr, r10, r6\n\t"
+                     "sxtb16 lr, r12, ror #8\n\t"
+                     "smlad r6, lr, r11, r6\n\t"
+                     "ldr r12, [r3, r4]\n\t"
+                     "sxtb16 lr, r12\n\t"
+                     "smlad r9, lr, r10, r9\n\t"
+                     "sxtb16 lr, r12, ror #8\n\t"
+                     "smlad r9, lr, r11, r9\n\t"
+                     "ldr r12, [r3], #4\n\t"
+                     "sxtb16 lr, r12\n\t"
+                     "smlad r8, lr, r10, r8\n\t"
+                     "sxtb16 lr, r12, ror #8\n\t"
+                     "smlad r8, lr, r11, r8\n\t"
+                     "cmp r0, r1\n\t"
+                     "bne 1b\n\t"
+                     "pop {r0}\n\t"
+                     "strd r6, r7, [r0, #24]\n\t"
+                     "strd r8, r9, [r0, #32]\n\t"
+                     : "+r"(r0)
+                     :
+                     : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",
+                       "memory");
+}
+
+/* Four outputs from rows w .. w + 3n (mt_linear_dot4 over the whole words of x, then the rest). */
+static void mt_linear_rows4_dsp(const mt_linear_q8_t *q, int32_t r, int32_t n, const int8_t *x,
+                                const int8_t *w, const int32_t *b, int8_t *y)
+{
+    const int32_t n4 = n & ~3;
+    mt_linear_dot4_t s = {x,           x + n4, w, w + 2 * n, n, (uint32_t)(uint16_t)q->in_zp * 0x00010001u,
+                          {0, 0, 0, 0}};
+    if (n4) {
+        mt_linear_dot4(&s);
+    }
+    for (int32_t i = n4; i < n; ++i) {
+        const int32_t xi = (int32_t)x[i] - q->in_zp;
+        for (int32_t j = 0; j < 4; ++j) {
+            s.a[j] += (int32_t)w[j * n + i] * xi;
+        }
+    }
+    for (int32_t j = 0; j < 4; ++j) {
+        y[j] = mt_linear_out(q, r + j, s.a[j] + (b ? b[r + j] : 0));
+    }
+}
+
+/* One output from row w: two SMLADs per word of x and row. */
+static void mt_linear_row1_dsp(const mt_linear_q8_t *q, int32_t r, int32_t n, const int8_t *x,
+                               const int8_t *w, const int32_t *b, int8_t *y)
 {
     const uint32_t zz = (uint32_t)(uint16_t)q->in_zp * 0x00010001u;
-    int32_t acc[4] = {0, 0, 0, 0};
-    int32_t i = 0;
+    int32_t a0 = 0, i = 0;
     for (; i + 4 <= n; i += 4) {
-        const uint32_t xv = mt_ld32(x + i);
+        const uint32_t xv = mt_ld32(x + i), t = mt_ld32(w + i);
         const uint32_t xa = __ssub16(__sxtb16(xv), zz), xb = __ssub16(mt_sxtb16_ror8(xv), zz);
-        for (int32_t j = 0; j < R; ++j) {
-            const uint32_t t = mt_ld32(w + j * n + i);
-            acc[j] = __smlad(mt_sxtb16_ror8(t), xb, __smlad(__sxtb16(t), xa, acc[j]));
-        }
+        a0 = __smlad(mt_sxtb16_ror8(t), xb, __smlad(__sxtb16(t), xa, a0));
     }
     for (; i < n; ++i) {
-        for (int32_t j = 0; j < R; ++j) {
-            acc[j] += (int32_t)w[j * n + i] * ((int32_t)x[i] - q->in_zp);
-        }
+        a0 += (int32_t)w[i] * ((int32_t)x[i] - q->in_zp);
     }
-    for (int32_t j = 0; j < R; ++j) {
-        y[j] = mt_linear_out(q, r + j, acc[j] + (b ? b[r + j] : 0));
-    }
+    y[0] = mt_linear_out(q, r, a0 + (b ? b[r] : 0));
 }
 
 int32_t mt_linear_fw_s8_dsp(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int32_t co_begin,
@@ -124,10 +208,10 @@ int32_t mt_linear_fw_s8_dsp(const mt_linear_dims_t *d, const mt_linear_q8_t *q, 
     const int32_t n = d->in_features;
     int32_t o = co_begin;
     for (; o + 4 <= co_end; o += 4) {
-        mt_linear_rows_dsp(4, q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
+        mt_linear_rows4_dsp(q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
     }
     for (; o < co_end; ++o) {
-        mt_linear_rows_dsp(1, q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
+        mt_linear_row1_dsp(q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
     }
     return 1;
 }
