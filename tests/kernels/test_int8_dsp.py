@@ -4,7 +4,8 @@ mt_conv2d_dsp_s8.c, mt_dwconv_dsp_s8.c, mt_linear_s8.c; selected by mt_s8_dsp.h)
 One generated program with conv2d and linear cases chosen to reach every path: 1x1 convolutions (the word
 transpose of the column tiles) with and without channels in groups of 4 and positions in tiles of 4,
 general kernels (kernel width a multiple of 4: whole words of the input rows; up to 128 taps: gathered
-through a byte row; longer rows: tap by tap), strides, dilation, asymmetric padding, groups, depthwise
+through a byte row, of up to 64 taps 4 windows inside the input at once; longer rows: tap by tap), a last
+tile of one position, strides, dilation, asymmetric padding, groups, depthwise
 3-wide kernels of stride 1 and 2, heights 1 to 3 (taller: the reference), depth multipliers, planes
 narrower than a tile of 4, output-channel ranges, fused activations,
 and per channel every requantization kind of mt_s8_dsp.h (FOLDED, FAST with right shifts of 23 to 31, WIDE
@@ -86,6 +87,9 @@ CONVS = (
     Conv("kinds", 8, 15, 1, (3, 3), ONE, PAD1, ONE, (5, 6), ((0, 7), (7, 15)), "mixed"),
     Conv("kinds pointwise", 32, 15, 1, ONE, ONE, NO_PAD, ONE, (4, 5), ((0, 15),), "mixed", "relu"),
     Conv("kinds depthwise", 15, 15, 15, (3, 3), (2, 1), PAD1, ONE, (6, 9), ((0, 15),), "mixed"),
+    Conv("kinds, one position left", 16, 15, 1, ONE, ONE, NO_PAD, ONE, (3, 3), ((0, 15),), "mixed", "relu6"),
+    Conv("kinds gathered by 4", 5, 15, 1, (3, 3), ONE, PAD1, ONE, (6, 9), ((0, 4), (4, 15)), "mixed"),
+    Conv("one position left, 5 taps", 5, 4, 1, ONE, ONE, NO_PAD, ONE, (1, 5), ((0, 4),), act="relu"),
     Conv("wide sums", 512, 6, 1, ONE, ONE, NO_PAD, ONE, (2, 3), ((0, 6),), "wide", in_zp=-128),
     Conv("taps past the guard", 16448, 1, 1, ONE, ONE, NO_PAD, ONE, ONE, ((0, 1),), dsp=False),
 )

@@ -8,8 +8,9 @@
  * (w0, w2), (w1, w3) (the pairs the tiles hold the columns' taps in), two LDMs of the 4 columns' pairs and
  * 8 SMLADs; then the 4 outputs' requantization (mt_s8_dsp.h) and one store. The first tile reads the
  * channel's int8 weight row and unpacks it (SXTB16) into int16 pairs in the scratch for the other tiles.
- * Kernels of up to MT_S8_GATHER_TAPS taps whose width is not a multiple of 4 (3x3 over a few channels)
- * gather each position's taps into a byte row on the stack and unpack its words. */
+ * Other kernels of up to MT_S8_GATHER_TAPS taps (3x3 over a few channels, first layers) gather each
+ * position's taps into a byte row on the stack and unpack its words (up to MT_S8_GATHER4_TAPS, 4 positions
+ * of an output row at once); a last tile of one position is one column's dot product. */
 #include "mt_s8_dsp.h"
 
 #if MT_S8_DSP
@@ -181,7 +182,7 @@ static void mt_s8_im2col_any(const mt_conv_geom_t *g, const int8_t *xg, int32_t 
 #define MT_S8_GATHER_TAPS 128
 
 /* Column c of a tile for output position p (as mt_s8_im2col_any), for kernels of at most
- * MT_S8_GATHER_TAPS taps whose width is not a multiple of 4: the taps' bytes are gathered in order, the
+ * MT_S8_GATHER_TAPS taps: the taps' bytes are gathered in order, the
  * zero point for those outside the input (and past K), into a row whose words then unpack into the
  * tile's pairs: 2 * (x - zp) is 0 for them, as the reference's missing taps. */
 static void __attribute__((noinline)) mt_s8_im2col_gather(const mt_conv_geom_t *g, const int8_t *xg,
@@ -245,6 +246,63 @@ static void __attribute__((noinline)) mt_s8_im2col_gather(const mt_conv_geom_t *
     }
 }
 
+/* Weight rows of at most this many taps (rounded up to 4) build the tiles of 4 positions inside the input
+ * and in one output row at once (mt_s8_im2col_gather4; 4 byte rows of this size on the stack). */
+#define MT_S8_GATHER4_TAPS 64
+
+/* The tile of positions p0 .. p0+3 of one output row whose windows lie inside the input, x0 the first
+ * window's top-left input byte (the next ones sw bytes further): each window's taps are gathered into its
+ * byte row, the rows then unpacked into the tile's pairs (as mt_s8_im2col_gather, without its bounds). */
+static void __attribute__((noinline))
+mt_s8_im2col_gather4(const mt_conv_geom_t *g, const int8_t *x0, int32_t zp, uint32_t *tile)
+{
+    uint32_t buf[MT_S8_GATHER4_TAPS]; /* 4 rows of MT_S8_GATHER4_TAPS bytes */
+    int8_t *lin = (int8_t *)(void *)buf;
+    const int32_t kp = (g->K + 3) & ~3, kw = g->kw, dw = g->dw, kh = g->kh, cin = g->cin_g, sw = g->sw;
+    const int32_t rstep = g->dh * g->in_w, plane = g->plane, K = g->K;
+    const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u;
+    int8_t *o = lin;
+    for (int32_t ci = 0; ci < cin; ++ci) {
+        const int8_t *row = x0 + ci * plane;
+        for (int32_t ky = 0; ky < kh; ++ky, row += rstep, o += kw) {
+            if (kw == 3 && dw == 1) {
+                for (int32_t c = 0; c < 4; ++c) {
+                    const int8_t *r = row + c * sw;
+                    int8_t *d = o + c * MT_S8_GATHER4_TAPS;
+                    const int8_t r0 = r[0], r1 = r[1], r2 = r[2];
+                    d[0] = r0;
+                    d[1] = r1;
+                    d[2] = r2;
+                }
+            } else {
+                for (int32_t c = 0; c < 4; ++c) {
+                    for (int32_t kx = 0; kx < kw; ++kx) {
+                        o[c * MT_S8_GATHER4_TAPS + kx] = row[c * sw + kx * dw];
+                    }
+                }
+            }
+        }
+    }
+    for (int32_t c = 0; c < 4; ++c) { /* 0..3 taps past K: the zero point (not a memset call) */
+        int8_t *d = lin + c * MT_S8_GATHER4_TAPS;
+        if (K < kp) {
+            d[K] = (int8_t)zp;
+        }
+        if (K + 1 < kp) {
+            d[K + 1] = (int8_t)zp;
+        }
+        if (K + 2 < kp) {
+            d[K + 2] = (int8_t)zp;
+        }
+    }
+    for (int32_t c = 0; c < 4; ++c) { /* group k / 4 of column c: words 8 (k / 4) + c and + 4 */
+        const uint32_t *src = buf + c * (MT_S8_GATHER4_TAPS / 4), *end = src + kp / 4;
+        for (uint32_t *t = tile + c; src != end; ++src, t += 8) {
+            mt_s8_pairs(*src, nz2, &t[0], &t[4]);
+        }
+    }
+}
+
 /* A tile of a 1x1 convolution (stride 1, no padding), 4 positions from xp: each input channel's 4 bytes
  * are one word; the pairs of channels (0, 2) and (1, 3) of each group of 4 become the tile's words. */
 static void mt_s8_im2col_1x1(const int8_t *xp, int32_t plane, int32_t cin, uint32_t nz2, uint32_t *tile)
@@ -277,6 +335,15 @@ static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, 
         return;
     }
     const int32_t gather = ((g->K + 3) & ~3) <= MT_S8_GATHER_TAPS;
+    if (((g->K + 3) & ~3) <= MT_S8_GATHER4_TAPS && p0 + 4 <= P) { /* 4 windows inside the input, one row */
+        const int32_t oy = p0 / g->out_w, ox = p0 - oy * g->out_w;
+        const int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
+        if (ox + 4 <= g->out_w && iy0 >= 0 && iy0 + (g->kh - 1) * g->dh < g->in_h && ix0 >= 0 &&
+            ix0 + 3 * g->sw + (g->kw - 1) * g->dw < g->in_w) {
+            mt_s8_im2col_gather4(g, xg + iy0 * g->in_w + ix0, zp, tile);
+            return;
+        }
+    }
     for (int32_t c = 0; c < 4; ++c) {
         if (gather && p0 + c < P) {
             mt_s8_im2col_gather(g, xg, zp, p0 + c, tile, c);
@@ -344,7 +411,22 @@ static void mt_s8_gemm_tiles(mt_s8_chan_t *c, const uint32_t *tiles, int32_t ns,
         row(c, tiles, unpack);
         unpack = 0;
     }
-    if (whole < ns) { /* a last tile of 1..3 positions: its 4 outputs, the first ones kept */
+    if (whole + 1 == ns) { /* a last tile of one position: its column alone, 2 SMLADs per 4 taps */
+        const uint32_t *t = tail, *end = tail + 2 * kp;
+        int32_t a = c->b2;
+        if (unpack) { /* the int8 row (taps a multiple of 4) */
+            for (const int8_t *w8 = c->w8; t != end; t += 8, w8 += 4) {
+                const uint32_t u = mt_ld32(w8);
+                a = __smlad(mt_sxtb16_ror8(u), t[4], __smlad(__sxtb16(u), t[0], a));
+            }
+        } else {
+            for (const uint32_t *wq = c->wq; t != end; t += 8, wq += 2) {
+                a = __smlad(wq[1], t[4], __smlad(wq[0], t[0], a));
+            }
+        }
+        const int32_t v = mt_s8_out(a, c), lo = (int8_t)c->lo4, hi = (int8_t)c->hi4;
+        y[whole] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+    } else if (whole < ns) { /* a last tile of 2 or 3 positions: its 4 outputs, the first ones kept */
         uint32_t out;
         c->end = tail + 2 * kp;
         c->y = (int8_t *)(void *)&out;
