@@ -4,7 +4,8 @@ tests/emulator/programs/kernel_check.c runs every pass of the conv2d and linear 
 kernel sets select (board.toml ``kernels``: the Cortex-M set on M4F/M7, plus Helium on the M55) and of the
 portable kernels on the same data, over the geometries of the host golden tests (tests/kernels: the
 portable conv2d cases and the Cortex-M block-boundary cases) and the linear cases, and exits with 1 when
-a result differs by more than KC_TOL relative to the largest portable value. This checks what the host
+a result differs by more than KC_TOL relative to the largest portable value; SGD, ReLU and 2x2 max pooling
+(the elementwise kernels of the Cortex-M set) must give the same bits, NaN and -0 included. This checks what the host
 tests cannot: the inline assembly and intrinsics of the steps, compiled for each CPU. It also prints the
 instructions of both per pass.
 """
@@ -108,5 +109,5 @@ def test_optimized_kernels_match_the_portable_ones(run) -> None:
     lines = re.findall(r"^(ok|FAIL) (\S+) (\S+): rel (\S+)", r.stdout, re.MULTILINE)
     failed = [ln for ln in lines if ln[0] == "FAIL"]
     assert r.exit_code == 0 and not failed, f"{target.name}: {failed or r.stdout[-2000:]}"
-    n_cases = len(CONV2D_CASES + CM_CASES) * 6 + len(LINEAR_CASES + CM_LINEAR_CASES) * 4
+    n_cases = len(CONV2D_CASES + CM_CASES) * 6 + len(LINEAR_CASES + CM_LINEAR_CASES) * 4 + 2 * 5 + 2 * 3
     assert len(lines) == n_cases, r.stdout[-2000:]

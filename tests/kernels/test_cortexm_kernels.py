@@ -3,7 +3,8 @@
 The library is built from the portable kernels and the Cortex-M ones with the golden tests' host flags;
 there the register-blocked steps run as their C models (mt_cortexm_steps.c), so these tests check the
 blocking, the lanes, the edge classes, the overlapping last blocks and the fallbacks; the steps' inline
-assembly is checked on the boards (tests/emulator/test_kernel_check.py). Each ``mt_<op>_<pass>_cortexm_f32``
+assembly, and the elementwise kernels (plain portable calls on the host), are checked on the boards
+(tests/emulator/test_kernel_check.py). Each ``mt_<op>_<pass>_cortexm_f32``
 stands in for the portable ``mt_<op>_<pass>_f32`` and goes through the golden tests of test_conv.py and
 test_dense.py (same checks, same tolerances) over the portable cases plus shapes that cross the kernels'
 block boundaries. The same Cortex-M sources also build for Cortex-M4F, M7 and M55 with -Werror, and are
@@ -13,6 +14,7 @@ clang-formatted.
 from __future__ import annotations
 
 import ctypes as C
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,9 +46,25 @@ from .test_conv import (  # noqa: F401  (the golden tests, run here over the Cor
 )
 from .test_dense import LINEAR_CASES
 from .test_dense import test_linear as _test_linear
+from .test_elementwise import (  # noqa: F401  (over the Cortex-M activation kernels)
+    test_activation_boundaries_exact,
+    test_activation_bw_from_output,
+    test_activation_fw,
+    test_activation_propagates_nan_like_torch,
+)
+from .test_loss_optim import test_optimizer  # noqa: F401
+from .test_pool_resample import test_max_pool2d  # noqa: F401
 
 CORTEXM = RUNTIME / "cortexm"
-OPS = {"conv2d": ("fw", "bw_wgrad", "bw_igrad"), "linear": ("fw", "bw_wgrad", "bw_igrad")}
+#: portable kernel -> its Cortex-M version (what mt_cortexm_select.h selects)
+SELECTED = {
+    f"mt_{op}_{ps}_f32": f"mt_{op}_{ps}_cortexm_f32"
+    for op in ("conv2d", "linear")
+    for ps in ("fw", "bw_wgrad", "bw_igrad")
+} | {
+    f"mt_{name}_f32": f"mt_{name}_cortexm_f32"
+    for name in ("sgd", "activation_fw", "activation_bw", "max_pool2d_fw", "max_pool2d_bw_igrad")
+}
 #: Cortex-M targets of the set: CPU flags (the portable M4F flags with the CPU swapped).
 CPUS = {
     "cortex-m4": CM4F_FLAGS,
@@ -107,11 +125,10 @@ def build_cortexm(out_dir: Path) -> Path:
 def kernels(tmp_path_factory: pytest.TempPathFactory) -> Kernels:
     """The Cortex-M kernels under the portable names, so that the golden tests call them."""
     k = Kernels(build_cortexm(tmp_path_factory.mktemp("mt_cortexm")))
-    for op, passes in OPS.items():
-        for ps in passes:
-            fn = getattr(k.lib, f"mt_{op}_{ps}_cortexm_f32")
-            fn.restype, fn.argtypes = PROTOTYPES[f"mt_{op}_{ps}_f32"]
-            setattr(k, f"mt_{op}_{ps}_f32", fn)
+    for name, cm in SELECTED.items():
+        fn = getattr(k.lib, cm)
+        fn.restype, fn.argtypes = PROTOTYPES[name]
+        setattr(k, name, fn)
     return k
 
 
@@ -133,11 +150,13 @@ def test_linear(kernels, name, nin, nout, ranges, seed):
 
 
 def test_cortexm_kernels_are_the_ones_tested(kernels: Kernels) -> None:
-    for op, passes in OPS.items():
-        for ps in passes:
-            cm = C.cast(getattr(kernels.lib, f"mt_{op}_{ps}_cortexm_f32"), C.c_void_p).value
-            assert C.cast(getattr(kernels, f"mt_{op}_{ps}_f32"), C.c_void_p).value == cm
-            assert C.cast(getattr(kernels.lib, f"mt_{op}_{ps}_f32"), C.c_void_p).value != cm
+    """The golden tests above call the Cortex-M entry points: every one that mt_cortexm_select.h selects."""
+    select = (CORTEXM / "mt_cortexm_select.h").read_text()
+    assert dict(re.findall(r"#define (mt_\w+_f32)\s+(mt_\w+_cortexm_f32)", select)) == SELECTED
+    for name, cm in SELECTED.items():
+        addr = C.cast(getattr(kernels.lib, cm), C.c_void_p).value
+        assert C.cast(getattr(kernels, name), C.c_void_p).value == addr
+        assert C.cast(getattr(kernels.lib, name), C.c_void_p).value != addr
 
 
 def test_forward_is_the_portable_floats(kernels: Kernels) -> None:

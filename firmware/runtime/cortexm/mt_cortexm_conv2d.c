@@ -82,15 +82,12 @@ MT_CM_INLINE void put_block(const float a[16], float *r, int32_t stride, int32_t
 #undef MT_CM_PUT
         return;
     }
-    float t[16];
-#define MT_CM_SAVE(l, j) t[4 * (l) + (j)] = a[4 * (l) + (j)];
-    MT_CM_EACH16(MT_CM_SAVE)
-#undef MT_CM_SAVE
-    for (int32_t l = 0; l < nl; ++l) {
-        for (int32_t j = j0; j < j1; ++j) {
-            r[l * stride + j] = add ? r[l * stride + j] + t[4 * l + j] : t[4 * l + j];
-        }
+#define MT_CM_PUT_IF(l, j)                                                                     \
+    if ((l) < nl && (j) >= j0 && (j) < j1) {                                                   \
+        r[(l)*stride + (j)] = add ? r[(l)*stride + (j)] + a[4 * (l) + (j)] : a[4 * (l) + (j)]; \
     }
+    MT_CM_EACH16(MT_CM_PUT_IF)
+#undef MT_CM_PUT_IF
 }
 
 /* Lane pointers: base + l * stride for l < n, then repeats of lane n - 1. */
@@ -208,10 +205,13 @@ MT_CM_INLINE void fw_segment(const fw_lanes_t *c, int32_t kw, int32_t sw, int32_
     }
 }
 
-#define MT_CM_FW_VARIANT(name, kw, sw, edge)                                          \
-    static MT_CM_NOINLINE void name(const fw_lanes_t *c, int32_t oy, const seg_t *sg) \
-    {                                                                                 \
-        fw_segment(c, kw, sw, edge, oy, sg);                                          \
+/* the segment's blocks in every output row */
+#define MT_CM_FW_VARIANT(name, kw, sw, edge)                              \
+    static MT_CM_NOINLINE void name(const fw_lanes_t *c, const seg_t *sg) \
+    {                                                                     \
+        for (int32_t oy = 0; oy < c->g->out_h; ++oy) {                    \
+            fw_segment(c, kw, sw, edge, oy, sg);                          \
+        }                                                                 \
     }
 MT_CM_FW_VARIANT(fw_k3s1_none, 3, 1, MT_EDGE_NONE)
 MT_CM_FW_VARIANT(fw_k3s1_left, 3, 1, MT_EDGE_LEFT)
@@ -226,39 +226,39 @@ MT_CM_FW_VARIANT(fw_k1s1_copy, 1, 1, MT_EDGE_COPY)
 MT_CM_FW_VARIANT(fw_k1s2_none, 1, 2, MT_EDGE_NONE)
 MT_CM_FW_VARIANT(fw_k1s2_copy, 1, 2, MT_EDGE_COPY)
 
-static void fw_dispatch(const fw_lanes_t *c, int32_t oy, const seg_t *sg)
+static void fw_dispatch(const fw_lanes_t *c, const seg_t *sg)
 {
     const int32_t kw = c->g->kw, sw = c->g->sw, e = sg->edge;
     if (kw == 3 && sw == 1) {
         if (e == MT_EDGE_NONE) {
-            fw_k3s1_none(c, oy, sg);
+            fw_k3s1_none(c, sg);
         } else if (e == MT_EDGE_LEFT) {
-            fw_k3s1_left(c, oy, sg);
+            fw_k3s1_left(c, sg);
         } else if (e == MT_EDGE_RIGHT) {
-            fw_k3s1_right(c, oy, sg);
+            fw_k3s1_right(c, sg);
         } else {
-            fw_k3s1_copy(c, oy, sg);
+            fw_k3s1_copy(c, sg);
         }
     } else if (kw == 3) {
         if (e == MT_EDGE_NONE) {
-            fw_k3s2_none(c, oy, sg);
+            fw_k3s2_none(c, sg);
         } else if (e == MT_EDGE_LEFT) {
-            fw_k3s2_left(c, oy, sg);
+            fw_k3s2_left(c, sg);
         } else if (e == MT_EDGE_RIGHT) {
-            fw_k3s2_right(c, oy, sg);
+            fw_k3s2_right(c, sg);
         } else {
-            fw_k3s2_copy(c, oy, sg);
+            fw_k3s2_copy(c, sg);
         }
     } else if (sw == 1) {
         if (e == MT_EDGE_NONE) {
-            fw_k1s1_none(c, oy, sg);
+            fw_k1s1_none(c, sg);
         } else {
-            fw_k1s1_copy(c, oy, sg);
+            fw_k1s1_copy(c, sg);
         }
     } else if (e == MT_EDGE_NONE) {
-        fw_k1s2_none(c, oy, sg);
+        fw_k1s2_none(c, sg);
     } else {
-        fw_k1s2_copy(c, oy, sg);
+        fw_k1s2_copy(c, sg);
     }
 }
 
@@ -283,10 +283,8 @@ void mt_conv2d_fw_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32
             c.b[l] = b != NULL ? b[co - co_begin + min_i32(l, c.nl - 1)] : 0.0f;
         }
         c.y = y + co * g.oplane;
-        for (int32_t oy = 0; oy < g.out_h; ++oy) {
-            for (int32_t s = 0; s < ns; ++s) {
-                fw_dispatch(&c, oy, &segs[s]);
-            }
+        for (int32_t s = 0; s < ns; ++s) {
+            fw_dispatch(&c, &segs[s]);
         }
     }
 }
@@ -397,62 +395,112 @@ MT_CM_INLINE void igrad_s2_step(float a[16], const float *p, int32_t edge, int32
 #endif
 }
 
-/* Input-gradient row iy, stride 2: blocks of 4 columns from ix0 = -(pad_left & 1) (so that ix0 + pad_left
- * is even: columns ix0 and ix0 + 2 take the even kernel columns, ix0 + 1 and ix0 + 3 the odd one) read the
- * output-gradient columns m - 1 .. m + 1, m = (ix0 + pad_left) / 2. The kernel rows ky that reach row iy
- * (iy + pad_top - ky*dh even, its output row inside) come in steps of kstep. */
-static MT_CM_NOINLINE void igrad_s2_row(const ig_lanes_t *c, int32_t iy)
+/* The kernel rows of an input-gradient row iy at stride 2: ky = k0, k0 + kstep, ... (nky of them) reach it
+ * (iy + pad_top - ky*dh even, its output row inside); rows of gy from g0 down by rstep, weights from k0. */
+typedef struct {
+    int32_t iy, k0, kstep, nky;
+    const float *g0;
+} s2_row_t;
+
+/* The block of 4 input-gradient columns from ix0 (ix0 + pad_left even: columns ix0 and ix0 + 2 take the
+ * even kernel columns, ix0 + 1 and ix0 + 3 the odd one) of row r: it reads output-gradient columns
+ * m - 1 .. m + 1, m = (ix0 + pad_left) / 2 (kw and edge constants at the call sites). */
+MT_CM_INLINE void igrad_s2_block(const ig_lanes_t *c, const s2_row_t *r, int32_t ix0, int32_t kw,
+                                 int32_t edge)
 {
     const mt_conv_geom_t *g = c->g;
-    const int32_t kw = g->kw;
-    int32_t k0 = 0, kstep = 1, ky1 = g->kh;
+    const int32_t out_w = g->out_w, oplane = g->oplane, nco = c->nco, nky = r->nky; /* locals: see fw */
+    const int32_t rstep = r->kstep * g->dh / 2 * out_w, m = (ix0 + g->pl) / 2;
+    const int32_t wgap = (r->kstep - 1) * kw, wskip = g->K - nky * r->kstep * kw;
+    const int32_t k0 = r->k0 * kw;
+    const float *w[4] = {c->w[0] + k0, c->w[1] + k0, c->w[2] + k0, c->w[3] + k0};
+    float a[16], tmp[3];
+#define MT_CM_ZERO(l, j) a[4 * (l) + (j)] = 0.0f;
+    MT_CM_EACH16(MT_CM_ZERO)
+#undef MT_CM_ZERO
+    const float *gc = r->g0;
+    for (int32_t co = 0; co < nco; ++co, gc += oplane) {
+        const float *row = gc;
+        for (int32_t k = 0; k < nky; ++k, row -= rstep) {
+            igrad_s2_step(a, mt_span_of(edge, row, m - 1, 3, out_w, tmp), edge, kw, w);
+            if (wgap) {
+                w[0] += wgap;
+                w[1] += wgap;
+                w[2] += wgap;
+                w[3] += wgap;
+            }
+        }
+        w[0] += wskip;
+        w[1] += wskip;
+        w[2] += wskip;
+        w[3] += wskip;
+    }
+    const int32_t j0 = ix0 < 0 ? -ix0 : 0;
+    put_block(a, c->gx + r->iy * g->in_w + ix0, g->plane, c->nl, j0, min_i32(4, g->in_w - ix0), 1);
+}
+
+#define MT_CM_IG2_VARIANT(name, kw, edge)                                                \
+    static MT_CM_NOINLINE void name(const ig_lanes_t *c, const s2_row_t *r, int32_t ix0) \
+    {                                                                                    \
+        igrad_s2_block(c, r, ix0, kw, edge);                                             \
+    }
+MT_CM_IG2_VARIANT(ig2_k3_none, 3, MT_EDGE_NONE)
+MT_CM_IG2_VARIANT(ig2_k3_left, 3, MT_EDGE_LEFT)
+MT_CM_IG2_VARIANT(ig2_k3_right, 3, MT_EDGE_RIGHT)
+MT_CM_IG2_VARIANT(ig2_k3_copy, 3, MT_EDGE_COPY)
+MT_CM_IG2_VARIANT(ig2_k1_none, 1, MT_EDGE_NONE)
+MT_CM_IG2_VARIANT(ig2_k1_left, 1, MT_EDGE_LEFT)
+MT_CM_IG2_VARIANT(ig2_k1_right, 1, MT_EDGE_RIGHT)
+MT_CM_IG2_VARIANT(ig2_k1_copy, 1, MT_EDGE_COPY)
+
+/* Input-gradient row iy at stride 2, in blocks of 4 columns from ix0 = -(pad_left & 1). */
+static void igrad_s2_row(const ig_lanes_t *c, int32_t iy)
+{
+    const mt_conv_geom_t *g = c->g;
+    s2_row_t r;
+    r.iy = iy;
+    r.k0 = 0;
+    r.kstep = 1;
+    int32_t ky1 = g->kh;
     if (g->dh % 2) { /* the parity of ky is fixed */
-        k0 = (iy + g->pt) & 1;
-        kstep = 2;
+        r.k0 = (iy + g->pt) & 1;
+        r.kstep = 2;
     } else if ((iy + g->pt) & 1) {
         return;
     }
     /* output row (iy + pt - ky*dh) / 2 inside [0, out_h) */
-    while (k0 < ky1 && iy + g->pt - k0 * g->dh >= 2 * g->out_h) {
-        k0 += kstep;
+    while (r.k0 < ky1 && iy + g->pt - r.k0 * g->dh >= 2 * g->out_h) {
+        r.k0 += r.kstep;
     }
-    while (ky1 > k0 && iy + g->pt - (ky1 - 1) * g->dh < 0) {
+    while (ky1 > r.k0 && iy + g->pt - (ky1 - 1) * g->dh < 0) {
         --ky1;
     }
-    if (k0 >= ky1) {
+    if (r.k0 >= ky1) {
         return;
     }
-    const int32_t out_w = g->out_w, oplane = g->oplane, nco = c->nco; /* locals: see fw_segment */
-    const int32_t nky = (ky1 - k0 + kstep - 1) / kstep, rstep = kstep * g->dh / 2 * out_w;
-    const int32_t wgap = (kstep - 1) * kw, wskip = g->K - nky * kstep * kw;
-    const float *g0 = c->gy + (iy + g->pt - k0 * g->dh) / 2 * g->out_w;
-    float tmp[3];
+    r.nky = (ky1 - r.k0 + r.kstep - 1) / r.kstep;
+    r.g0 = c->gy + (iy + g->pt - r.k0 * g->dh) / 2 * g->out_w;
     for (int32_t ix0 = -(g->pl & 1); ix0 < g->in_w; ix0 += 4) {
-        const int32_t m = (ix0 + g->pl) / 2, edge = mt_edge_of(m - 1, 3, out_w);
-        const float *w[4] = {c->w[0] + k0 * kw, c->w[1] + k0 * kw, c->w[2] + k0 * kw, c->w[3] + k0 * kw};
-        float a[16];
-#define MT_CM_ZERO(l, j) a[4 * (l) + (j)] = 0.0f;
-        MT_CM_EACH16(MT_CM_ZERO)
-#undef MT_CM_ZERO
-        const float *gc = g0;
-        for (int32_t co = 0; co < nco; ++co, gc += oplane) {
-            const float *row = gc;
-            for (int32_t k = 0; k < nky; ++k, row -= rstep) {
-                igrad_s2_step(a, mt_span_of(edge, row, m - 1, 3, out_w, tmp), edge, kw, w);
-                if (wgap) {
-                    w[0] += wgap;
-                    w[1] += wgap;
-                    w[2] += wgap;
-                    w[3] += wgap;
-                }
+        const int32_t e = mt_edge_of((ix0 + g->pl) / 2 - 1, 3, g->out_w);
+        if (g->kw == 3) {
+            if (e == MT_EDGE_NONE) {
+                ig2_k3_none(c, &r, ix0);
+            } else if (e == MT_EDGE_LEFT) {
+                ig2_k3_left(c, &r, ix0);
+            } else if (e == MT_EDGE_RIGHT) {
+                ig2_k3_right(c, &r, ix0);
+            } else {
+                ig2_k3_copy(c, &r, ix0);
             }
-            w[0] += wskip;
-            w[1] += wskip;
-            w[2] += wskip;
-            w[3] += wskip;
+        } else if (e == MT_EDGE_NONE) {
+            ig2_k1_none(c, &r, ix0);
+        } else if (e == MT_EDGE_LEFT) {
+            ig2_k1_left(c, &r, ix0);
+        } else if (e == MT_EDGE_RIGHT) {
+            ig2_k1_right(c, &r, ix0);
+        } else {
+            ig2_k1_copy(c, &r, ix0);
         }
-        const int32_t j0 = ix0 < 0 ? -ix0 : 0;
-        put_block(a, c->gx + iy * g->in_w + ix0, g->plane, c->nl, j0, min_i32(4, g->in_w - ix0), 1);
     }
 }
 
@@ -496,46 +544,49 @@ void mt_conv2d_bw_igrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin,
 
 /* ---- weight gradient --------------------------------------------------------------------------- */
 
-/* The weight-gradient step: npx (4 or 1) pixels, kernel width kw (3 or 1), input stride s. */
+/* The weight-gradient step: npx (4, 2 or 1) pixels, kernel width kw (3 or 1), input stride s. */
 MT_CM_INLINE void wgrad_step(float a[12], const float *p, int32_t edge, int32_t kw, int32_t s, int32_t npx,
                              const float *gl[4])
 {
 #if MT_CM_ASM
-    if (edge == MT_EDGE_COPY) {
-        edge = MT_EDGE_NONE;
-    }
 #define MT_CM_WG(acc, LANE, LOAD, ...) \
     MT_CM_STEP(acc, MT_CM_STEP_TEXT(LANE, LOAD, __VA_ARGS__), a, p, gl, MT_CM_CLOB_G)
-    if (kw == 3 && npx == 1) {
-        if (edge == MT_EDGE_NONE) {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3P1, MT_CM_G1, MT_CM_X3_NONE);
-        } else if (edge == MT_EDGE_LEFT) {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3P1, MT_CM_G1, MT_CM_X3_LEFT);
+    if (kw == 1) {
+        if (npx == 1) {
+            MT_CM_WG(MT_CM_ACC2, MT_CM_WG1P1, MT_CM_G1, MT_CM_X1_NONE);
+        } else if (npx == 2 && s == 1) {
+            MT_CM_WG(MT_CM_ACC2, MT_CM_WG1S1P2, MT_CM_G2, MT_CM_X2_NONE);
+        } else if (npx == 2) {
+            MT_CM_WG(MT_CM_ACC2, MT_CM_WG1S2P2, MT_CM_G2, MT_CM_X3_NONE);
+        } else if (s == 1) {
+            MT_CM_WG(MT_CM_ACC2, MT_CM_WG1S1, MT_CM_G4, MT_CM_X4_NONE);
         } else {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3P1, MT_CM_G1, MT_CM_X3_RIGHT);
-        }
-    } else if (kw == 3 && s == 1) {
-        if (edge == MT_EDGE_NONE) {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S1, MT_CM_G4, MT_CM_X6_NONE);
-        } else if (edge == MT_EDGE_LEFT) {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S1, MT_CM_G4, MT_CM_X6_LEFT);
-        } else {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S1, MT_CM_G4, MT_CM_X6_RIGHT);
-        }
-    } else if (kw == 3) {
-        if (edge == MT_EDGE_NONE) {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S2, MT_CM_G4, MT_CM_X9_NONE);
-        } else if (edge == MT_EDGE_LEFT) {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S2, MT_CM_G4, MT_CM_X9_LEFT);
-        } else {
-            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S2, MT_CM_G4, MT_CM_X9_RIGHT);
+            MT_CM_WG(MT_CM_ACC2, MT_CM_WG1S2, MT_CM_G4, MT_CM_X7_NONE);
         }
     } else if (npx == 1) {
-        MT_CM_WG(MT_CM_ACC2, MT_CM_WG1P1, MT_CM_G1, MT_CM_X1_NONE);
+        if (edge == MT_EDGE_RIGHT) {
+            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3P1, MT_CM_G1, MT_CM_X3_RIGHT);
+        } else {
+            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3P1, MT_CM_G1, MT_CM_X3_NONE);
+        }
+    } else if (npx == 2 && s == 1) {
+        MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S1P2, MT_CM_G2, MT_CM_X4_NONE);
+    } else if (npx == 2) {
+        MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S2P2, MT_CM_G2, MT_CM_X5_NONE);
     } else if (s == 1) {
-        MT_CM_WG(MT_CM_ACC2, MT_CM_WG1S1, MT_CM_G4, MT_CM_X4_NONE);
+        if (edge == MT_EDGE_LEFT) {
+            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S1, MT_CM_G4, MT_CM_X6_LEFT);
+        } else if (edge == MT_EDGE_RIGHT) {
+            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S1, MT_CM_G4, MT_CM_X6_RIGHT);
+        } else {
+            MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S1, MT_CM_G4, MT_CM_X6_NONE);
+        }
+    } else if (edge == MT_EDGE_LEFT) {
+        MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S2, MT_CM_G4, MT_CM_X9_LEFT);
+    } else if (edge == MT_EDGE_RIGHT) {
+        MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S2, MT_CM_G4, MT_CM_X9_RIGHT);
     } else {
-        MT_CM_WG(MT_CM_ACC2, MT_CM_WG1S2, MT_CM_G4, MT_CM_X7_NONE);
+        MT_CM_WG(MT_CM_ACC6, MT_CM_WG3S2, MT_CM_G4, MT_CM_X9_NONE);
     }
 #undef MT_CM_WG
 #else
@@ -543,111 +594,171 @@ MT_CM_INLINE void wgrad_step(float a[12], const float *p, int32_t edge, int32_t 
 #endif
 }
 
+/*
+ * The steps of a row of output pixels, the same for every row: a first 4-pixel step that is LEFT or
+ * NONE (`lead`), `mid` NONE ones, a last 4-pixel step that is RIGHT (`tail`); then the remaining pixels: a
+ * 2-pixel step (n2), 1-pixel steps (n1), all NONE, and a last 1-pixel step that is RIGHT (`right1`). Rows
+ * that need anything else (padding of 2 or more, narrow padded rows) take the portable kernel.
+ */
+typedef struct {
+    int32_t lead, mid, tail, n2, n1, right1;
+} wg_row_t;
+
+static int32_t wgrad_row_plan(const mt_conv_geom_t *g, wg_row_t *r)
+{
+    const int32_t n4 = g->out_w / 4, span4 = 3 * g->sw + g->kw;
+    r->lead = r->tail = r->n2 = r->n1 = r->right1 = 0;
+    r->mid = n4;
+    if (n4 > 0 && mt_edge_of(-g->pl, span4, g->in_w) == MT_EDGE_LEFT && g->kw == 3) {
+        r->lead = 1;
+        r->mid--;
+    }
+    if (r->mid > 0 && mt_edge_of((n4 - 1) * 4 * g->sw - g->pl, span4, g->in_w) == MT_EDGE_RIGHT &&
+        g->kw == 3) {
+        r->tail = 1;
+        r->mid--;
+    }
+    for (int32_t i = r->lead; i < r->lead + r->mid; ++i) {
+        if (mt_edge_of(4 * i * g->sw - g->pl, span4, g->in_w) != MT_EDGE_NONE) {
+            return 0;
+        }
+    }
+    for (int32_t ox = 4 * n4; ox < g->out_w; ++ox) {
+        const int32_t e = mt_edge_of(ox * g->sw - g->pl, g->kw, g->in_w);
+        if (e == MT_EDGE_RIGHT && ox == g->out_w - 1 && g->kw == 3) {
+            r->right1 = 1;
+        } else if (e != MT_EDGE_NONE) {
+            return 0;
+        } else {
+            r->n1++;
+        }
+    }
+    if (r->n1 >= 2) { /* two of the NONE pixels as one 2-pixel step */
+        r->n2 = 1;
+        r->n1 -= 2;
+    }
+    return 1;
+}
+
 typedef struct {
     const mt_conv_geom_t *g;
-    const float *x;     /* input channel ci */
+    const float *x;     /* the input channels of the lanes' group */
     const float *gy[4]; /* the lanes' output gradients */
-    float *gw;          /* gw of lane 0, input channel ci */
+    float *gw;          /* gw of lane 0 */
     int32_t nl;         /* lanes to store */
     int32_t accumulate;
-    int32_t nseg;
-    seg_t segs[MAX_SEGS + 3]; /* a row's pixels: steps of 4 (start, n, edge), then up to 3 one by one */
-    int32_t first_single;     /* segs[first_single ..] are single pixels (n = 1 each, start = the column) */
+    wg_row_t row;
 } wg_lanes_t;
 
-/* The steps of one row's segments, xr the input row of the output row's taps. */
-MT_CM_INLINE void wgrad_row(const wg_lanes_t *c, int32_t kw, int32_t sw, float a[12], const float *xr,
-                            const float *gl[4], float *tmp)
+/* gw of the block's lanes, every input channel and kernel row: the sums over the output rows that a
+ * kernel row reaches, each in raster order (kw, sw, lead, tail constants at the call sites). */
+MT_CM_INLINE void wgrad_block(const wg_lanes_t *c, int32_t kw, int32_t sw, int32_t lead, int32_t tail)
 {
-    const int32_t pl = c->g->pl, in_w = c->g->in_w, nseg = c->nseg, first_single = c->first_single;
-    for (int32_t s = 0; s < nseg; ++s) {
-        const int32_t edge = c->segs[s].edge, n = c->segs[s].n, npx = s < first_single ? 4 : 1;
-        const int32_t span = (npx - 1) * sw + kw, cstep = 4 * sw;
-        int32_t col = c->segs[s].start * sw - pl;
-        if (npx == 4 && edge == MT_EDGE_NONE) { /* the interior: no copy, no dispatch */
-            const float *p = xr + col;
-            for (int32_t i = 0; i < n; ++i, p += cstep) {
-                wgrad_step(a, p, MT_EDGE_NONE, kw, sw, 4, gl);
-            }
-            continue;
-        }
-        for (int32_t i = 0; i < n; ++i, col += cstep) {
-            const float *p = mt_span_of(edge, xr, col, span, in_w, tmp);
-            if (npx == 1) {
-                if (edge == MT_EDGE_LEFT) {
-                    wgrad_step(a, p, MT_EDGE_LEFT, kw, sw, 1, gl);
-                } else if (edge == MT_EDGE_RIGHT) {
-                    wgrad_step(a, p, MT_EDGE_RIGHT, kw, sw, 1, gl);
-                } else {
+    const mt_conv_geom_t *g = c->g;
+    /* locals: the steps clobber memory, so fields of *c would be reloaded after each one */
+    const int32_t mid = c->row.mid, n2 = c->row.n2, n1 = c->row.n1, right1 = c->row.right1;
+    const int32_t cstep = 4 * sw, col0 = -g->pl + lead, rstep = g->sh * g->in_w;
+    for (int32_t ci = 0; ci < g->cin_g; ++ci) {
+        const float *xc = c->x + ci * g->plane;
+        for (int32_t ky = 0; ky < g->kh; ++ky) {
+            const int32_t offy = ky * g->dh - g->pt;
+            int32_t oy0, oy1;
+            mt_valid_range(offy, g->sh, g->out_h, g->in_h, &oy0, &oy1);
+            const int32_t skip = oy0 * g->out_w;
+            const float *gl[4] = {c->gy[0] + skip, c->gy[1] + skip, c->gy[2] + skip, c->gy[3] + skip};
+            float a[12];
+#define MT_CM_ZERO(l, k) a[3 * (l) + (k)] = 0.0f;
+            MT_CM_EACH12(MT_CM_ZERO)
+#undef MT_CM_ZERO
+            const float *xr = xc + (oy0 * g->sh + offy) * g->in_w + col0;
+            for (int32_t oy = oy0; oy < oy1; ++oy, xr += rstep) {
+                const float *p = xr;
+                if (lead) {
+                    wgrad_step(a, p, MT_EDGE_LEFT, kw, sw, 4, gl);
+                    p += cstep - 1;
+                }
+                for (int32_t i = 0; i < mid; ++i, p += cstep) {
+                    wgrad_step(a, p, MT_EDGE_NONE, kw, sw, 4, gl);
+                }
+                if (tail) {
+                    wgrad_step(a, p, MT_EDGE_RIGHT, kw, sw, 4, gl);
+                    p += cstep;
+                }
+                if (n2) {
+                    wgrad_step(a, p, MT_EDGE_NONE, kw, sw, 2, gl);
+                    p += 2 * sw;
+                }
+                for (int32_t i = 0; i < n1; ++i, p += sw) {
                     wgrad_step(a, p, MT_EDGE_NONE, kw, sw, 1, gl);
                 }
-            } else if (edge == MT_EDGE_LEFT) {
-                wgrad_step(a, p, MT_EDGE_LEFT, kw, sw, 4, gl);
-            } else if (edge == MT_EDGE_RIGHT) {
-                wgrad_step(a, p, MT_EDGE_RIGHT, kw, sw, 4, gl);
-            } else {
-                wgrad_step(a, p, MT_EDGE_NONE, kw, sw, 4, gl);
+                if (right1) {
+                    wgrad_step(a, p, MT_EDGE_RIGHT, kw, sw, 1, gl);
+                }
+            }
+            float *dst = c->gw + ci * g->ksize + ky * kw;
+            if (c->nl == 4 && kw == 3) {
+#define MT_CM_PUT(l, k) \
+    dst[(l)*g->K + (k)] = c->accumulate ? dst[(l)*g->K + (k)] + a[3 * (l) + (k)] : a[3 * (l) + (k)];
+                MT_CM_EACH12(MT_CM_PUT)
+#undef MT_CM_PUT
+                continue;
+            }
+            float t[12];
+#define MT_CM_SAVE(l, k) t[3 * (l) + (k)] = a[3 * (l) + (k)];
+            MT_CM_EACH12(MT_CM_SAVE)
+#undef MT_CM_SAVE
+            for (int32_t l = 0; l < c->nl; ++l) {
+                for (int32_t k = 0; k < kw; ++k) {
+                    dst[l * g->K + k] = c->accumulate ? dst[l * g->K + k] + t[3 * l + k] : t[3 * l + k];
+                }
             }
         }
     }
 }
 
-/* gw[lanes][ci][ky][0..kw) of one kernel row: the sum over the output rows that its taps reach. */
-MT_CM_INLINE void wgrad_taps(const wg_lanes_t *c, int32_t kw, int32_t sw, int32_t ky)
-{
-    const mt_conv_geom_t *g = c->g;
-    const int32_t offy = ky * g->dh - g->pt;
-    int32_t oy0, oy1;
-    mt_valid_range(offy, g->sh, g->out_h, g->in_h, &oy0, &oy1);
-    const float *gl[4] = {c->gy[0] + oy0 * g->out_w, c->gy[1] + oy0 * g->out_w, c->gy[2] + oy0 * g->out_w,
-                          c->gy[3] + oy0 * g->out_w};
-    float a[12], tmp[9];
-#define MT_CM_ZERO(l, k) a[3 * (l) + (k)] = 0.0f;
-    MT_CM_EACH12(MT_CM_ZERO)
-#undef MT_CM_ZERO
-    const float *xr = c->x + (oy0 * g->sh + offy) * g->in_w;
-    const int32_t rstep = g->sh * g->in_w;
-    for (int32_t oy = oy0; oy < oy1; ++oy, xr += rstep) {
-        wgrad_row(c, kw, sw, a, xr, gl, tmp);
+#define MT_CM_WG_VARIANT(name, kw, sw, lead, tail)       \
+    static MT_CM_NOINLINE void name(const wg_lanes_t *c) \
+    {                                                    \
+        wgrad_block(c, kw, sw, lead, tail);              \
     }
-    float t[12];
-#define MT_CM_SAVE(l, k) t[3 * (l) + (k)] = a[3 * (l) + (k)];
-    MT_CM_EACH12(MT_CM_SAVE)
-#undef MT_CM_SAVE
-    for (int32_t l = 0; l < c->nl; ++l) {
-        float *dst = c->gw + l * g->K + ky * kw;
-        for (int32_t k = 0; k < kw; ++k) {
-            dst[k] = c->accumulate ? dst[k] + t[3 * l + k] : t[3 * l + k];
-        }
-    }
-}
+MT_CM_WG_VARIANT(wg_k3s1, 3, 1, 0, 0)
+MT_CM_WG_VARIANT(wg_k3s1_l, 3, 1, 1, 0)
+MT_CM_WG_VARIANT(wg_k3s1_r, 3, 1, 0, 1)
+MT_CM_WG_VARIANT(wg_k3s1_lr, 3, 1, 1, 1)
+MT_CM_WG_VARIANT(wg_k3s2, 3, 2, 0, 0)
+MT_CM_WG_VARIANT(wg_k3s2_l, 3, 2, 1, 0)
+MT_CM_WG_VARIANT(wg_k3s2_r, 3, 2, 0, 1)
+MT_CM_WG_VARIANT(wg_k3s2_lr, 3, 2, 1, 1)
+MT_CM_WG_VARIANT(wg_k1s1, 1, 1, 0, 0)
+MT_CM_WG_VARIANT(wg_k1s2, 1, 2, 0, 0)
 
-#define MT_CM_WG_VARIANT(name, kw, sw)                               \
-    static MT_CM_NOINLINE void name(const wg_lanes_t *c, int32_t ky) \
-    {                                                                \
-        wgrad_taps(c, kw, sw, ky);                                   \
-    }
-MT_CM_WG_VARIANT(wg_k3s1, 3, 1)
-MT_CM_WG_VARIANT(wg_k3s2, 3, 2)
-MT_CM_WG_VARIANT(wg_k1s1, 1, 1)
-MT_CM_WG_VARIANT(wg_k1s2, 1, 2)
-
-/* The segments of a row of pixels: steps of 4 pixels by class, then the remaining pixels one by one. */
-static void wgrad_segments(wg_lanes_t *c)
+static void wgrad_dispatch(const wg_lanes_t *c)
 {
-    const mt_conv_geom_t *g = c->g;
-    const int32_t n4 = g->out_w / 4 * 4, span4 = 3 * g->sw + g->kw;
-    c->nseg = row_segments(n4, -g->pl, g->sw, span4, g->in_w, g->kw == 1, c->segs);
-    c->first_single = c->nseg;
-    for (int32_t ox = n4; ox < g->out_w; ++ox) {
-        int32_t e = mt_edge_of(ox * g->sw - g->pl, g->kw, g->in_w);
-        if (g->kw == 1 && e != MT_EDGE_NONE) {
-            e = MT_EDGE_COPY;
+    const int32_t v = c->row.lead + 2 * c->row.tail;
+    if (c->g->kw == 1) {
+        if (c->g->sw == 1) {
+            wg_k1s1(c);
+        } else {
+            wg_k1s2(c);
         }
-        c->segs[c->nseg].start = ox;
-        c->segs[c->nseg].n = 1;
-        c->segs[c->nseg].edge = e;
-        c->nseg++;
+    } else if (c->g->sw == 1) {
+        if (v == 0) {
+            wg_k3s1(c);
+        } else if (v == 1) {
+            wg_k3s1_l(c);
+        } else if (v == 2) {
+            wg_k3s1_r(c);
+        } else {
+            wg_k3s1_lr(c);
+        }
+    } else if (v == 0) {
+        wg_k3s2(c);
+    } else if (v == 1) {
+        wg_k3s2_l(c);
+    } else if (v == 2) {
+        wg_k3s2_r(c);
+    } else {
+        wg_k3s2_lr(c);
     }
 }
 
@@ -680,34 +791,20 @@ void mt_conv2d_bw_wgrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin,
     if (gw == NULL) {
         return;
     }
-    if (!blocked_kernel(&g) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2) {
+    wg_lanes_t c;
+    if (!blocked_kernel(&g) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2 ||
+        !wgrad_row_plan(&g, &c.row)) {
         mt_conv2d_bw_wgrad_f32(d, co_begin, co_end, x, gy, gw, NULL, accumulate, scratch);
         return;
     }
-    wg_lanes_t c;
     c.g = &g;
     c.accumulate = accumulate;
-    wgrad_segments(&c);
     for (int32_t co = co_begin; co < co_end; co += c.nl) {
         const int32_t grp = co / g.cout_g;
         c.nl = min_i32(4, min_i32(co_end, (grp + 1) * g.cout_g) - co);
         lanes(gy + co * g.oplane, g.oplane, c.nl, c.gy);
-        for (int32_t ci = 0; ci < g.cin_g; ++ci) {
-            c.x = x + (grp * g.cin_g + ci) * g.plane;
-            c.gw = gw + (co - co_begin) * g.K + ci * g.ksize;
-            for (int32_t ky = 0; ky < g.kh; ++ky) {
-                if (g.kw == 3) {
-                    if (g.sw == 1) {
-                        wg_k3s1(&c, ky);
-                    } else {
-                        wg_k3s2(&c, ky);
-                    }
-                } else if (g.sw == 1) {
-                    wg_k1s1(&c, ky);
-                } else {
-                    wg_k1s2(&c, ky);
-                }
-            }
-        }
+        c.x = x + grp * g.cin_g * g.plane;
+        c.gw = gw + (co - co_begin) * g.K;
+        wgrad_dispatch(&c);
     }
 }

@@ -56,17 +56,18 @@
  *   a[4L+1] += W1*G1, a[4L+2] += W0*G2 (+ W2*G1), a[4L+3] += W1*G2 (the bracketed and the odd columns'
  *   terms only for kw = 3).
  * mt_cm_wgrad: a[3L+k] += sum_j G_L[j] * X[j*S + k], j ascending, then k (k < kw, kw 3 or 1), G_L = the
- *   npx (4 or 1) floats at g[L] (then g[L] += npx), X = the span of (npx-1)*S + kw inputs at p.
+ *   npx (4, 2 or 1) floats at g[L] (then g[L] += npx), X = the span of (npx-1)*S + kw inputs at p.
  */
 /*
  * Steps of the linear kernels, 4 rows (lanes) at a time over n inputs (8 per step on Cortex-M; any n in C):
  * mt_cm_dot: a[3L] += sum_i W_L[i] * x[i], i ascending (W_L = the n floats at w[L], then w[L] += n).
- * mt_cm_axpy4: for each i: gx[i] = gx[i] + g[0]*W_0[i] + g[1]*W_1[i] + ..., added in lane order.
- * mt_cm_outer: W_L[i] = g[L] * x[i] (acc 0) or W_L[i] + g[L] * x[i] (acc 1), then w[L] += n.
+ * mt_cm_axpy: for each i: gx[i] = gx[i] + g[0]*W_0[i] + ... + g[nl-1]*W_nl-1[i], added in lane order.
+ * mt_cm_outer: W_L[i] = g[L] * x[i] (acc 0) or W_L[i] + g[L] * x[i] (acc 1) for L < nl, then w[L] += n.
+ * (nl: the lanes used, 4 or 1.)
  */
 void mt_cm_dot_c(float a[12], const float *x, int32_t n, const float *w[4]);
-void mt_cm_axpy4_c(float *gx, int32_t n, const float g[4], const float *w[4]);
-void mt_cm_outer_c(const float *x, int32_t n, const float g[4], float *w[4], int32_t acc);
+void mt_cm_axpy_c(float *gx, int32_t n, int32_t nl, const float g[4], const float *w[4]);
+void mt_cm_outer_c(const float *x, int32_t n, int32_t nl, const float g[4], float *w[4], int32_t acc);
 
 void mt_cm_corr_c(float a[16], const float *p, int32_t edge, int32_t kw, int32_t s, int32_t flip,
                   const float *w[4]);
@@ -89,6 +90,7 @@ void mt_cm_wgrad_c(float a[12], const float *p, int32_t edge, int32_t kw, int32_
 #define MT_CM_W3(L) "vldmia %[w" #L "]!, {s29-s31}\n\t"
 #define MT_CM_W1(L) "vldmia %[w" #L "]!, {s29}\n\t"
 #define MT_CM_G4(L) "vldmia %[w" #L "]!, {s25-s28}\n\t"
+#define MT_CM_G2(L) "vldmia %[w" #L "]!, {s25-s26}\n\t"
 #define MT_CM_G1(L) "vldmia %[w" #L "]!, {s25}\n\t"
 
 /* lanes of the correlation steps (X: span registers) */
@@ -117,8 +119,12 @@ void mt_cm_wgrad_c(float a[12], const float *p, int32_t edge, int32_t kw, int32_
 #define MT_CM_WG3S2(L, X0, X1, X2, X3, X4, X5, X6, X7, X8) \
     MT_CM_PX3(L, "s25", X0, X1, X2)                        \
     MT_CM_PX3(L, "s26", X2, X3, X4) MT_CM_PX3(L, "s27", X4, X5, X6) MT_CM_PX3(L, "s28", X6, X7, X8)
-#define MT_CM_WG3P1(L, X0, X1, X2) MT_CM_PX3(L, "s25", X0, X1, X2)
-#define MT_CM_WG1P1(L, X0)         MT_CM_MLA(L, 0, "s25", X0)
+#define MT_CM_WG3S1P2(L, X0, X1, X2, X3)     MT_CM_PX3(L, "s25", X0, X1, X2) MT_CM_PX3(L, "s26", X1, X2, X3)
+#define MT_CM_WG3S2P2(L, X0, X1, X2, X3, X4) MT_CM_PX3(L, "s25", X0, X1, X2) MT_CM_PX3(L, "s26", X2, X3, X4)
+#define MT_CM_WG1S1P2(L, X0, X1)             MT_CM_MLA(L, 0, "s25", X0) MT_CM_MLA(L, 0, "s26", X1)
+#define MT_CM_WG1S2P2(L, X0, X1, X2)         MT_CM_WG1S1P2(L, X0, X2)
+#define MT_CM_WG3P1(L, X0, X1, X2)           MT_CM_PX3(L, "s25", X0, X1, X2)
+#define MT_CM_WG1P1(L, X0)                   MT_CM_MLA(L, 0, "s25", X0)
 #define MT_CM_WG1S1(L, X0, X1, X2, X3) \
     MT_CM_MLA(L, 0, "s25", X0)         \
     MT_CM_MLA(L, 0, "s26", X1) MT_CM_MLA(L, 0, "s27", X2) MT_CM_MLA(L, 0, "s28", X3)
@@ -147,9 +153,11 @@ void mt_cm_wgrad_c(float a[12], const float *p, int32_t edge, int32_t kw, int32_
 
 /* span registers by length and class: NONE, LEFT (the first one is the zero operand), RIGHT (the last) */
 #define MT_CM_X1_NONE  "vldm %[p], {s16}\n\t", "s16"
+#define MT_CM_X2_NONE  "vldm %[p], {s16-s17}\n\t", "s16", "s17"
 #define MT_CM_X3_NONE  "vldm %[p], {s16-s18}\n\t", "s16", "s17", "s18"
 #define MT_CM_X3_LEFT  "vldm %[p], {s17-s18}\n\t", "%[z]", "s17", "s18"
 #define MT_CM_X3_RIGHT "vldm %[p], {s16-s17}\n\t", "s16", "s17", "%[z]"
+#define MT_CM_X5_NONE  "vldm %[p], {s16-s20}\n\t", "s16", "s17", "s18", "s19", "s20"
 #define MT_CM_X4_NONE  "vldm %[p], {s16-s19}\n\t", "s16", "s17", "s18", "s19"
 #define MT_CM_X6_NONE  "vldm %[p], {s16-s21}\n\t", "s16", "s17", "s18", "s19", "s20", "s21"
 #define MT_CM_X6_LEFT  "vldm %[p], {s17-s21}\n\t", "%[z]", "s17", "s18", "s19", "s20", "s21"

@@ -46,6 +46,19 @@ void mt_linear_bw_igrad_cortexm_f32(const mt_linear_dims_t *d, int32_t co_begin,
                                     const float *w, const float *gy, float *gx, int32_t accumulate,
                                     float *scratch);
 
+/** @brief ::mt_sgd_f32, 8 weights per step (one VMLS.F32 each, two VLDM and one VSTM per step). */
+void mt_sgd_cortexm_f32(int32_t n, float *w, const float *g, float lr, float wd);
+/** @brief ::mt_activation_fw_f32, ReLU 8 elements per step (other functions: the portable kernel). */
+void mt_activation_fw_cortexm_f32(mt_act_t fn, float alpha, int32_t n, const float *x, float *y);
+/** @brief ::mt_activation_bw_f32, ReLU 8 elements per step (other functions: the portable kernel). */
+void mt_activation_bw_cortexm_f32(mt_act_t fn, float alpha, int32_t n, const float *y, const float *gy,
+                                  float *gx, int32_t accumulate);
+/** @brief ::mt_max_pool2d_fw_f32, 2x2 windows of stride 2 without padding one per iteration. */
+void mt_max_pool2d_fw_cortexm_f32(const mt_max_pool2d_dims_t *d, const float *x, float *y);
+/** @brief ::mt_max_pool2d_bw_igrad_f32, 2x2 windows of stride 2 without padding one per iteration. */
+void mt_max_pool2d_bw_igrad_cortexm_f32(const mt_max_pool2d_dims_t *d, const float *x, const float *gy,
+                                        float *gx, int32_t accumulate);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,11 +12,16 @@
 
 #include "mt_cortexm_kernels.h"
 
-#define mt_conv2d_fw_f32       mt_conv2d_fw_cortexm_f32
-#define mt_conv2d_bw_wgrad_f32 mt_conv2d_bw_wgrad_cortexm_f32
-#define mt_conv2d_bw_igrad_f32 mt_conv2d_bw_igrad_cortexm_f32
-#define mt_linear_fw_f32       mt_linear_fw_cortexm_f32
-#define mt_linear_bw_wgrad_f32 mt_linear_bw_wgrad_cortexm_f32
-#define mt_linear_bw_igrad_f32 mt_linear_bw_igrad_cortexm_f32
+#define mt_conv2d_fw_f32           mt_conv2d_fw_cortexm_f32
+#define mt_conv2d_bw_wgrad_f32     mt_conv2d_bw_wgrad_cortexm_f32
+#define mt_conv2d_bw_igrad_f32     mt_conv2d_bw_igrad_cortexm_f32
+#define mt_linear_fw_f32           mt_linear_fw_cortexm_f32
+#define mt_linear_bw_wgrad_f32     mt_linear_bw_wgrad_cortexm_f32
+#define mt_linear_bw_igrad_f32     mt_linear_bw_igrad_cortexm_f32
+#define mt_sgd_f32                 mt_sgd_cortexm_f32
+#define mt_activation_fw_f32       mt_activation_fw_cortexm_f32
+#define mt_activation_bw_f32       mt_activation_bw_cortexm_f32
+#define mt_max_pool2d_fw_f32       mt_max_pool2d_fw_cortexm_f32
+#define mt_max_pool2d_bw_igrad_f32 mt_max_pool2d_bw_igrad_cortexm_f32
 
 #endif /* MT_CORTEXM_SELECT_H */

@@ -75,23 +75,23 @@ void mt_cm_dot_c(float a[12], const float *x, int32_t n, const float *w[4])
     }
 }
 
-void mt_cm_axpy4_c(float *gx, int32_t n, const float g[4], const float *w[4])
+void mt_cm_axpy_c(float *gx, int32_t n, int32_t nl, const float g[4], const float *w[4])
 {
     for (int32_t i = 0; i < n; ++i) {
         float v = gx[i];
-        for (int32_t l = 0; l < 4; ++l) {
+        for (int32_t l = 0; l < nl; ++l) {
             v += g[l] * w[l][i];
         }
         gx[i] = v;
     }
-    for (int32_t l = 0; l < 4; ++l) {
+    for (int32_t l = 0; l < nl; ++l) {
         w[l] += n;
     }
 }
 
-void mt_cm_outer_c(const float *x, int32_t n, const float g[4], float *w[4], int32_t acc)
+void mt_cm_outer_c(const float *x, int32_t n, int32_t nl, const float g[4], float *w[4], int32_t acc)
 {
-    for (int32_t l = 0; l < 4; ++l) {
+    for (int32_t l = 0; l < nl; ++l) {
         for (int32_t i = 0; i < n; ++i) {
             w[l][i] = acc ? w[l][i] + g[l] * x[i] : g[l] * x[i];
         }

@@ -18,18 +18,24 @@
 #include "mt_kernels.h"
 
 /* the portable entry points, taken before the selection renames them */
-typedef void conv_fw_fn(const mt_conv2d_dims_t *, int32_t, int32_t, const float *, const float *, const float *,
-                        float *, float *);
-typedef void conv_wg_fn(const mt_conv2d_dims_t *, int32_t, int32_t, const float *, const float *, float *, float *,
+typedef void conv_fw_fn(const mt_conv2d_dims_t *, int32_t, int32_t, const float *, const float *,
+                        const float *, float *, float *);
+typedef void conv_wg_fn(const mt_conv2d_dims_t *, int32_t, int32_t, const float *, const float *, float *,
+                        float *, int32_t, float *);
+typedef void conv_ig_fn(const mt_conv2d_dims_t *, int32_t, int32_t, const float *, const float *, float *,
                         int32_t, float *);
-typedef void conv_ig_fn(const mt_conv2d_dims_t *, int32_t, int32_t, const float *, const float *, float *, int32_t,
-                        float *);
-typedef void lin_fw_fn(const mt_linear_dims_t *, int32_t, int32_t, const float *, const float *, const float *,
-                       float *, float *);
-typedef void lin_wg_fn(const mt_linear_dims_t *, int32_t, int32_t, const float *, const float *, float *, float *,
+typedef void lin_fw_fn(const mt_linear_dims_t *, int32_t, int32_t, const float *, const float *,
+                       const float *, float *, float *);
+typedef void lin_wg_fn(const mt_linear_dims_t *, int32_t, int32_t, const float *, const float *, float *,
+                       float *, int32_t, float *);
+typedef void lin_ig_fn(const mt_linear_dims_t *, int32_t, int32_t, const float *, const float *, float *,
                        int32_t, float *);
-typedef void lin_ig_fn(const mt_linear_dims_t *, int32_t, int32_t, const float *, const float *, float *, int32_t,
-                       float *);
+
+typedef void sgd_fn(int32_t, float *, const float *, float, float);
+typedef void act_fw_fn(mt_act_t, float, int32_t, const float *, float *);
+typedef void act_bw_fn(mt_act_t, float, int32_t, const float *, const float *, float *, int32_t);
+typedef void pool_fw_fn(const mt_max_pool2d_dims_t *, const float *, float *);
+typedef void pool_bw_fn(const mt_max_pool2d_dims_t *, const float *, const float *, float *, int32_t);
 
 typedef struct {
     conv_fw_fn *conv_fw;
@@ -38,13 +44,22 @@ typedef struct {
     lin_fw_fn *lin_fw;
     lin_wg_fn *lin_wg;
     lin_ig_fn *lin_ig;
+    sgd_fn *sgd;
+    act_fw_fn *act_fw;
+    act_bw_fn *act_bw;
+    pool_fw_fn *pool_fw;
+    pool_bw_fn *pool_bw;
 } kernel_set_t;
 
-static const kernel_set_t portable = {mt_conv2d_fw_f32,       mt_conv2d_bw_wgrad_f32, mt_conv2d_bw_igrad_f32,
-                                      mt_linear_fw_f32,       mt_linear_bw_wgrad_f32, mt_linear_bw_igrad_f32};
+#define KC_SET                                                                                \
+    {                                                                                         \
+        mt_conv2d_fw_f32, mt_conv2d_bw_wgrad_f32, mt_conv2d_bw_igrad_f32, mt_linear_fw_f32,   \
+            mt_linear_bw_wgrad_f32, mt_linear_bw_igrad_f32, mt_sgd_f32, mt_activation_fw_f32, \
+            mt_activation_bw_f32, mt_max_pool2d_fw_f32, mt_max_pool2d_bw_igrad_f32            \
+    }
+static const kernel_set_t portable = KC_SET;
 #include MT_KERNEL_SELECT
-static const kernel_set_t optimized = {mt_conv2d_fw_f32,       mt_conv2d_bw_wgrad_f32, mt_conv2d_bw_igrad_f32,
-                                       mt_linear_fw_f32,       mt_linear_bw_wgrad_f32, mt_linear_bw_igrad_f32};
+static const kernel_set_t optimized = KC_SET; /* the same names, now selected */
 
 #define KC_MAX_RANGES 4
 typedef struct {
@@ -97,8 +112,8 @@ static void compare(const char *name, const char *pass, const float *a, const fl
     const float rel = diff / (scale > 0.0f ? scale : 1.0f);
     const int ok = finite && rel <= KC_TOL;
     failures += !ok;
-    printf("%s %s %s: rel %.3e instret %lu portable %lu macs %ld\n", ok ? "ok" : "FAIL", name, pass, (double)rel,
-           (unsigned long)ins_opt, (unsigned long)ins_ref, (long)macs);
+    printf("%s %s %s: rel %.3e instret %lu portable %lu macs %ld\n", ok ? "ok" : "FAIL", name, pass,
+           (double)rel, (unsigned long)ins_opt, (unsigned long)ins_ref, (long)macs);
 }
 
 static void check_conv(const kc_conv_t *c)
@@ -204,6 +219,81 @@ static void check_linear(const kc_linear_t *c)
     compare(c->name, "bw_igrad", out_a, out_b, nin, ins[0], ins[1], macs);
 }
 
+/* elementwise results must be the same bits (same operations in the same order, NaN included) */
+static void compare_bits(const char *name, const char *pass, const float *a, const float *b, int32_t n)
+{
+    const int ok = memcmp(a, b, sizeof(float) * (size_t)n) == 0;
+    failures += !ok;
+    printf("%s %s %s: rel %.3e instret 0 portable 0 macs 0\n", ok ? "ok" : "FAIL", name, pass,
+           ok ? 0.0 : 1.0);
+}
+
+/* inputs with the branch points of ReLU: 0, -0, NaN, and both signs */
+static void fill_special(float *p, int32_t n)
+{
+    fill(p, n);
+    const float special[] = {0.0f, -0.0f, NAN, -NAN, 1e-30f, -1e-30f, INFINITY, -INFINITY};
+    for (int32_t i = 0; i < n && i < 8; ++i) {
+        p[3 * i % n] = special[i];
+    }
+}
+
+static void check_elementwise(int32_t n)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "elementwise_n%ld", (long)n);
+    const kernel_set_t *sets[2] = {&optimized, &portable};
+    float *outs[2] = {out_a, out_b};
+    for (int32_t wd = 0; wd < 2; ++wd) { /* SGD without and with weight decay */
+        fill(buf_gy, n);
+        fill(out_a, n);
+        memcpy(out_b, out_a, sizeof(float) * (size_t)n);
+        for (int s = 0; s < 2; ++s) {
+            sets[s]->sgd(n, outs[s], buf_gy, 0.05f, wd ? 0.01f : 0.0f);
+        }
+        compare_bits(name, wd ? "sgd_wd" : "sgd", out_a, out_b, n);
+    }
+    fill_special(buf_x, n);
+    for (int s = 0; s < 2; ++s) {
+        sets[s]->act_fw(MT_ACT_RELU, 0.0f, n, buf_x, outs[s]);
+    }
+    compare_bits(name, "relu_fw", out_a, out_b, n);
+    fill(buf_gy, n);
+    for (int32_t acc = 0; acc < 2; ++acc) {
+        fill_special(out_a, n);
+        memcpy(out_b, out_a, sizeof(float) * (size_t)n);
+        for (int s = 0; s < 2; ++s) {
+            sets[s]->act_bw(MT_ACT_RELU, 0.0f, n, buf_x, buf_gy, outs[s], acc);
+        }
+        compare_bits(name, acc ? "relu_bw_acc" : "relu_bw", out_a, out_b, n);
+    }
+}
+
+static void check_max_pool(int32_t c, int32_t h, int32_t w)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "max_pool_%ldx%ldx%ld", (long)c, (long)h, (long)w);
+    const mt_max_pool2d_dims_t d = {c, h, w, h / 2, w / 2, 2, 2, 2, 2, 0, 0};
+    const kernel_set_t *sets[2] = {&optimized, &portable};
+    float *outs[2] = {out_a, out_b};
+    for (int32_t i = 0; i < c * h * w; ++i) { /* ties, as after a ReLU */
+        buf_x[i] = (float)((int32_t)(rnd() * 3.0f));
+    }
+    fill(buf_gy, c * (h / 2) * (w / 2));
+    for (int s = 0; s < 2; ++s) {
+        sets[s]->pool_fw(&d, buf_x, outs[s]);
+    }
+    compare_bits(name, "fw", out_a, out_b, c * (h / 2) * (w / 2));
+    for (int32_t acc = 0; acc < 2; ++acc) {
+        fill(out_a, c * h * w);
+        memcpy(out_b, out_a, sizeof(float) * (size_t)(c * h * w));
+        for (int s = 0; s < 2; ++s) {
+            sets[s]->pool_bw(&d, buf_x, buf_gy, outs[s], acc);
+        }
+        compare_bits(name, acc ? "bw_igrad_acc" : "bw_igrad", out_a, out_b, c * h * w);
+    }
+}
+
 int main(void)
 {
     printf("kernel check on %s: %s against the portable kernels\n", mt_board_name(), MT_KERNEL_SELECT);
@@ -213,6 +303,10 @@ int main(void)
     for (size_t i = 0; i < sizeof(kc_linear_cases) / sizeof(kc_linear_cases[0]); ++i) {
         check_linear(&kc_linear_cases[i]);
     }
+    check_elementwise(45);
+    check_elementwise(2304);
+    check_max_pool(3, 6, 6);
+    check_max_pool(2, 7, 5);
     printf("%d failures\n", failures);
     return failures ? 1 : 0;
 }
