@@ -71,23 +71,35 @@ static int32_t row_segments(int32_t width, int32_t first, int32_t step, int32_t 
     return ns;
 }
 
+/* The part of a block's results t (copied out of the registers) in lanes l < nl, columns [j0, j1). */
+static MT_CM_NOINLINE void put_partial(const float t[16], float *r, int32_t stride, int32_t nl, int32_t j0,
+                                       int32_t j1, int32_t add)
+{
+    for (int32_t l = 0; l < nl; ++l) {
+        for (int32_t j = j0; j < j1; ++j) {
+            r[l * stride + j] = add ? r[l * stride + j] + t[4 * l + j] : t[4 * l + j];
+        }
+    }
+}
+
 /* Store (add = 0) or add (add = 1) the block into rows r, r + stride, ... of lanes l < nl, columns
- * [j0, j1) (whole blocks without the copy to memory). */
+ * [j0, j1): whole blocks straight from the registers, others through a copy (so that `a` never has its
+ * address taken and stays in registers). */
 MT_CM_INLINE void put_block(const float a[16], float *r, int32_t stride, int32_t nl, int32_t j0, int32_t j1,
                             int32_t add)
 {
-    if (nl == 4 && j0 == 0 && j1 == 4) {
+    /* the forward may rewrite a clamped block's first columns: it recomputed the same floats */
+    if (nl == 4 && (j0 == 0 || !add) && j1 == 4) {
 #define MT_CM_PUT(l, j) r[(l)*stride + (j)] = add ? r[(l)*stride + (j)] + a[4 * (l) + (j)] : a[4 * (l) + (j)];
         MT_CM_EACH16(MT_CM_PUT)
 #undef MT_CM_PUT
         return;
     }
-#define MT_CM_PUT_IF(l, j)                                                                     \
-    if ((l) < nl && (j) >= j0 && (j) < j1) {                                                   \
-        r[(l)*stride + (j)] = add ? r[(l)*stride + (j)] + a[4 * (l) + (j)] : a[4 * (l) + (j)]; \
-    }
-    MT_CM_EACH16(MT_CM_PUT_IF)
-#undef MT_CM_PUT_IF
+    float t[16];
+#define MT_CM_SAVE(l, j) t[4 * (l) + (j)] = a[4 * (l) + (j)];
+    MT_CM_EACH16(MT_CM_SAVE)
+#undef MT_CM_SAVE
+    put_partial(t, r, stride, nl, j0, j1, add);
 }
 
 /* Lane pointers: base + l * stride for l < n, then repeats of lane n - 1. */
@@ -150,10 +162,14 @@ MT_CM_INLINE void corr(float a[16], const float *p, int32_t edge, int32_t kw, in
 #endif
 }
 
-/* Whether a pass runs blocked: kernel 3 wide with dilation 1 or 1 wide, and at least 2 lanes of work. */
-static int32_t blocked_kernel(const mt_conv_geom_t *g)
+/* Whether a pass runs blocked: kernels 3 wide with dilation 1, or 1 wide without horizontal padding, with
+ * rows of at least 4 (`width`: the rows the pass writes) and every output column's input inside the row
+ * (at stride 1: as wide as the input), so that their blocks never need a copy. */
+static int32_t blocked_kernel(const mt_conv_geom_t *g, int32_t width)
 {
-    return (g->kw == 3 && g->dw == 1) || g->kw == 1;
+    return (g->kw == 3 && g->dw == 1) ||
+           (g->kw == 1 && g->pl == 0 && width >= 4 && (g->out_w - 1) * g->sw < g->in_w &&
+            (g->sw > 1 || g->out_w == g->in_w));
 }
 
 /* ---- forward ----------------------------------------------------------------------------------- */
@@ -222,9 +238,7 @@ MT_CM_FW_VARIANT(fw_k3s2_left, 3, 2, MT_EDGE_LEFT)
 MT_CM_FW_VARIANT(fw_k3s2_right, 3, 2, MT_EDGE_RIGHT)
 MT_CM_FW_VARIANT(fw_k3s2_copy, 3, 2, MT_EDGE_COPY)
 MT_CM_FW_VARIANT(fw_k1s1_none, 1, 1, MT_EDGE_NONE)
-MT_CM_FW_VARIANT(fw_k1s1_copy, 1, 1, MT_EDGE_COPY)
 MT_CM_FW_VARIANT(fw_k1s2_none, 1, 2, MT_EDGE_NONE)
-MT_CM_FW_VARIANT(fw_k1s2_copy, 1, 2, MT_EDGE_COPY)
 
 static void fw_dispatch(const fw_lanes_t *c, const seg_t *sg)
 {
@@ -249,16 +263,10 @@ static void fw_dispatch(const fw_lanes_t *c, const seg_t *sg)
         } else {
             fw_k3s2_copy(c, sg);
         }
-    } else if (sw == 1) {
-        if (e == MT_EDGE_NONE) {
-            fw_k1s1_none(c, sg);
-        } else {
-            fw_k1s1_copy(c, sg);
-        }
-    } else if (e == MT_EDGE_NONE) {
-        fw_k1s2_none(c, sg);
+    } else if (sw == 1) { /* 1-wide kernels run without padding (see blocked_kernel): every block NONE */
+        fw_k1s1_none(c, sg);
     } else {
-        fw_k1s2_copy(c, sg);
+        fw_k1s2_none(c, sg);
     }
 }
 
@@ -266,7 +274,7 @@ void mt_conv2d_fw_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32
                               const float *w, const float *b, float *y, float *scratch)
 {
     const mt_conv_geom_t g = mt_conv2d_geom(d);
-    if (!blocked_kernel(&g) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2) {
+    if (!blocked_kernel(&g, g.out_w) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2) {
         mt_conv2d_fw_f32(d, co_begin, co_end, x, w, b, y, scratch);
         return;
     }
@@ -344,17 +352,12 @@ MT_CM_IG_VARIANT(ig_k3_left, 3, MT_EDGE_LEFT)
 MT_CM_IG_VARIANT(ig_k3_right, 3, MT_EDGE_RIGHT)
 MT_CM_IG_VARIANT(ig_k3_copy, 3, MT_EDGE_COPY)
 MT_CM_IG_VARIANT(ig_k1_none, 1, MT_EDGE_NONE)
-MT_CM_IG_VARIANT(ig_k1_copy, 1, MT_EDGE_COPY)
 
 static void igrad_dispatch(const ig_lanes_t *c, int32_t iy, const seg_t *sg)
 {
     const int32_t e = sg->edge;
-    if (c->g->kw == 1) {
-        if (e == MT_EDGE_NONE) {
-            ig_k1_none(c, iy, sg);
-        } else {
-            ig_k1_copy(c, iy, sg);
-        }
+    if (c->g->kw == 1) { /* unpadded (see blocked_kernel): every block NONE */
+        ig_k1_none(c, iy, sg);
     } else if (e == MT_EDGE_NONE) {
         ig_k3_none(c, iy, sg);
     } else if (e == MT_EDGE_LEFT) {
@@ -448,10 +451,6 @@ MT_CM_IG2_VARIANT(ig2_k3_none, 3, MT_EDGE_NONE)
 MT_CM_IG2_VARIANT(ig2_k3_left, 3, MT_EDGE_LEFT)
 MT_CM_IG2_VARIANT(ig2_k3_right, 3, MT_EDGE_RIGHT)
 MT_CM_IG2_VARIANT(ig2_k3_copy, 3, MT_EDGE_COPY)
-MT_CM_IG2_VARIANT(ig2_k1_none, 1, MT_EDGE_NONE)
-MT_CM_IG2_VARIANT(ig2_k1_left, 1, MT_EDGE_LEFT)
-MT_CM_IG2_VARIANT(ig2_k1_right, 1, MT_EDGE_RIGHT)
-MT_CM_IG2_VARIANT(ig2_k1_copy, 1, MT_EDGE_COPY)
 
 /* Input-gradient row iy at stride 2, in blocks of 4 columns from ix0 = -(pad_left & 1). */
 static void igrad_s2_row(const ig_lanes_t *c, int32_t iy)
@@ -482,24 +481,14 @@ static void igrad_s2_row(const ig_lanes_t *c, int32_t iy)
     r.g0 = c->gy + (iy + g->pt - r.k0 * g->dh) / 2 * g->out_w;
     for (int32_t ix0 = -(g->pl & 1); ix0 < g->in_w; ix0 += 4) {
         const int32_t e = mt_edge_of((ix0 + g->pl) / 2 - 1, 3, g->out_w);
-        if (g->kw == 3) {
-            if (e == MT_EDGE_NONE) {
-                ig2_k3_none(c, &r, ix0);
-            } else if (e == MT_EDGE_LEFT) {
-                ig2_k3_left(c, &r, ix0);
-            } else if (e == MT_EDGE_RIGHT) {
-                ig2_k3_right(c, &r, ix0);
-            } else {
-                ig2_k3_copy(c, &r, ix0);
-            }
-        } else if (e == MT_EDGE_NONE) {
-            ig2_k1_none(c, &r, ix0);
+        if (e == MT_EDGE_NONE) { /* 3-wide kernels only (1-wide ones take the portable kernel) */
+            ig2_k3_none(c, &r, ix0);
         } else if (e == MT_EDGE_LEFT) {
-            ig2_k1_left(c, &r, ix0);
+            ig2_k3_left(c, &r, ix0);
         } else if (e == MT_EDGE_RIGHT) {
-            ig2_k1_right(c, &r, ix0);
+            ig2_k3_right(c, &r, ix0);
         } else {
-            ig2_k1_copy(c, &r, ix0);
+            ig2_k3_copy(c, &r, ix0);
         }
     }
 }
@@ -509,8 +498,8 @@ void mt_conv2d_bw_igrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin,
                                     float *scratch)
 {
     const mt_conv_geom_t g = mt_conv2d_geom(d);
-    const int32_t s1 = g.sh == 1 && g.sw == 1, s2 = g.sh == 2 && g.sw == 2;
-    if (!blocked_kernel(&g) || !(s1 || s2) || g.cin_g < 2) {
+    const int32_t s1 = g.sh == 1 && g.sw == 1, s2 = g.sh == 2 && g.sw == 2 && g.kw == 3;
+    if (!blocked_kernel(&g, g.in_w) || !(s1 || s2) || g.cin_g < 2) {
         mt_conv2d_bw_igrad_f32(d, co_begin, co_end, w, gy, gx, accumulate, scratch);
         return;
     }
@@ -651,11 +640,12 @@ typedef struct {
 } wg_lanes_t;
 
 /* gw of the block's lanes, every input channel and kernel row: the sums over the output rows that a
- * kernel row reaches, each in raster order (kw, sw, lead, tail constants at the call sites). */
-MT_CM_INLINE void wgrad_block(const wg_lanes_t *c, int32_t kw, int32_t sw, int32_t lead, int32_t tail)
+ * kernel row reaches, each in raster order (kw, sw constants at the call sites). */
+MT_CM_INLINE void wgrad_block(const wg_lanes_t *c, int32_t kw, int32_t sw)
 {
     const mt_conv_geom_t *g = c->g;
     /* locals: the steps clobber memory, so fields of *c would be reloaded after each one */
+    const int32_t lead = c->row.lead, tail = c->row.tail;
     const int32_t mid = c->row.mid, n2 = c->row.n2, n1 = c->row.n1, right1 = c->row.right1;
     const int32_t cstep = 4 * sw, col0 = -g->pl + lead, rstep = g->sh * g->in_w;
     for (int32_t ci = 0; ci < g->cin_g; ++ci) {
@@ -716,25 +706,18 @@ MT_CM_INLINE void wgrad_block(const wg_lanes_t *c, int32_t kw, int32_t sw, int32
     }
 }
 
-#define MT_CM_WG_VARIANT(name, kw, sw, lead, tail)       \
+#define MT_CM_WG_VARIANT(name, kw, sw)                   \
     static MT_CM_NOINLINE void name(const wg_lanes_t *c) \
     {                                                    \
-        wgrad_block(c, kw, sw, lead, tail);              \
+        wgrad_block(c, kw, sw);                          \
     }
-MT_CM_WG_VARIANT(wg_k3s1, 3, 1, 0, 0)
-MT_CM_WG_VARIANT(wg_k3s1_l, 3, 1, 1, 0)
-MT_CM_WG_VARIANT(wg_k3s1_r, 3, 1, 0, 1)
-MT_CM_WG_VARIANT(wg_k3s1_lr, 3, 1, 1, 1)
-MT_CM_WG_VARIANT(wg_k3s2, 3, 2, 0, 0)
-MT_CM_WG_VARIANT(wg_k3s2_l, 3, 2, 1, 0)
-MT_CM_WG_VARIANT(wg_k3s2_r, 3, 2, 0, 1)
-MT_CM_WG_VARIANT(wg_k3s2_lr, 3, 2, 1, 1)
-MT_CM_WG_VARIANT(wg_k1s1, 1, 1, 0, 0)
-MT_CM_WG_VARIANT(wg_k1s2, 1, 2, 0, 0)
+MT_CM_WG_VARIANT(wg_k3s1, 3, 1)
+MT_CM_WG_VARIANT(wg_k3s2, 3, 2)
+MT_CM_WG_VARIANT(wg_k1s1, 1, 1)
+MT_CM_WG_VARIANT(wg_k1s2, 1, 2)
 
 static void wgrad_dispatch(const wg_lanes_t *c)
 {
-    const int32_t v = c->row.lead + 2 * c->row.tail;
     if (c->g->kw == 1) {
         if (c->g->sw == 1) {
             wg_k1s1(c);
@@ -742,23 +725,9 @@ static void wgrad_dispatch(const wg_lanes_t *c)
             wg_k1s2(c);
         }
     } else if (c->g->sw == 1) {
-        if (v == 0) {
-            wg_k3s1(c);
-        } else if (v == 1) {
-            wg_k3s1_l(c);
-        } else if (v == 2) {
-            wg_k3s1_r(c);
-        } else {
-            wg_k3s1_lr(c);
-        }
-    } else if (v == 0) {
-        wg_k3s2(c);
-    } else if (v == 1) {
-        wg_k3s2_l(c);
-    } else if (v == 2) {
-        wg_k3s2_r(c);
+        wg_k3s1(c);
     } else {
-        wg_k3s2_lr(c);
+        wg_k3s2(c);
     }
 }
 
@@ -792,7 +761,7 @@ void mt_conv2d_bw_wgrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin,
         return;
     }
     wg_lanes_t c;
-    if (!blocked_kernel(&g) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2 ||
+    if (!blocked_kernel(&g, g.out_w) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2 ||
         !wgrad_row_plan(&g, &c.row)) {
         mt_conv2d_bw_wgrad_f32(d, co_begin, co_end, x, gy, gw, NULL, accumulate, scratch);
         return;
