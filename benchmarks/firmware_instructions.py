@@ -101,9 +101,8 @@ def measure(case: Case, board: str, variant: str, root: Path, repeat: int) -> Me
     r = runs[0].report
     rows = profile_table(proj.manifest, rp.report)
     kernels = "+".join(target.kernels) or "portable"
-    print(
-        f"\n== {label}: {g.name} on {board}, plan {plan.strategy}, kernels {kernels} ({time.monotonic() - t0:.1f} s)"
-    )
+    took = time.monotonic() - t0
+    print(f"\n== {label}: {g.name} on {board}, plan {plan.strategy}, kernels {kernels} ({took:.1f} s)")
     print(plain.summary())
     print(format_measurements(proj.manifest, r, rows))
     macs = proj.manifest["macs"]

@@ -321,7 +321,7 @@ def _parse(data: dict[str, Any], path: Path) -> Target:
 def _kernel_sets(names: list[str], path: Path) -> tuple[str, ...]:
     for k in names:
         if not (firmware_dir() / "runtime" / k / f"mt_{k}_select.h").is_file():
-            raise TargetError(f"{path}: [firmware] kernels names {k!r}, which has no runtime/{k}/mt_{k}_select.h")
+            raise TargetError(f"{path}: [firmware] kernels names {k!r}: no runtime/{k}/mt_{k}_select.h")
     return tuple(names)
 
 
