@@ -270,14 +270,18 @@ static void fw_dispatch(const fw_lanes_t *c, const seg_t *sg)
     }
 }
 
-void mt_conv2d_fw_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
-                              const float *w, const float *b, float *y, float *scratch)
+/* The entry points decide in a function of their own and call either the blocked pass or the fallback, so
+ * that a fallback's stack frame never sits on top of this file's larger ones. */
+static MT_CM_NOINLINE int32_t fw_blocked(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end)
 {
     const mt_conv_geom_t g = mt_conv2d_geom(d);
-    if (!blocked_kernel(&g, g.out_w) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2) {
-        mt_conv2d_fw_f32(d, co_begin, co_end, x, w, b, y, scratch);
-        return;
-    }
+    return blocked_kernel(&g, g.out_w) && g.sw <= 2 && g.cout_g >= 2 && co_end - co_begin >= 2;
+}
+
+static MT_CM_NOINLINE void fw_run(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
+                                  const float *w, const float *b, float *y)
+{
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     seg_t segs[MAX_SEGS];
     const int32_t ns = row_segments(g.out_w, -g.pl, g.sw, 3 * g.sw + g.kw, g.in_w, g.kw == 1, segs);
     fw_lanes_t c;
@@ -294,6 +298,16 @@ void mt_conv2d_fw_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32
         for (int32_t s = 0; s < ns; ++s) {
             fw_dispatch(&c, &segs[s]);
         }
+    }
+}
+
+void mt_conv2d_fw_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
+                              const float *w, const float *b, float *y, float *scratch)
+{
+    if (fw_blocked(d, co_begin, co_end)) {
+        fw_run(d, co_begin, co_end, x, w, b, y);
+    } else {
+        mt_conv2d_fw_f32(d, co_begin, co_end, x, w, b, y, scratch);
     }
 }
 
@@ -493,16 +507,18 @@ static void igrad_s2_row(const ig_lanes_t *c, int32_t iy)
     }
 }
 
-void mt_conv2d_bw_igrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
-                                    const float *w, const float *gy, float *gx, int32_t accumulate,
-                                    float *scratch)
+static MT_CM_NOINLINE int32_t igrad_blocked(const mt_conv2d_dims_t *d)
 {
     const mt_conv_geom_t g = mt_conv2d_geom(d);
     const int32_t s1 = g.sh == 1 && g.sw == 1, s2 = g.sh == 2 && g.sw == 2 && g.kw == 3;
-    if (!blocked_kernel(&g, g.in_w) || !(s1 || s2) || g.cin_g < 2) {
-        mt_conv2d_bw_igrad_f32(d, co_begin, co_end, w, gy, gx, accumulate, scratch);
-        return;
-    }
+    return blocked_kernel(&g, g.in_w) && (s1 || s2) && g.cin_g >= 2;
+}
+
+static MT_CM_NOINLINE void igrad_run(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
+                                     const float *w, const float *gy, float *gx, int32_t accumulate)
+{
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
+    const int32_t s2 = g.sh == 2;
     if (!accumulate) {
         mt_zero_f32(d->in_c * g.plane, gx);
     }
@@ -528,6 +544,17 @@ void mt_conv2d_bw_igrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin,
                 }
             }
         }
+    }
+}
+
+void mt_conv2d_bw_igrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
+                                    const float *w, const float *gy, float *gx, int32_t accumulate,
+                                    float *scratch)
+{
+    if (igrad_blocked(d)) {
+        igrad_run(d, co_begin, co_end, w, gy, gx, accumulate);
+    } else {
+        mt_conv2d_bw_igrad_f32(d, co_begin, co_end, w, gy, gx, accumulate, scratch);
     }
 }
 
@@ -749,23 +776,20 @@ static void bias_grad(const float *gy, int32_t n, int32_t nch, float *gb, int32_
     }
 }
 
-void mt_conv2d_bw_wgrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
-                                    const float *x, const float *gy, float *gw, float *gb, int32_t accumulate,
-                                    float *scratch)
+static MT_CM_NOINLINE int32_t wgrad_blocked(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end)
 {
     const mt_conv_geom_t g = mt_conv2d_geom(d);
-    if (gb != NULL) {
-        bias_grad(gy + co_begin * g.oplane, g.oplane, co_end - co_begin, gb, accumulate);
-    }
-    if (gw == NULL) {
-        return;
-    }
+    wg_row_t row;
+    return blocked_kernel(&g, g.out_w) && g.sw <= 2 && g.cout_g >= 2 && co_end - co_begin >= 2 &&
+           wgrad_row_plan(&g, &row);
+}
+
+static MT_CM_NOINLINE void wgrad_run(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
+                                     const float *x, const float *gy, float *gw, int32_t accumulate)
+{
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     wg_lanes_t c;
-    if (!blocked_kernel(&g, g.out_w) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2 ||
-        !wgrad_row_plan(&g, &c.row)) {
-        mt_conv2d_bw_wgrad_f32(d, co_begin, co_end, x, gy, gw, NULL, accumulate, scratch);
-        return;
-    }
+    wgrad_row_plan(&g, &c.row);
     c.g = &g;
     c.accumulate = accumulate;
     for (int32_t co = co_begin; co < co_end; co += c.nl) {
@@ -775,5 +799,23 @@ void mt_conv2d_bw_wgrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin,
         c.x = x + grp * g.cin_g * g.plane;
         c.gw = gw + (co - co_begin) * g.K;
         wgrad_dispatch(&c);
+    }
+}
+
+void mt_conv2d_bw_wgrad_cortexm_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
+                                    const float *x, const float *gy, float *gw, float *gb, int32_t accumulate,
+                                    float *scratch)
+{
+    if (gb != NULL) {
+        const int32_t oplane = d->out_h * d->out_w;
+        bias_grad(gy + co_begin * oplane, oplane, co_end - co_begin, gb, accumulate);
+    }
+    if (gw == NULL) {
+        return;
+    }
+    if (wgrad_blocked(d, co_begin, co_end)) {
+        wgrad_run(d, co_begin, co_end, x, gy, gw, accumulate);
+    } else {
+        mt_conv2d_bw_wgrad_f32(d, co_begin, co_end, x, gy, gw, NULL, accumulate, scratch);
     }
 }

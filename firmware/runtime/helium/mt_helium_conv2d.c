@@ -249,14 +249,18 @@ static void lanes(const float *base, int32_t stride, int32_t n, const float *p[4
     }
 }
 
-void mt_conv2d_fw_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
-                             const float *w, const float *b, float *y, float *scratch)
+/* The entry points decide in a function of their own and call either the vectorized pass or the Cortex-M
+ * kernel, so that the fallback's stack frames never sit on top of this file's larger ones. */
+static MT_HE_NOINLINE int32_t fw_blocked(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end)
 {
     const mt_conv_geom_t g = mt_conv2d_geom(d);
-    if (!blocked_kernel(&g) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2) {
-        mt_conv2d_fw_cortexm_f32(d, co_begin, co_end, x, w, b, y, scratch);
-        return;
-    }
+    return blocked_kernel(&g) && g.sw <= 2 && g.cout_g >= 2 && co_end - co_begin >= 2;
+}
+
+static MT_HE_NOINLINE void fw_run(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
+                                  const float *w, const float *b, float *y)
+{
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     red_t r;
     r.x_outer = g.plane;
     r.x_ky = g.dh * g.in_w;
@@ -282,15 +286,26 @@ void mt_conv2d_fw_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_
     }
 }
 
-void mt_conv2d_bw_igrad_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
-                                   const float *w, const float *gy, float *gx, int32_t accumulate,
-                                   float *scratch)
+void mt_conv2d_fw_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end, const float *x,
+                             const float *w, const float *b, float *y, float *scratch)
+{
+    if (fw_blocked(d, co_begin, co_end)) {
+        fw_run(d, co_begin, co_end, x, w, b, y);
+    } else {
+        mt_conv2d_fw_cortexm_f32(d, co_begin, co_end, x, w, b, y, scratch);
+    }
+}
+
+static MT_HE_NOINLINE int32_t igrad_blocked(const mt_conv2d_dims_t *d)
 {
     const mt_conv_geom_t g = mt_conv2d_geom(d);
-    if (!blocked_kernel(&g) || g.sh != 1 || g.sw != 1 || g.cin_g < 2) {
-        mt_conv2d_bw_igrad_cortexm_f32(d, co_begin, co_end, w, gy, gx, accumulate, scratch);
-        return;
-    }
+    return blocked_kernel(&g) && g.sh == 1 && g.sw == 1 && g.cin_g >= 2;
+}
+
+static MT_HE_NOINLINE void igrad_run(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
+                                     const float *w, const float *gy, float *gx, int32_t accumulate)
+{
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     if (!accumulate) {
         mt_zero_f32(d->in_c * g.plane, gx);
     }
@@ -316,6 +331,17 @@ void mt_conv2d_bw_igrad_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, 
                      g.plane, nl, 1);
             }
         }
+    }
+}
+
+void mt_conv2d_bw_igrad_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
+                                   const float *w, const float *gy, float *gx, int32_t accumulate,
+                                   float *scratch)
+{
+    if (igrad_blocked(d)) {
+        igrad_run(d, co_begin, co_end, w, gy, gx, accumulate);
+    } else {
+        mt_conv2d_bw_igrad_cortexm_f32(d, co_begin, co_end, w, gy, gx, accumulate, scratch);
     }
 }
 
@@ -424,16 +450,18 @@ static void bias_grad(const float *gy, int32_t n, int32_t nch, float *gb, int32_
     }
 }
 
-void mt_conv2d_bw_wgrad_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
-                                   const float *x, const float *gy, float *gw, float *gb, int32_t accumulate,
-                                   float *scratch)
+static MT_HE_NOINLINE int32_t wgrad_blocked(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end)
 {
     const mt_conv_geom_t g = mt_conv2d_geom(d);
-    if (!blocked_kernel(&g) || g.sw > 2 || g.cout_g < 2 || co_end - co_begin < 2 ||
-        g.out_w < MT_HE_WG_MIN_WIDTH) {
-        mt_conv2d_bw_wgrad_cortexm_f32(d, co_begin, co_end, x, gy, gw, gb, accumulate, scratch);
-        return;
-    }
+    return blocked_kernel(&g) && g.sw <= 2 && g.cout_g >= 2 && co_end - co_begin >= 2 &&
+           g.out_w >= MT_HE_WG_MIN_WIDTH;
+}
+
+static MT_HE_NOINLINE void wgrad_run(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
+                                     const float *x, const float *gy, float *gw, float *gb,
+                                     int32_t accumulate)
+{
+    const mt_conv_geom_t g = mt_conv2d_geom(d);
     if (gb != NULL) {
         bias_grad(gy + co_begin * g.oplane, g.oplane, co_end - co_begin, gb, accumulate);
     }
@@ -477,5 +505,16 @@ void mt_conv2d_bw_wgrad_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, 
                 }
             }
         }
+    }
+}
+
+void mt_conv2d_bw_wgrad_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, int32_t co_end,
+                                   const float *x, const float *gy, float *gw, float *gb, int32_t accumulate,
+                                   float *scratch)
+{
+    if (wgrad_blocked(d, co_begin, co_end)) {
+        wgrad_run(d, co_begin, co_end, x, gy, gw, gb, accumulate);
+    } else {
+        mt_conv2d_bw_wgrad_cortexm_f32(d, co_begin, co_end, x, gy, gw, gb, accumulate, scratch);
     }
 }
