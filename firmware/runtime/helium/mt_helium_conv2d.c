@@ -348,7 +348,7 @@ void mt_conv2d_bw_igrad_helium_f32(const mt_conv2d_dims_t *d, int32_t co_begin, 
 /* ---- weight gradient --------------------------------------------------------------------------- */
 
 /* Narrower rows take the Cortex-M weight gradient: per row, this kernel's border pixels and loop set-up
- * cost more than its vectors save (measured: 8-wide rows 1.9 instructions per MAC here, 1.3 there). */
+ * cost more than its vectors save (on the 8-wide rows of ResNet-8, for example). */
 #ifndef MT_HE_WG_MIN_WIDTH
 #define MT_HE_WG_MIN_WIDTH 16
 #endif
