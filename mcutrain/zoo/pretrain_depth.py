@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.scenes import generate
-from .depth import MAX_DEPTH_M, WEIGHTS, depth_rmse, metres_to_target, updepthnet
+from mcutrain.data.scenes import generate
+from mcutrain.zoo.depth import MAX_DEPTH_M, WEIGHTS, depth_rmse, metres_to_target, updepthnet
 
 
 def main() -> None:

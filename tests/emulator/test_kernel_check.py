@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from mcutrain import ir
-from mcutrain.crossbuild import build
-from mcutrain.qemu import run_qemu
-from mcutrain.targets import firmware_dir, list_targets, load_target
+from mcutrain.boards.cross_build import build
+from mcutrain.boards.qemu import run_qemu
+from mcutrain.boards.targets import firmware_dir, list_targets, load_target
+from mcutrain.core import ir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the kernel test cases
 from kernels.test_conv import CONV2D_CASES, ConvCase
