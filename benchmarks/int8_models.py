@@ -15,9 +15,10 @@ is post-training quantized first from real inputs, :mod:`mcutrain.train.ptq`):
   simulator; a failing firmware stops the benchmark.
 
 hello_world, the one int8 model with its data at hand (``y = sin(x)``), adapts to a sensor with a gain and
-an offset (``y = 0.8 sin(x) + 0.3``) in the simulator, 2,000 samples streamed once: zone RMSE before and
-after, with int8 and with float32 frozen layers. The other models' accuracies come from the demos
-(docs/quantization.md, "Measured").
+an offset (``y = 0.8 sin(x) + 0.3``) in the simulator, 2,000 samples streamed once: RMSE before and
+after, with int8 and with float32 frozen layers, and the RMSE of the int8 model exported after training
+(:mod:`mcutrain.host.export_int8`) as LiteRT's reference kernels run it. The other models' accuracies
+come from the demos (docs/quantization.md, "Measured").
 """
 
 from __future__ import annotations
@@ -152,14 +153,39 @@ def count(graph: ir.Graph, res: PlanResult, board: str, root: Path) -> tuple[flo
     return step / macs, (sum(row["instret"] for row in s8) / s8_macs if s8_macs else math.nan)
 
 
-def hello_world_adaptation(samples: int = 2000) -> list[str]:
-    """RMSE of hello_world on a gained and offset sine, before and after streaming ``samples`` once."""
-    g = api.load(MODELS / "tflm_hello_world_int8.tflite")
+def litert_predict(path: Path, x: np.ndarray) -> np.ndarray:
+    """LiteRT's reference kernels on float samples ``x`` of a model with one int8 input and output."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    (s, z), (so, zo) = inp["quantization"], out["quantization"]
+    ys = []
+    for xi in x:
+        it.set_tensor(
+            inp["index"], np.clip(np.round(xi / s) + z, -128, 127).astype(np.int8).reshape(inp["shape"])
+        )
+        it.invoke()
+        ys.append(so * (it.get_tensor(out["index"]).reshape(-1).astype(np.float32) - zo))
+    return np.stack(ys)
+
+
+def hello_world_adaptation(root: Path, samples: int = 2000) -> list[str]:
+    """RMSE of hello_world on a gained and offset sine, before and after streaming ``samples`` once, and
+    of the int8 model exported after training, run by LiteRT."""
+    from mcutrain.host.export_int8 import export_tflite_int8
+
+    src = MODELS / "tflm_hello_world_int8.tflite"
+    g = api.load(src)
     rng = np.random.default_rng(0)
 
     def data(n: int) -> tuple[np.ndarray, np.ndarray]:
         x = rng.uniform(0, 2 * math.pi, (n, 1)).astype(np.float32)
         return x, (0.8 * np.sin(x) + 0.3).astype(np.float32)
+
+    def rmse(pred: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((pred.reshape(yt.shape) - yt) ** 2)))
 
     xs, ys = data(samples)
     xt, yt = data(500)
@@ -168,11 +194,16 @@ def hello_world_adaptation(samples: int = 2000) -> list[str]:
     for prec in ("int8", "fp32"):
         res = api.plan(g, 3 * 1024, "auto", score="proxy", optimizer=opt, frozen_precision=prec)
         sim = Simulator(g, res.plan)
-        before = float(np.sqrt(np.mean((sim.predict(xt).numpy() - yt) ** 2)))
+        before = rmse(sim.predict(xt).numpy())
         sim.fit(xs, ys)
-        after = float(np.sqrt(np.mean((sim.predict(xt).numpy() - yt) ** 2)))
+        after = rmse(sim.predict(xt).numpy())
+        exported = "-"
+        if prec == "int8":
+            root.mkdir(parents=True, exist_ok=True)
+            export_tflite_int8(src, g, res.plan, sim.numpy_params(), root / "hello_world_tuned.tflite")
+            exported = f"{rmse(litert_predict(root / 'hello_world_tuned.tflite', xt)):.3f}"
         peak = res.memory.peak_ram_bytes
-        out.append(f"| hello_world, {prec} frozen | {peak:,} | {before:.3f} | {after:.3f} |")
+        out.append(f"| hello_world, {prec} frozen | {peak:,} | {before:.3f} | {after:.3f} | {exported} |")
     return out
 
 
@@ -216,8 +247,9 @@ def main() -> int:
         print("| " + " | ".join(r.cells()) + " |")
     if not args.only or "hello" in args.only:
         print("\n== hello_world adapting to y = 0.8 sin(x) + 0.3 (simulator, 2,000 samples, Adam 3e-3)\n")
-        print("| model | peak RAM (B) | RMSE before | RMSE after |\n|---|---|---|---|")
-        print("\n".join(hello_world_adaptation()))
+        print("| model | peak RAM (B) | RMSE before | RMSE after | exported int8, LiteRT |")
+        print("|---|---|---|---|---|")
+        print("\n".join(hello_world_adaptation(root)))
     return 0
 
 
