@@ -166,6 +166,7 @@ void mt_irq_handler(void)
 /* ---- SysTick: 64-bit cycle counter ------------------------------------------------------------ */
 
 static volatile uint32_t g_systick_wraps;
+static uint64_t g_cycles_last; /* the last reading of mt_port_cycles (main context only) */
 
 void mt_systick_handler(void)
 {
@@ -178,6 +179,7 @@ void mt_port_counter_init(void)
     SYST_RVR = SYST_RELOAD;
     SYST_CVR = 0u;
     g_systick_wraps = 0u;
+    g_cycles_last = 0u;
     SYST_CSR = 7u; /* ENABLE | TICKINT | CLKSOURCE=core clock */
 }
 
@@ -194,7 +196,15 @@ uint64_t mt_port_cycles(void)
     if (pending != 0u && val > SYST_PERIOD / 2u) {
         ++hi;
     }
-    return (uint64_t)hi * SYST_PERIOD + (SYST_RELOAD - val);
+    uint64_t cycles = (uint64_t)hi * SYST_PERIOD + (SYST_RELOAD - val);
+    /* QEMU can show the reloaded counter before the wrap sets the pending bit: such a reading lands one
+     * period below the truth, that is below the previous reading (time only moves forward, and a wrap
+     * cannot go unnoticed for a whole period). */
+    if (cycles < g_cycles_last) {
+        cycles += SYST_PERIOD;
+    }
+    g_cycles_last = cycles;
+    return cycles;
 }
 
 /* Under -icount shift=0 one instruction is 1 ns of virtual time. */
