@@ -166,7 +166,6 @@ void mt_irq_handler(void)
 /* ---- SysTick: 64-bit cycle counter ------------------------------------------------------------ */
 
 static volatile uint32_t g_systick_wraps;
-static uint64_t g_cycles_last; /* the last reading of mt_port_cycles (main context only) */
 
 void mt_systick_handler(void)
 {
@@ -179,10 +178,12 @@ void mt_port_counter_init(void)
     SYST_RVR = SYST_RELOAD;
     SYST_CVR = 0u;
     g_systick_wraps = 0u;
-    g_cycles_last = 0u;
     SYST_CSR = 7u; /* ENABLE | TICKINT | CLKSOURCE=core clock */
 }
 
+/* Cycles since mt_port_counter_init. The counter loads SYST_RELOAD on the tick after it reads 0 and raises
+ * the exception when it reaches 0: a period's ticks read RELOAD, ..., 1, 0, and at 0 the period is
+ * complete (its wrap may be counted already, or still pending). */
 uint64_t mt_port_cycles(void)
 {
     uint32_t hi, hi2, val, pending;
@@ -192,19 +193,13 @@ uint64_t mt_port_cycles(void)
         pending = SCB_ICSR & ICSR_PENDSTSET;
         hi2 = g_systick_wraps;
     } while (hi != hi2);
-    /* Wrapped, but the interrupt has not run yet: the counter has just reloaded (val is high). */
-    if (pending != 0u && val > SYST_PERIOD / 2u) {
-        ++hi;
+    if (pending != 0u && (val == 0u || val > SYST_PERIOD / 2u)) {
+        ++hi; /* wrapped, but the exception has not run yet */
     }
-    uint64_t cycles = (uint64_t)hi * SYST_PERIOD + (SYST_RELOAD - val);
-    /* QEMU can show the reloaded counter before the wrap sets the pending bit: such a reading lands one
-     * period below the truth, that is below the previous reading (time only moves forward, and a wrap
-     * cannot go unnoticed for a whole period). */
-    if (cycles < g_cycles_last) {
-        cycles += SYST_PERIOD;
+    if (val == 0u) {
+        return (uint64_t)hi * SYST_PERIOD;
     }
-    g_cycles_last = cycles;
-    return cycles;
+    return (uint64_t)hi * SYST_PERIOD + (SYST_PERIOD - val);
 }
 
 /* Under -icount shift=0 one instruction is 1 ns of virtual time. */
