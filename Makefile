@@ -6,6 +6,7 @@ OUT ?= out
 
 # Hand-written C (the generated C is formatted by its templates); style in .clang-format.
 C_SOURCES = $(wildcard firmware/runtime/src/*.c firmware/runtime/include/*.h firmware/runtime/host/*.[ch] \
+	firmware/runtime/cortexm/*.[ch] firmware/runtime/helium/*.[ch] tests/emulator/programs/kernel_check.c \
 	firmware/link/*.[ch] firmware/pulp/*.[ch] firmware/pulp/*/*.[ch] firmware/include/*.h \
 	firmware/boards/common/*.h firmware/boards/common/*/*.c firmware/boards/*/*.c tests/link/*.[ch])
 

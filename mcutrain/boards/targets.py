@@ -117,6 +117,9 @@ class Target:
     qemu: QemuMachine | None
     build_system: str = "mcutrain"  # "mcutrain" (crossbuild) or "gap-sdk" (the vendor's Makefiles)
     cluster: Cluster | None = None
+    #: optimized kernel sets, folders of firmware/runtime, each selected through its mt_<set>_select.h;
+    #: a later set overrides an earlier one (docs/kernels.md, "Cortex-M kernels")
+    kernels: tuple[str, ...] = ()
 
     # ---- memory ----
     def region(self, name: str) -> MemoryRegion:
@@ -296,7 +299,15 @@ def _parse(data: dict[str, Any], path: Path) -> Target:
         qemu=qemu,
         build_system=_choice(data.get("build", "mcutrain"), _BUILDS, "build", path),
         cluster=_cluster(data["cluster"], regions, path) if "cluster" in data else None,
+        kernels=_kernel_sets(fw.get("kernels", []), path),
     )
+
+
+def _kernel_sets(names: list[str], path: Path) -> tuple[str, ...]:
+    for k in names:
+        if not (firmware_dir() / "runtime" / k / f"mt_{k}_select.h").is_file():
+            raise TargetError(f"{path}: [firmware] kernels names {k!r}: no runtime/{k}/mt_{k}_select.h")
+    return tuple(names)
 
 
 def _cluster(c: dict[str, Any], regions: tuple[MemoryRegion, ...], path: Path) -> Cluster:

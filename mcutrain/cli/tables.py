@@ -54,7 +54,7 @@ def memory_table(mem: MemoryReport, budget: int | None) -> str:
     lines.append(
         f"  arena {mem.arena_bytes:,} B (lower bound {mem.arena_lower_bound:,} B); "
         f"flash for frozen weights {mem.flash_bytes:,} B ({format_bytes(mem.flash_bytes)})"
-        + (", int8 where a layer's forward is" if any(lm.precision == "int8" for lm in mem.layers) else "")
+        + (f", of which int8 tables {mem.flash_int8_bytes:,} B" if mem.flash_int8_bytes else "")
     )
     return "\n".join(lines)
 

@@ -124,7 +124,7 @@ def build_firmware(
         include_dirs=[proj / d for d in m["include_dirs"]],
         out_dir=out,
         extra_cflags=EXTRA_CFLAGS,
-        defines={"MT_PROFILE": 1} if profile else None,
+        defines={**m.get("defines", {}), **({"MT_PROFILE": 1} if profile else {})},
         name="firmware",
     )
     cis = sorted((out / "obj").glob("*.ci"))

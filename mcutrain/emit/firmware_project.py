@@ -180,6 +180,10 @@ def emit_firmware(
             srcs = ["main.c", "mt_model.c", "mt_params.c"]
         srcs += sorted(str(p.relative_to(out)) for p in (out / "runtime" / "src").glob("*.c"))
         include_dirs = [".", "runtime/include"]
+        for k in t.kernels:  # the board's optimized kernel sets; mt_model.c includes the last one's selection
+            srcs += sorted(str(p.relative_to(out)) for p in (out / "runtime" / k).glob("*.c"))
+            include_dirs.append(f"runtime/{k}")
+        kernel_defines = {"MT_KERNEL_SELECT": f'"mt_{t.kernels[-1]}_select.h"'} if t.kernels else {}
         if app == "link":
             srcs += [f"bsp/link/{f}" for f in LINK_SOURCES] + link_srcs
             include_dirs.append("bsp/link")
@@ -188,7 +192,7 @@ def emit_firmware(
             srcs += cl_srcs
             include_dirs += cl_incs
         rel = lambda p: str(Path(p).relative_to(out))  # noqa: E731
-        defines = " ".join(f"-D{k}={_make_quote(v)}" for k, v in t.c_defines().items())
+        defines = " ".join(f"-D{k}={_make_quote(v)}" for k, v in {**t.c_defines(), **kernel_defines}.items())
         makefile = env.get_template("fw_Makefile.j2").render(
             **data,
             kind={"selftest": "self-test", "link": "serial-link"}.get(kind, kind),
@@ -228,6 +232,7 @@ def emit_firmware(
             "runtime_reserve_bytes": RUNTIME_DATA_BYTES,
             "sources": srcs,
             "include_dirs": include_dirs,
+            "defines": kernel_defines,
             "profile_ids": profile_ids,
             "steps": data["steps"],
             "selftest": None

@@ -63,6 +63,7 @@ class MemoryReport:
     schedule: StepSchedule = field(repr=False)
     train_graph: TrainGraph = field(repr=False)
     int8_bytes: dict[str, int] = field(default_factory=dict)  # of each category, the bytes of int8 tensors
+    flash_int8_bytes: int = 0  # of flash_bytes, the int8 layers' integer tables
 
     def to_dict(self) -> dict:
         return {
@@ -91,7 +92,8 @@ def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
     trainable = sum(t for t, _ in per_layer.values())
     int8_nodes = [n for n in graph.nodes if prec is not None and prec.node_int8(n.name)]
     flash = sum(f for n, (_, f) in per_layer.items() if prec is None or not prec.node_int8(n))
-    flash += sum(int8_data(graph, n).nbytes for n in int8_nodes)
+    flash_int8 = sum(int8_data(graph, n).nbytes for n in int8_nodes)
+    flash += flash_int8
     flash += sum(int(graph.params[k].nbytes) for k in graph.params if k.rsplit(".", 1)[0] not in per_layer)
     opt_state = trainable * plan.optimizer.kind.state_per_param
     io = sum(b.nbytes for b in tg.buffers.values() if b.kind is BufKind.IO)
@@ -157,6 +159,7 @@ def report(tg: TrainGraph, sched: StepSchedule) -> MemoryReport:
         sched,
         tg,
         {k: v for k, v in int8.items() if v},
+        flash_int8,
     )
 
 

@@ -18,6 +18,7 @@ ALL_BOARDS = [
     "mps2-an386",
     "mps2-an500",
     "mps3-an547",
+    "mps3-an547-isram",
     "nrf52840",
     "rv32-qemu",
     "stm32f746g-disco",

@@ -120,6 +120,18 @@ def test_systick_wraps_are_counted(tmp_path: Path) -> None:
         assert 0 <= count - runs[0xFFFFFF][n] <= 20 * wraps + target.instret_resolution, (runs, n)
 
 
+def test_instruction_counter_never_reads_backwards(tmp_path: Path) -> None:
+    """Readings back to back across a thousand SysTick wraps (a 1,024-cycle period). The counter reads 0
+    for a tick after its wrap's exception has run; such a reading once counted that period twice (a
+    training step then measured 2^64 - 669,339,080 instructions)."""
+    target = load_target("mps2-an386")
+    require_board(target)
+    elf = _build(target, "counter.c", tmp_path / "counter", MT_CORTEXM_SYSTICK_RELOAD=0x3FF).elf
+    out = run_qemu(target, elf, timeout_s=RUN_TIMEOUT_S).check(0).stdout
+    span = int(re.search(r"span=(\d+)", out)[1])  # type: ignore[index]
+    assert span >= 1000 * 1024 * target.instret_resolution, out  # the readings span >= 1000 wraps
+
+
 # ---- hardware-only boards: build and size ------------------------------------------------------------
 
 

@@ -97,44 +97,12 @@ static float fw_point(const mt_conv_geom_t *g, const float *xg, const float *wc,
         }                                                                       \
     } while (0)
 
-/* How a block reads its span of input columns (3-wide kernels): all inside; through a zero-padded copy;
- * or with exactly its first (left) or last (right) column in the padding, read as 0 (constants at the
- * call sites, so these cost nothing in the unrolled code). */
-enum { EDGE_NONE, EDGE_COPY, EDGE_LEFT, EDGE_RIGHT };
-
-static int32_t edge_of(int32_t first, int32_t span, int32_t size)
-{
-    if (first >= 0 && first + span <= size) {
-        return EDGE_NONE;
-    }
-    if (first == -1 && span - 1 <= size) {
-        return EDGE_LEFT;
-    }
-    if (first >= 0 && first + span == size + 1) {
-        return EDGE_RIGHT;
-    }
-    return EDGE_COPY;
-}
-
-/* Column k of a block's span: p points at column 0 (column 1 for EDGE_LEFT, the copy for EDGE_COPY). */
-#define MT_XV(k) ((edge == EDGE_LEFT && (k) == 0) || (edge == EDGE_RIGHT && (k) == last) ? 0.0f : p[(k)-left])
-
-/* The span of a block read into p (see MT_XV): the row itself, or its zero-padded copy in tmp. */
-MT_INLINE const float *span_of(int32_t edge, const float *row, int32_t first, int32_t span, int32_t size,
-                               float *tmp)
-{
-    if (edge != EDGE_COPY) {
-        return row + first + (edge == EDGE_LEFT);
-    }
-    for (int32_t k = 0; k < span; ++k) {
-        const int32_t c = first + k;
-        tmp[k] = (c >= 0 && c < size) ? row[c] : 0.0f;
-    }
-    return tmp;
-}
+/* Column k of a block's span: p points at column 0 (column 1 for MT_EDGE_LEFT, the copy for MT_EDGE_COPY). */
+#define MT_XV(k) \
+    ((edge == MT_EDGE_LEFT && (k) == 0) || (edge == MT_EDGE_RIGHT && (k) == last) ? 0.0f : p[(k)-left])
 
 /* Outputs ox..ox+nc-1 (input column ix0 = ox*sw - pad_left) of np (1 or 2) channels. 3-wide kernels
- * (dw = 1, sw <= 2) run unrolled with any `edge`; other kernels need all taps inside (EDGE_NONE). */
+ * (dw = 1, sw <= 2) run unrolled with any `edge`; other kernels need all taps inside (MT_EDGE_NONE). */
 MT_INLINE void fw_block(const mt_conv_geom_t *g, int32_t unroll, int32_t np, int32_t nc, int32_t edge,
                         int32_t kw, int32_t sw, int32_t dw, const float *xg, const float *wa, const float *wb,
                         float ba, float bb, int32_t iy0, int32_t ky0, int32_t ky1, int32_t ix0, float *ya,
@@ -142,7 +110,7 @@ MT_INLINE void fw_block(const mt_conv_geom_t *g, int32_t unroll, int32_t np, int
 {
     float a0 = ba, a1 = ba, a2 = ba, a3 = ba;
     float b0 = bb, b1 = bb, b2 = bb, b3 = bb;
-    const int32_t last = (nc - 1) * sw + 2, left = edge == EDGE_LEFT;
+    const int32_t last = (nc - 1) * sw + 2, left = edge == MT_EDGE_LEFT;
     float tmp[3 * 2 + 3];
     for (int32_t ci = 0; ci < g->cin_g; ++ci) {
         const float *xc = xg + ci * g->plane;
@@ -153,7 +121,7 @@ MT_INLINE void fw_block(const mt_conv_geom_t *g, int32_t unroll, int32_t np, int
             const float *u = wca + ky * kw;
             const float *v = wcb + ky * kw;
             if (unroll) { /* 3-wide: the columns' overlapping inputs are loaded once */
-                const float *p = span_of(edge, row, ix0, last + 1, g->in_w, tmp);
+                const float *p = mt_span_of(edge, row, ix0, last + 1, g->in_w, tmp);
                 MT_FW_TAP(u[0], v[0], MT_XV(0), MT_XV(sw), MT_XV(2 * sw), MT_XV(3 * sw));
                 MT_FW_TAP(u[1], v[1], MT_XV(1), MT_XV(sw + 1), MT_XV(2 * sw + 1), MT_XV(3 * sw + 1));
                 MT_FW_TAP(u[2], v[2], MT_XV(2), MT_XV(sw + 2), MT_XV(2 * sw + 2), MT_XV(3 * sw + 2));
@@ -206,30 +174,30 @@ MT_INLINE void fw_channels(const mt_conv_geom_t *g, int32_t unroll, int32_t np, 
         while (ox < g->out_w) {
             const int32_t ix0 = ox * sw - g->pl;
             const int32_t nc = ox + 4 <= g->out_w ? 4 : 1;
-            const int32_t edge = edge_of(ix0, (nc - 1) * sw + (kw - 1) * dw + 1, g->in_w);
+            const int32_t edge = mt_edge_of(ix0, (nc - 1) * sw + (kw - 1) * dw + 1, g->in_w);
             if (unrolled && nc == 4) {
-                if (edge == EDGE_NONE) {
-                    MT_FW_BLOCK(4, EDGE_NONE);
-                } else if (edge == EDGE_LEFT) {
-                    MT_FW_BLOCK(4, EDGE_LEFT);
-                } else if (edge == EDGE_RIGHT) {
-                    MT_FW_BLOCK(4, EDGE_RIGHT);
+                if (edge == MT_EDGE_NONE) {
+                    MT_FW_BLOCK(4, MT_EDGE_NONE);
+                } else if (edge == MT_EDGE_LEFT) {
+                    MT_FW_BLOCK(4, MT_EDGE_LEFT);
+                } else if (edge == MT_EDGE_RIGHT) {
+                    MT_FW_BLOCK(4, MT_EDGE_RIGHT);
                 } else {
-                    MT_FW_BLOCK(4, EDGE_COPY);
+                    MT_FW_BLOCK(4, MT_EDGE_COPY);
                 }
                 ox += 4;
             } else if (unrolled) {
-                if (edge == EDGE_NONE) {
-                    MT_FW_BLOCK(1, EDGE_NONE);
+                if (edge == MT_EDGE_NONE) {
+                    MT_FW_BLOCK(1, MT_EDGE_NONE);
                 } else {
-                    MT_FW_BLOCK(1, EDGE_COPY);
+                    MT_FW_BLOCK(1, MT_EDGE_COPY);
                 }
                 ++ox;
-            } else if (edge == EDGE_NONE) {
+            } else if (edge == MT_EDGE_NONE) {
                 if (nc == 4) {
-                    MT_FW_BLOCK(4, EDGE_NONE);
+                    MT_FW_BLOCK(4, MT_EDGE_NONE);
                 } else {
-                    MT_FW_BLOCK(1, EDGE_NONE);
+                    MT_FW_BLOCK(1, MT_EDGE_NONE);
                 }
                 ox += nc;
             } else {
@@ -514,7 +482,7 @@ MT_INLINE void igrad_block(const mt_conv_geom_t *g, int32_t unroll, int32_t np, 
 {
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
     const int32_t first = ix + g->pl - (kw - 1) * dw;
-    const int32_t last = nc + 1, left = edge == EDGE_LEFT;
+    const int32_t last = nc + 1, left = edge == MT_EDGE_LEFT;
     float tmp[4 + 2];
     for (int32_t co = ca; co < cb; ++co) {
         const float *wu = w + ((co - co_begin) * g->cin_g + ci_g) * g->ksize;
@@ -524,7 +492,7 @@ MT_INLINE void igrad_block(const mt_conv_geom_t *g, int32_t unroll, int32_t np, 
             const float *u = wu + ky * kw;
             const float *v = wv + ky * kw;
             if (unroll) { /* 3-wide: overlapping gy loads shared */
-                const float *p = span_of(edge, row, first, last + 1, g->out_w, tmp);
+                const float *p = mt_span_of(edge, row, first, last + 1, g->out_w, tmp);
                 MT_FW_TAP(u[0], v[0], MT_XV(2), MT_XV(3), MT_XV(4), MT_XV(5));
                 MT_FW_TAP(u[1], v[1], MT_XV(1), MT_XV(2), MT_XV(3), MT_XV(4));
                 MT_FW_TAP(u[2], v[2], MT_XV(0), MT_XV(1), MT_XV(2), MT_XV(3));
@@ -573,34 +541,34 @@ MT_INLINE void igrad_s1_channels(const mt_conv_geom_t *g, int32_t unroll, int32_
         int32_t ix = 0;
         while (ix < g->in_w) {
             const int32_t nc = ix + 4 <= g->in_w ? 4 : 1;
-            const int32_t edge = edge_of(ix + g->pl - (kw - 1) * dw, nc + (kw - 1) * dw, g->out_w);
+            const int32_t edge = mt_edge_of(ix + g->pl - (kw - 1) * dw, nc + (kw - 1) * dw, g->out_w);
             if (unrolled && nc == 4) {
-                if (edge == EDGE_NONE) {
-                    MT_IGRAD_BLOCK(4, EDGE_NONE);
-                } else if (edge == EDGE_LEFT) {
-                    MT_IGRAD_BLOCK(4, EDGE_LEFT);
-                } else if (edge == EDGE_RIGHT) {
-                    MT_IGRAD_BLOCK(4, EDGE_RIGHT);
+                if (edge == MT_EDGE_NONE) {
+                    MT_IGRAD_BLOCK(4, MT_EDGE_NONE);
+                } else if (edge == MT_EDGE_LEFT) {
+                    MT_IGRAD_BLOCK(4, MT_EDGE_LEFT);
+                } else if (edge == MT_EDGE_RIGHT) {
+                    MT_IGRAD_BLOCK(4, MT_EDGE_RIGHT);
                 } else {
-                    MT_IGRAD_BLOCK(4, EDGE_COPY);
+                    MT_IGRAD_BLOCK(4, MT_EDGE_COPY);
                 }
                 ix += 4;
                 continue;
             }
             if (unrolled) {
-                if (edge == EDGE_NONE) {
-                    MT_IGRAD_BLOCK(1, EDGE_NONE);
+                if (edge == MT_EDGE_NONE) {
+                    MT_IGRAD_BLOCK(1, MT_EDGE_NONE);
                 } else {
-                    MT_IGRAD_BLOCK(1, EDGE_COPY);
+                    MT_IGRAD_BLOCK(1, MT_EDGE_COPY);
                 }
                 ++ix;
                 continue;
             }
-            if (edge == EDGE_NONE) {
+            if (edge == MT_EDGE_NONE) {
                 if (nc == 4) {
-                    MT_IGRAD_BLOCK(4, EDGE_NONE);
+                    MT_IGRAD_BLOCK(4, MT_EDGE_NONE);
                 } else {
-                    MT_IGRAD_BLOCK(1, EDGE_NONE);
+                    MT_IGRAD_BLOCK(1, MT_EDGE_NONE);
                 }
                 ix += nc;
                 continue;

@@ -53,6 +53,42 @@ static inline void mt_zero_f32(int32_t n, float *dst)
         }                                       \
     } while (0)
 
+/*
+ * How a block of a kernel reads its span of input columns [first, first + span) of a row of `size`: all
+ * inside (NONE); with exactly its first (LEFT) or last (RIGHT) column in the padding, read as 0; or through
+ * a zero-padded copy (COPY). The portable conv2d and the Cortex-M kernels share this classification.
+ */
+enum { MT_EDGE_NONE, MT_EDGE_COPY, MT_EDGE_LEFT, MT_EDGE_RIGHT };
+
+static inline int32_t mt_edge_of(int32_t first, int32_t span, int32_t size)
+{
+    if (first >= 0 && first + span <= size) {
+        return MT_EDGE_NONE;
+    }
+    if (first == -1 && span - 1 <= size) {
+        return MT_EDGE_LEFT;
+    }
+    if (first >= 0 && first + span == size + 1) {
+        return MT_EDGE_RIGHT;
+    }
+    return MT_EDGE_COPY;
+}
+
+/* Where a block of class `edge` reads its span: the row itself (from its second column for LEFT), or for
+ * COPY `tmp`, filled with the span and zeros outside the row. */
+static inline const float *mt_span_of(int32_t edge, const float *row, int32_t first, int32_t span,
+                                      int32_t size, float *tmp)
+{
+    if (edge != MT_EDGE_COPY) {
+        return row + first + (edge == MT_EDGE_LEFT);
+    }
+    for (int32_t k = 0; k < span; ++k) {
+        const int32_t c = first + k;
+        tmp[k] = (c >= 0 && c < size) ? row[c] : 0.0f;
+    }
+    return tmp;
+}
+
 /* A conv2d's dims with the per-group sizes derived once (the portable and the fast host kernels). */
 typedef struct {
     int32_t cin_g, cout_g, kh, kw, sh, sw, dh, dw, pt, pl;

@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "mt_kernels.h"
+#ifdef MT_KERNEL_SELECT /* a build with optimized kernels (e.g. Cortex-M): same calls, other names (docs/kernels.md) */
+#include MT_KERNEL_SELECT
+#endif
 #include "mt_model.h"
 #include "mt_params.h"
 

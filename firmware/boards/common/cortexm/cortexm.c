@@ -181,6 +181,9 @@ void mt_port_counter_init(void)
     SYST_CSR = 7u; /* ENABLE | TICKINT | CLKSOURCE=core clock */
 }
 
+/* Cycles since mt_port_counter_init. The counter loads SYST_RELOAD on the tick after it reads 0 and raises
+ * the exception when it reaches 0: a period's ticks read RELOAD, ..., 1, 0, and at 0 the period is
+ * complete (its wrap may be counted already, or still pending). */
 uint64_t mt_port_cycles(void)
 {
     uint32_t hi, hi2, val, pending;
@@ -190,11 +193,13 @@ uint64_t mt_port_cycles(void)
         pending = SCB_ICSR & ICSR_PENDSTSET;
         hi2 = g_systick_wraps;
     } while (hi != hi2);
-    /* Wrapped, but the interrupt has not run yet: the counter has just reloaded (val is high). */
-    if (pending != 0u && val > SYST_PERIOD / 2u) {
-        ++hi;
+    if (pending != 0u && (val == 0u || val > SYST_PERIOD / 2u)) {
+        ++hi; /* wrapped, but the exception has not run yet */
     }
-    return (uint64_t)hi * SYST_PERIOD + (SYST_RELOAD - val);
+    if (val == 0u) {
+        return (uint64_t)hi * SYST_PERIOD;
+    }
+    return (uint64_t)hi * SYST_PERIOD + (SYST_PERIOD - val);
 }
 
 /* Under -icount shift=0 one instruction is 1 ns of virtual time. */
