@@ -195,3 +195,29 @@ def test_plan_file_keeps_the_precision(tmp_path: Path) -> None:
     check_memory(pf, analyze(g, pf.plan))  # the same int8 memory re-derived
     fp = replace(res.plan, frozen_precision="fp32")
     assert UpdatePlan.from_dict(fp.to_dict()) == fp
+
+
+def test_a_tight_budget_drops_the_dsp_scratch(tmp_path: Path) -> None:
+    """The int8 conv2d's DSP scratch is planned where it fits; a budget that fits only without it gets a
+    plan without (the reference kernels: no scratch buffer, MT_NO_SCRATCH in the calls), recorded in the
+    plan file; below that the error names the smaller minimum."""
+    g = _load("mlperf_kws_dscnn_int8")
+    fast = api.plan(g, 64 * 1024, "last-layer")
+    assert fast.plan.int8_scratch and fast.memory.categories["kernel_scratch"] > 0
+    lean_plan = replace(fast.plan, int8_scratch=False)
+    lean = analyze(g, lean_plan)
+    assert lean.peak_ram_bytes < fast.memory.peak_ram_bytes
+    res = api.plan(g, lean.peak_ram_bytes, "last-layer")  # fits only without the scratch
+    assert not res.plan.int8_scratch and res.memory.peak_ram_bytes == lean.peak_ram_bytes
+    assert not any(b.endswith("__scratch") for b in res.memory.train_graph.buffers)
+    emit(g, res.plan, tmp_path / "c")
+    model_c = (tmp_path / "c" / "mt_model.c").read_text()
+    assert "mt_conv2d_fw_s8(" in model_c and "__scratch" not in model_c
+    path = tmp_path / "p.json"
+    write_plan(path, res.plan, res.memory, str(require_shared("models", "mlperf_kws_dscnn_int8.tflite")))
+    assert read_plan(path).plan == res.plan
+    assert (
+        UpdatePlan.from_dict(fast.plan.to_dict()) == fast.plan and "int8_scratch" not in fast.plan.to_dict()
+    )
+    with pytest.raises(PlanError, match=f"{lean.peak_ram_bytes} bytes"):
+        api.plan(g, lean.peak_ram_bytes - 1, "last-layer")

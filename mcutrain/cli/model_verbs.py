@@ -92,6 +92,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(
         f"strategy {res.plan.strategy}, optimizer {opt.kind.value}, loss {loss.kind.value}, "
         f"batch {res.plan.batch}"
+        + (
+            ""
+            if res.plan.int8_scratch
+            else "; int8 conv2d on the reference kernels (no room for the DSP scratch)"
+        )
     )
     print()
     print(tables.plan_table(graph, res))

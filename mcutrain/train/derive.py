@@ -203,7 +203,8 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     def forward(n: ir.Node, into: list[Step]) -> Step:
         reads = tuple(convert(i, prec.node_int8(n.name), into) for i in n.inputs)
         reads_of[n.name] = reads
-        writes, nbytes = (n.name,), _s8_scratch(graph, n) if prec.node_int8(n.name) else 0
+        fast = prec.node_int8(n.name) and plan.int8_scratch
+        writes, nbytes = (n.name,), _s8_scratch(graph, n) if fast else 0
         if nbytes:  # the kernel's working memory, alive during the step only (a second write)
             name = f"{n.name}__scratch"
             if name not in buffers:

@@ -209,6 +209,9 @@ class UpdatePlan:
     # Frozen layers of a quantized model run int8 ("int8") or in float32 ("fp32"); updated layers always
     # run float32 (mcutrain.train.precision).
     frozen_precision: str = "fp32"
+    # int8 conv2d forwards get working memory for the Cortex-M DSP kernels (docs/quantization.md, "Cortex-M
+    # DSP kernels"); False: none, and the portable reference kernels run (less RAM, about 30x slower).
+    int8_scratch: bool = True
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -272,6 +275,8 @@ class UpdatePlan:
             d["lr_scales"] = {name: {"weight": w, "bias": b} for name, w, b in self.lr_scales}
         if self.app is None:
             d.pop("app")
+        if self.int8_scratch:  # absent when the default
+            d.pop("int8_scratch")
         return json.loads(json.dumps(d, default=lambda o: o.value if isinstance(o, enum.Enum) else o))
 
     @staticmethod
@@ -304,6 +309,7 @@ class UpdatePlan:
                 if app
                 else None,
                 frozen_precision=str(d.get("frozen_precision", "fp32")),
+                int8_scratch=bool(d.get("int8_scratch", True)),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise PlanError(f"malformed plan: {type(e).__name__} {e}") from None
