@@ -25,6 +25,7 @@ import torch
 from .. import ir, torchops
 from ..data.drone import DroneBatch
 from ..data.flight_split import FLIGHT_TYPES, flight_type
+from ..data.frame_scale import network_input
 from ..zoo.depth import MAX_DEPTH_M
 
 #: Images uint8 ``[N, H, W]`` -> depth in metres ``[N, H, W]``.
@@ -32,13 +33,14 @@ DepthFn = Callable[[np.ndarray], np.ndarray]
 GROUPS = (*FLIGHT_TYPES.values(), "all")
 
 
-def graph_depth(graph: ir.Graph, batch_size: int = 256) -> DepthFn:
-    """The float32 forward pass of ``graph`` as a :data:`DepthFn`."""
+def graph_depth(graph: ir.Graph, standardize: bool = False, batch_size: int = 256) -> DepthFn:
+    """The float32 forward pass of ``graph`` as a :data:`DepthFn`, frames scaled as
+    :func:`mcutrain.data.frame_scale.network_input` does (``standardize``: per-frame standardization)."""
 
     def run(images: np.ndarray) -> np.ndarray:
         out = []
         for i in range(0, len(images), batch_size):
-            x = torch.from_numpy((images[i : i + batch_size, None] / 255.0).astype(np.float32))
+            x = torch.from_numpy(network_input(images[i : i + batch_size], standardize))
             with torch.no_grad():
                 out.append(torchops.forward(graph, x)[:, 0].numpy() * MAX_DEPTH_M)
         return np.concatenate(out) if out else np.zeros((0, *images.shape[1:]), np.float32)

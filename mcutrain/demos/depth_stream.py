@@ -90,17 +90,19 @@ def adapt(
     t: np.ndarray,
     m: np.ndarray,
     replay: ReplayConfig | None,
-    on_step: Callable[[int, float], None] | None = None,
+    on_update: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Train ``sim`` on the stream ``(x, t, m)`` in the order of :func:`schedule`, one sample per step
-    (``plan.batch`` must be 1); returns the loss of every step."""
-    if sim.plan.batch != 1:
-        raise ValueError(f"replay trains one sample per step, the plan's batch is {sim.plan.batch}")
+    """Train ``sim`` on the stream ``(x, t, m)``: the samples of :func:`schedule`, in its order,
+    ``plan.batch`` of them per update (the device accumulates their gradients); a last incomplete batch
+    is not applied. Returns the loss of every update."""
+    steps = schedule(len(x), replay)
+    b = sim.plan.batch
     losses = []
-    for k, i in enumerate(schedule(len(x), replay)):
-        losses.append(sim.train_step(x[i : i + 1], t[i : i + 1], m[i : i + 1]))
-        if on_step is not None:
-            on_step(k, losses[-1])
+    for k in range(len(steps) // b):
+        i = steps[k * b : (k + 1) * b]
+        losses.append(sim.train_step(x[i], t[i], m[i]))
+        if on_update is not None:
+            on_update(k, losses[-1])
     return losses
 
 
