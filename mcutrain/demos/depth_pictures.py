@@ -15,15 +15,19 @@ VMAX_M = 4.0  # the colour scale's far end: the ToF's range
 
 
 def pick_frames(b: DroneBatch, per_type: int = 2, seed: int = 0) -> np.ndarray:
-    """``per_type`` frames of each flight type present, with at least 16 valid zones, seeded."""
+    """``per_type`` frames with at least 16 valid zones of each flight type, from as many different
+    flights as there are (spread over the sorted flight names); seeded."""
     rng = np.random.default_rng(seed)
     types = np.array([flight_type(f) for f in b.flight])
     rich = b.tof_valid.reshape(len(b), -1).sum(axis=1) >= 16
     out: list[int] = []
     for t in FLIGHT_TYPES.values():
-        idx = np.flatnonzero((types == t) & rich)
-        if len(idx):
-            out.extend(rng.choice(idx, size=min(per_type, len(idx)), replace=False).tolist())
+        names = sorted({str(f) for f in b.flight[(types == t) & rich]})
+        for k in range(per_type if names else 0):
+            name = names[(k * len(names)) // per_type] if len(names) >= per_type else names[k % len(names)]
+            idx = np.setdiff1d(np.flatnonzero((b.flight == name) & rich), out)
+            if len(idx):
+                out.append(int(rng.choice(idx)))
     return np.array(out, dtype=np.int64)
 
 
@@ -48,7 +52,13 @@ def before_after(path: Path, b: DroneBatch, models: dict[str, DepthFn], per_type
     idx = pick_frames(b, per_type)
     preds = {name: f(b.image[idx]) for name, f in models.items()}
     cols = 2 + len(models)
-    fig, axes = plt.subplots(len(idx), cols, figsize=(1.9 * cols, 1.55 * len(idx)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(idx),
+        cols,
+        figsize=(1.45 * cols + 0.8, 1.12 * len(idx) + 0.3),
+        squeeze=False,
+        layout="constrained",
+    )
     for r, i in enumerate(idx):
         panels = [(b.image[i], "camera"), (zone_map(b, i), "ToF zones")]
         panels += [(p[r], name) for name, p in preds.items()]
@@ -69,7 +79,7 @@ def before_after(path: Path, b: DroneBatch, models: dict[str, DepthFn], per_type
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(title, fontsize=8)
-    fig.colorbar(im, ax=axes, shrink=0.5, label="depth (m)")
+    fig.colorbar(im, ax=axes[:, -1], shrink=0.6, label="depth (m)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=72)
     plt.close(fig)
