@@ -1,7 +1,7 @@
 """ResNet-8 (MLPerf Tiny) adapting to shifted CIFAR-10 images: strategies x RAM budgets, in the simulator.
 
 For each shift (grayscale, sensor noise) the model adapts on 500 real CIFAR-10 test images and is
-measured on the other 500, with the shift's recipe (`mcutrain.demo_cifar.RECIPES`: Adam with relative
+measured on the other 500, with the shift's recipe (`mcutrain.demos.cifar.RECIPES`: Adam with relative
 per-tensor rates, cosine decay, a few seeded epochs). ``--holdout N`` measures on the last N adapt images
 instead (how the recipes' rates were chosen). The auto plan runs under each budget (scored on 200
 shifted adapt images); the baselines (last-layer, bias-only, full) are planned without a budget and
@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from mcutrain.demo_cifar import RECIPES, CifarDemoConfig, run
-from mcutrain.memory import format_bytes
-from mcutrain.planner import BudgetError
+from mcutrain.core.units import format_bytes
+from mcutrain.demos.cifar import RECIPES, CifarDemoConfig, run
+from mcutrain.train.planner import BudgetError
 
 KB = 1024
 

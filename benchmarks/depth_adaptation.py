@@ -16,11 +16,11 @@ import time
 import torch
 
 from mcutrain import api
+from mcutrain.core.units import format_bytes
 from mcutrain.data.scenes import SceneBatch, generate
-from mcutrain.memory import format_bytes
-from mcutrain.plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
-from mcutrain.scoring import Calibration
-from mcutrain.sim import Simulator
+from mcutrain.train.scoring import Calibration
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 from mcutrain.zoo.depth import MAX_DEPTH_M, depth_errors, zone_tensors
 
 

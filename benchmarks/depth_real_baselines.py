@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcutrain import api, ir
+from mcutrain import api
+from mcutrain.core import ir
+from mcutrain.core.units import format_bytes
 from mcutrain.data.drone import DroneBatch, load_flights
 from mcutrain.data.flight_split import FlightSplit
 from mcutrain.data.footprint_fit import edge_score, fit_footprint, with_footprint
@@ -48,11 +50,10 @@ from mcutrain.demos.depth_baselines import (
     zone_rmse,
 )
 from mcutrain.demos.replay import ReplayConfig, sample_bytes, schedule
-from mcutrain.memory import format_bytes
-from mcutrain.plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
-from mcutrain.planner import PlanResult
-from mcutrain.scoring import Calibration
-from mcutrain.sim import Simulator
+from mcutrain.train.planner import PlanResult
+from mcutrain.train.scoring import Calibration
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 
 RATIO = 2.2  # the auto plan's budget: 1/2.2 of the full update's memory
 DECODER_LAYERS = 8  # dec_conv.3, dec_up.2, dec_conv.2, dec_up.1, dec_conv.1, dec_up.0, dec_conv.0, head

@@ -20,12 +20,12 @@ import time
 import torch
 
 from mcutrain import api
+from mcutrain.core.units import format_bytes
 from mcutrain.data.drone import CAM_HFOV_DEG, load_flights, stream_order
-from mcutrain.demo_depth import rmse
-from mcutrain.memory import format_bytes
-from mcutrain.plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
-from mcutrain.scoring import Calibration
-from mcutrain.sim import Simulator
+from mcutrain.demos.depth import rmse
+from mcutrain.train.scoring import Calibration
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 from mcutrain.zoo.depth import zone_tensors
 
 TRAIN = "A0,A2,A4,A6,O0,O2,O4,O6,O8,O10,O12,O14,O16,O18,R0"

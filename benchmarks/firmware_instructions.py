@@ -24,11 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mcutrain import api, ir
-from mcutrain.cli_firmware import format_measurements
-from mcutrain.firmware import SelfTest, build_firmware, emit_firmware, is_mac_id, profile_table, run_firmware
-from mcutrain.plan import OptimizerConfig, OptimizerKind, UpdatePlan
-from mcutrain.targets import load_target
+from mcutrain import api
+from mcutrain.boards.targets import load_target
+from mcutrain.core import ir
+from mcutrain.emit.firmware_build import build_firmware
+from mcutrain.emit.firmware_project import emit_firmware, is_mac_id
+from mcutrain.emit.firmware_run import format_measurements, profile_table, run_firmware
+from mcutrain.emit.selftest import SelfTest
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, UpdatePlan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from mcutrain import api
-from mcutrain.codegen import emit
-from mcutrain.hostbuild import HostModel
-from mcutrain.sim import Simulator
+from mcutrain.emit.host_build import HostModel
+from mcutrain.emit.model_c import emit
+from mcutrain.train.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -21,10 +21,14 @@ import firmware_instructions  # benchmarks/: the same models and plans (the scri
 import numpy as np
 import torch
 
-from mcutrain import api, ir
-from mcutrain.firmware import SelfTest, build_firmware, emit_firmware, run_firmware
-from mcutrain.plan import OptimizerConfig, OptimizerKind, UpdatePlan
-from mcutrain.sim import Simulator
+from mcutrain import api
+from mcutrain.core import ir
+from mcutrain.emit.firmware_build import build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
+from mcutrain.emit.firmware_run import run_firmware
+from mcutrain.emit.selftest import SelfTest
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, UpdatePlan
 
 BOARD = "gap9-rv32-qemu"
 

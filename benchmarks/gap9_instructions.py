@@ -19,9 +19,12 @@ from pathlib import Path
 
 import firmware_instructions  # benchmarks/: the same cases (the script's folder is on sys.path)
 
-from mcutrain import ir
-from mcutrain.firmware import SelfTest, build_firmware, emit_firmware, run_firmware
-from mcutrain.plan import UpdatePlan
+from mcutrain.core import ir
+from mcutrain.emit.firmware_build import build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
+from mcutrain.emit.firmware_run import run_firmware
+from mcutrain.emit.selftest import SelfTest
+from mcutrain.train.update_plan import UpdatePlan
 
 
 def cases(steps: int) -> Iterator[tuple[str, ir.Graph, UpdatePlan, SelfTest]]:

@@ -1,6 +1,6 @@
 """ST's VL53L5CX hand-posture CNN adapting to VL53L8CX users: strategies x RAM budgets, in the simulator.
 
-Every cell runs ``mcutrain.demo_handposture.adapt`` (the demo's own code) with the simulator only:
+Every cell runs ``mcutrain.demos.handposture.adapt`` (the demo's own code) with the simulator only:
 per-user protocol (each user's calibration session = the first half of every recording, streamed
 ``--epochs`` times, tested on the later halves) and cross-user protocol (the other users' frames, tested
 on all of the user's). Baseline plans do not depend on the budget: each runs once and counts in every
@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcutrain import demo_handposture as demo
+from mcutrain.core.units import format_bytes
 from mcutrain.data import handposture as hp
-from mcutrain.memory import format_bytes
-from mcutrain.planner import BudgetError
+from mcutrain.demos import handposture as demo
+from mcutrain.train.planner import BudgetError
 
 STRATEGIES = ("auto", "last-layer", "bias-only", "full")
 BASELINES = STRATEGIES[1:]

@@ -36,12 +36,14 @@ import torch
 from torch import nn
 
 from mcutrain import api
-from mcutrain.firmware import FirmwareBuild, build_firmware, emit_firmware
+from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.frontends.torch import load_module
 from mcutrain.host import Block, Link, Sample
-from mcutrain.host.protocol import sample_frame_size, wire_size
-from mcutrain.plan import LossConfig, LossKind, OptimizerConfig, UpdatePlan
-from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.host.framing import wire_size
+from mcutrain.host.sample_encoding import sample_frame_size
+from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, UpdatePlan
 
 BOARD = "mps2-an386"
 

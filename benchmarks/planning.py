@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from mcutrain import api
-from mcutrain.memory import format_bytes
-from mcutrain.plan import LossConfig, LossKind, ZoneSpec
-from mcutrain.planner import BudgetError
-from mcutrain.scoring import Calibration
+from mcutrain.core.units import format_bytes
+from mcutrain.train.planner import BudgetError
+from mcutrain.train.scoring import Calibration
+from mcutrain.train.update_plan import LossConfig, LossKind, ZoneSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))

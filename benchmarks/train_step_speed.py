@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mcutrain import api, torchops
-from mcutrain.codegen import emit
-from mcutrain.hostbuild import HostModel, build_host
+from mcutrain import api
+from mcutrain.core import semantics
+from mcutrain.emit.host_build import HostModel, build_host
+from mcutrain.emit.model_c import emit
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -46,7 +47,7 @@ def torch_step_fn(graph, lr: float):
 
     def step(x: torch.Tensor, t: torch.Tensor) -> float:
         opt.zero_grad(set_to_none=True)
-        env = torchops.run_graph(graph, x, nested, keep=True)
+        env = semantics.run_graph(graph, x, nested, keep=True)
         loss = -(t * torch.log_softmax(env[logits], 1)).sum()
         loss.backward()
         opt.step()

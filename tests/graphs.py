@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcutrain import ir
+from mcutrain.core import ir
 
 
 def tiny_mlp(seed: int = 0) -> ir.Graph:

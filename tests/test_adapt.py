@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from mcutrain import api
-from mcutrain.adapt import InputEncoding, accuracy, label_samples, run_adaptation
-from mcutrain.plan import LossConfig, LossKind, OptimizerConfig, PlanError
+from mcutrain.demos.adaptation import InputEncoding, accuracy, label_samples, run_adaptation
+from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, PlanError
 from mcutrain.zoo.toy import mlp
 
 LR = 0.05

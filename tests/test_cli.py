@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 from graphs import small_cnn
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def mcutrain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -52,12 +51,18 @@ def test_plan_writes_the_documented_json(tmp_path: Path, cnn_json: Path) -> None
     assert r.returncode == 0, r.stderr
     assert "peak RAM" in r.stdout and "layer" in r.stdout
     d = json.loads(out.read_text())
-    for key in ("budget_bytes", "peak_ram_bytes", "flash_bytes", "memory", "layers", "model_hash"):
-        assert key in d
-    assert d["budget_bytes"] == 12 * 1024 and d["peak_ram_bytes"] <= d["budget_bytes"]
-    assert sum(d["memory"].values()) == d["peak_ram_bytes"]
-    assert {lu["update"] for lu in d["layers"]} <= {"frozen", "bias", "weight"}
-    assert all({"name", "update", "channels"} <= set(lu) for lu in d["layers"])
+    assert d["format"] == "mcutrain-plan/2"
+    assert d["model"] == {"source": str(cnn_json), "input_shape": [2, 8, 8]}
+    plan, mem = d["plan"], d["memory"]
+    for key in ("budget_bytes", "layers", "model_hash", "stack_reserve_bytes", "optimizer", "loss"):
+        assert key in plan
+    for key in ("peak_ram_bytes", "arena_bytes", "flash_bytes", "categories"):
+        assert key in mem
+    assert plan["budget_bytes"] == 12 * 1024 and mem["peak_ram_bytes"] <= plan["budget_bytes"]
+    assert sum(mem["categories"].values()) == mem["peak_ram_bytes"]
+    assert mem["categories"]["stack_reserve"] == plan["stack_reserve_bytes"] == 2048
+    assert {lu["update"] for lu in plan["layers"]} <= {"frozen", "bias", "weight"}
+    assert all({"name", "update", "channels"} <= set(lu) for lu in plan["layers"])
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -75,7 +80,7 @@ def test_infeasible_budget_exits_nonzero_with_minimum(tmp_path: Path, cnn_json: 
 def test_baseline_strategies(tmp_path: Path, cnn_json: Path, strategy: str) -> None:
     r = mcutrain("plan", str(cnn_json), "--strategy", strategy, "--out", str(tmp_path / "p.json"))
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "p.json").read_text())["strategy"] == strategy
+    assert json.loads((tmp_path / "p.json").read_text())["plan"]["strategy"] == strategy
 
 
 @pytest.mark.parametrize(
@@ -113,7 +118,7 @@ def test_plan_real_tflite_model(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     d = json.loads((tmp_path / "p.json").read_text())
-    assert d["peak_ram_bytes"] <= 16 * 1024
+    assert d["memory"]["peak_ram_bytes"] <= 16 * 1024
 
 
 def test_inspect_prints_the_graph(cnn_json: Path) -> None:
@@ -187,7 +192,7 @@ def test_plan_with_a_masked_zone_loss(tmp_path: Path) -> None:
         str(out),
     )
     assert r.returncode == 0, r.stderr
-    loss = json.loads(out.read_text())["loss"]
+    loss = json.loads(out.read_text())["plan"]["loss"]
     assert loss == {
         "kind": "berhu",
         "masked": True,

@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED
 from graphs import residual, small_cnn, tiny_mlp
 
 from mcutrain import api
-from mcutrain.codegen import emit
-from mcutrain.hostbuild import HostModel, build_host
-from mcutrain.plan import (
+from mcutrain.emit.host_build import HostModel, build_host
+from mcutrain.emit.model_c import emit
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import (
     LayerUpdate,
     LossConfig,
     LossKind,
@@ -30,9 +32,7 @@ from mcutrain.plan import (
     UpdatePlan,
     ZoneSpec,
 )
-from mcutrain.sim import Simulator
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 STEPS = 20
 
 
@@ -82,10 +82,12 @@ def _parity(g, plan: UpdatePlan, tmp_path: Path) -> None:
         scale = float(np.abs(want[k]).max() + 1e-12)
         pfloor = float(np.abs(want[k] - ref[k]).max()) / scale
         np.testing.assert_allclose(got[k], want[k], rtol=0, atol=max(1e-5, 4 * pfloor) * scale, err_msg=k)
-    # inference of the trained model agrees too
-    np.testing.assert_allclose(
-        host.infer(x[0]), sim.predict(x[:1])[0].numpy().reshape(-1), rtol=1e-5, atol=1e-6
-    )
+    # inference of the trained model agrees too (to 1e-5, or 4x the float32 simulator's own distance
+    # from the float64 run when the model amplifies round-off more than that)
+    want_y = sim.predict(x[:1])[0].numpy().reshape(-1)
+    ref_y = exact.predict(x[:1])[0].numpy().reshape(-1)
+    ifloor = float(np.abs(want_y - ref_y).max() / (np.abs(ref_y).max() + 1e-12))
+    np.testing.assert_allclose(host.infer(x[0]), want_y, rtol=max(1e-5, 4 * ifloor), atol=1e-6)
 
 
 def _strategy_plan(g, strategy: str, loss: LossConfig, opt: OptimizerConfig | None = None) -> UpdatePlan:
@@ -268,3 +270,30 @@ def test_gradient_accumulation_over_a_minibatch(kind: OptimizerKind, tmp_path: P
     got, ref = host.params(), sim.numpy_params()
     for k in ref:
         np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+INT8_CASES = [
+    ("mlperf_kws_dscnn_int8", "last-layer"),
+    ("mlperf_kws_dscnn_int8", "auto"),
+    ("tflm_micro_speech_int8", "full"),
+    ("tflm_hello_world_int8", "last-layer"),
+    ("mlperf_vww_mobilenetv1_int8", "last-layer"),
+    ("mlperf_tiny_resnet8_cifar10_float", "last-layer"),  # post-training quantized (CIFAR calibration)
+    ("mlperf_tiny_resnet8_cifar10_float", "auto"),
+]
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not present")
+@pytest.mark.parametrize(("model", "strategy"), INT8_CASES)
+def test_int8_frozen_layers(model: str, strategy: str, tmp_path: Path) -> None:
+    """Mixed precision: the int8 frozen layers' integers are the simulator's exactly, so losses,
+    parameters and inference agree as in float."""
+    g = api.load(SHARED / "models" / f"{model}.tflite")
+    opt = OptimizerConfig(lr=0.01)
+    if not g.quantized:
+        calib = np.load(SHARED / "datasets" / "cifar10_test_1000.npz")["x"][-200:]
+        g = api.quantize(g, calib.transpose(0, 3, 1, 2).astype(np.float32))
+        opt = OptimizerConfig(OptimizerKind.ADAM, lr=1e-5)
+    plan = _strategy_plan(g, strategy, api.default_loss(g), opt)
+    assert plan.frozen_precision == "int8"
+    _parity(g, plan, tmp_path)

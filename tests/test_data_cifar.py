@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mcutrain import api, torchops
+from mcutrain import api
+from mcutrain.core import semantics
 from mcutrain.data import cifar
 from mcutrain.data.shared import SharedDataMissing, read_manifest, shared_path
 
@@ -88,5 +89,5 @@ def graph():
 def test_reproduces_readme_facts(graph, shift: str, acc: float, tol: float) -> None:
     c = cifar.load(_shared(read_manifest("cifar10_shift")["source"]), shift)
     assert len(c) == 1000 and (np.bincount(c.y) == 100).all()
-    correct = torchops.forward(graph, torch.from_numpy(c.x)).argmax(1).numpy() == c.y
+    correct = semantics.forward(graph, torch.from_numpy(c.x)).argmax(1).numpy() == c.y
     assert abs(correct.mean() - acc) <= tol

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from mcutrain import api, torchops
+from mcutrain import api
+from mcutrain.core import semantics
 from mcutrain.data import handposture as hp
 from mcutrain.data.shared import SharedDataMissing, read_manifest, shared_path
 
@@ -183,7 +184,7 @@ def graph():
 def test_reproduces_readme_facts(frames: hp.HandPostureFrames, graph) -> None:
     assert len(frames) == 9272
     assert frames.users == ("User1", "User2", "User3")
-    correct = torchops.forward(graph, torch.from_numpy(frames.x)).argmax(1).numpy() == frames.y
+    correct = semantics.forward(graph, torch.from_numpy(frames.x)).argmax(1).numpy() == frames.y
     assert abs(correct.mean() - 0.718) <= 0.005
     for user, acc in (("User1", 0.63), ("User2", 0.79), ("User3", 0.85)):
         assert abs(correct[frames.user == user].mean() - acc) <= 0.005, user
@@ -203,7 +204,7 @@ def test_channels_match_tflite_nhwc(frames: hp.HandPostureFrames, graph) -> None
         interp.set_tensor(inp["index"], x.transpose(1, 2, 0)[None])
         interp.invoke()
         ref.append(interp.get_tensor(out["index"])[0])
-    ours = torchops.forward(graph, torch.from_numpy(xs)).numpy()
+    ours = semantics.forward(graph, torch.from_numpy(xs)).numpy()
     np.testing.assert_allclose(ours, np.array(ref), atol=1e-5)
 
 

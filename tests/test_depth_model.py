@@ -83,7 +83,7 @@ def test_metres_conversion() -> None:
 
 def test_imports_through_the_torch_frontend() -> None:
     frontend = pytest.importorskip("mcutrain.frontends.torch", reason="the PyTorch frontend is not there yet")
-    from mcutrain.torchops import forward
+    from mcutrain.core.semantics import forward
 
     graph = frontend.load_factory("mcutrain.zoo.depth:updepthnet", None)
     assert graph.num_params() == N_PARAMS

@@ -12,8 +12,8 @@ from mcutrain.data.frame_scale import TARGET_MEAN, TARGET_STD, network_input
 from mcutrain.data.tof import Footprint
 from mcutrain.demos import depth_stream as ds
 from mcutrain.demos.replay import ReplayConfig
-from mcutrain.plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
-from mcutrain.sim import Simulator
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 
 
 def flights(n: int = 12) -> DroneBatch:

@@ -27,12 +27,18 @@ from test_frontend_tflite import (
 )
 from torch import nn
 
-from mcutrain import api, cli, ir, torchops
-from mcutrain.export import ExportError, Pulled, export_tflite, merge_params, torch_state_dict
-from mcutrain.firmware import plan_summary, trainable_vectors
+from mcutrain import api
+from mcutrain.cli import main
+from mcutrain.core import ir, semantics
+from mcutrain.emit.link_app import plan_summary
 from mcutrain.frontends.torch import export_module, load_module
-from mcutrain.plan import LayerUpdate, UpdatePlan
-from mcutrain.sim import Simulator
+from mcutrain.host.export import ExportError, Pulled, export_tflite, merge_params
+from mcutrain.host.export_torch import torch_state_dict
+from mcutrain.train.memory import analyze
+from mcutrain.train.plan_file import write_plan
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors
+from mcutrain.train.update_plan import LayerUpdate, UpdatePlan
 from mcutrain.zoo import toy
 
 PLANS = ("full", "last-layer", "subset")
@@ -83,7 +89,7 @@ def _check_tflite(
     shape = tuple(Interpreter(model_path=str(path)).get_input_details()[0]["shape"])
     rng = np.random.default_rng(seed + 1)
     x = make_input(rng, shape) if make_input else rng.normal(0, 1, shape).astype(np.float32)
-    env = torchops.run_graph(graph.replace(params=params), _to_ir(x), keep=True)  # the simulator's forward
+    env = semantics.run_graph(graph.replace(params=params), _to_ir(x), keep=True)  # the simulator's forward
     ref, it = _litert(out, x)
     _assert_close(_from_ir(env[graph.outputs[0]]), ref)
     before, it0 = _litert(path, x)
@@ -144,7 +150,7 @@ def test_tflite_values_without_float32_tensor(tmp_path: Path) -> None:
     export_tflite(path, graph, params, tmp_path / "ok.tflite")
     x = np.random.default_rng(3).normal(0, 1, (1, 5, 5, 2)).astype(np.float32)
     ref, _ = _litert(tmp_path / "ok.tflite", x)
-    _assert_close(_from_ir(torchops.forward(graph.replace(params=params), _to_ir(x))), ref)
+    _assert_close(_from_ir(semantics.forward(graph.replace(params=params), _to_ir(x))), ref)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -235,7 +241,7 @@ def _files(tmp_path: Path, model: str, pulled_plan: str = "full") -> tuple[ir.Gr
     pulled = _pulled(graph, plan)
     npz, plan_file = tmp_path / "params.npz", tmp_path / "plan.json"
     np.savez(npz, params=pulled.params, model_hash=np.array(pulled.model_hash), plan=np.array(pulled.plan))
-    plan.save(plan_file)
+    write_plan(plan_file, plan, analyze(graph, plan), model)
     return graph, plan, npz, plan_file
 
 
@@ -250,19 +256,17 @@ def test_cli_export_state_dict(source: str, tmp_path: Path, capsys: pytest.Captu
         module = toy.mbv2_block()
     graph, plan, npz, plan_file = _files(tmp_path, source)
     out = tmp_path / "new.pt"
-    assert (
-        cli.main(["export", source, "--params", str(npz), "--plan", str(plan_file), "--out", str(out)]) == 0
-    )
+    assert main(["export", source, "--params", str(npz), "--plan", str(plan_file), "--out", str(out)]) == 0
     assert "state_dict values changed" in capsys.readouterr().out
     module.load_state_dict(torch.load(out))
     x = torch.randn((4, *graph.inputs[0][1]), generator=torch.Generator().manual_seed(1))
     params = merge_params(graph, plan, Pulled.load(npz))
     with torch.no_grad():
-        _assert_close(module(x).numpy(), torchops.forward(graph.replace(params=params), x).numpy())
+        _assert_close(module(x).numpy(), semantics.forward(graph.replace(params=params), x).numpy())
 
 
 def _export_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    assert cli.main(["export", *args]) == 2
+    assert main(["export", *args]) == 2
     return capsys.readouterr().err
 
 
@@ -271,7 +275,7 @@ def test_cli_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     graph, _, npz, plan_file = _files(tmp_path, model, "last-layer")
     out = str(tmp_path / "new.tflite")
     ok = ["--params", str(npz), "--plan", str(plan_file)]
-    assert cli.main(["export", model, *ok, "--out", out]) == 0
+    assert main(["export", model, *ok, "--out", out]) == 0
     assert "float values in the file changed" in capsys.readouterr().out
 
     err = _export_error([str(Path(model).with_suffix(".h5")), *ok, "--out", out], capsys)
@@ -294,8 +298,9 @@ def test_cli_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "NaN or Inf" in with_npz(params=np.full(np.load(npz)["params"].size, np.nan, np.float32))
     assert "no array 'params'" in with_npz(drop="params")
 
-    other = api.plan(api.load("mlp"), None, strategy="full").plan
-    other.save(tmp_path / "other.json")
+    mlp = api.load("mlp")
+    other = api.plan(mlp, None, strategy="full").plan
+    write_plan(tmp_path / "other.json", other, analyze(mlp, other), "mlp")
     err = _export_error(
         [model, "--params", str(npz), "--plan", str(tmp_path / "other.json"), "--out", out], capsys
     )
@@ -307,9 +312,7 @@ def test_cli_export_graph_json(tmp_path: Path) -> None:
     src.write_text(api.load("mlp").to_json())
     graph, plan, npz, plan_file = _files(tmp_path, str(src), "subset")
     out = tmp_path / "new.json"
-    assert (
-        cli.main(["export", str(src), "--params", str(npz), "--plan", str(plan_file), "--out", str(out)]) == 0
-    )
+    assert main(["export", str(src), "--params", str(npz), "--plan", str(plan_file), "--out", str(out)]) == 0
     params = merge_params(graph, plan, Pulled.load(npz))
     got = ir.Graph.from_json(out.read_text()).params
     assert got.keys() == params.keys()

@@ -3,7 +3,6 @@ parameter counts, JSON round trips, and the errors users can cause."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -17,22 +16,19 @@ from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.schema_py_generated import BuiltinOperator as BO
 from ai_edge_litert.schema_py_generated import BuiltinOptions as BOpt
 from ai_edge_litert.schema_py_generated import TensorType as TT
+from conftest import MODELS
 
-from mcutrain import ir, torchops
+from mcutrain.core import ir, semantics
+from mcutrain.core.quant import dequantize
 from mcutrain.frontends import FrontendError, load_model
-from mcutrain.frontends.tflite import layer_name, load_tflite
+from mcutrain.frontends.tflite import load_tflite
+from mcutrain.frontends.tflite_file import layer_name
 
 # ---------------------------------------------------------------------------------------------------
 # Shared data (real models)
 # ---------------------------------------------------------------------------------------------------
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("MCUTRAIN_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-MODELS = _shared_data() / "models"
 RESNET8 = "mlperf_tiny_resnet8_cifar10_float.tflite"
 HANDPOSTURE = "st_handposture_vl53l5cx_cnn2d_float.tflite"
 HAR = "st_har_gmp_wisdm_float.tflite"
@@ -129,7 +125,7 @@ def test_real_model_matches_litert(name: str) -> None:
     for _ in range(3):
         x = make_input(rng, shape)
         ref, it = _litert(path, x)
-        env = torchops.run_graph(graph, _to_ir(x), keep=True)
+        env = semantics.run_graph(graph, _to_ir(x), keep=True)
         _assert_close(_from_ir(env[graph.outputs[0]]), ref)
         if logits_t is not None:  # probabilities saturate: also compare the logits
             softmax = graph.node(graph.outputs[0])
@@ -494,7 +490,7 @@ def test_tiny_model_matches_litert(case: str, tmp_path: Path) -> None:
     for _ in range(2):
         x = rng.normal(0, 1, shape).astype(np.float32)
         ref, _ = _litert(path, x)
-        _assert_close(_from_ir(torchops.forward(graph, _to_ir(x))), ref)
+        _assert_close(_from_ir(semantics.forward(graph, _to_ir(x))), ref)
 
 
 def test_tiny_model_layouts(tmp_path: Path) -> None:
@@ -601,14 +597,47 @@ def test_unsupported_op_without_hint_lists_supported(tmp_path: Path) -> None:
     assert "#1 EXP" in msg and "CONV_2D" in msg and "FULLY_CONNECTED" in msg
 
 
-def test_int8_model(tmp_path: Path) -> None:
+def test_int8_tensor_without_quantization(tmp_path: Path) -> None:
     m = _real_model_t(HANDPOSTURE)
     sg = m.subgraphs[0]
     for t in sg.tensors:
         if t.type == TT.FLOAT32:
             t.type = TT.INT8
     msg = _load_error(tmp_path, _pack(m))
-    assert "quantized models are not supported yet" in msg and "export a float32 .tflite" in msg
+    assert "int8 tensor" in msg and "has no quantization parameters" in msg
+
+
+@pytest.mark.parametrize(("tt", "words"), [(TT.UINT8, "uint8 (legacy"), (TT.INT16, "int16 (16x8")])
+def test_unsupported_integer_types_name_the_tensor(tmp_path: Path, tt: int, words: str) -> None:
+    m = _real_model_t("mlperf_kws_dscnn_int8.tflite")
+    sg = m.subgraphs[0]
+    t = sg.tensors[int(sg.operators[2].outputs[0])]
+    t.type = tt
+    msg = _load_error(tmp_path, _pack(m))
+    assert words in msg and t.name.decode()[:40] in msg
+
+
+def test_int8_models_keep_their_quantization() -> None:
+    """The four full-integer models of shared/ import with every tensor's quantization, their int8
+    weights (per-channel scales along the IR's output-channel axis) and int32 biases exactly."""
+    for name in (
+        "tflm_hello_world_int8",
+        "tflm_micro_speech_int8",
+        "mlperf_kws_dscnn_int8",
+        "mlperf_vww_mobilenetv1_int8",
+    ):
+        g = load_tflite(_model_path(f"{name}.tflite"))
+        assert g.quantized
+        for n in g.nodes:
+            assert n.name in g.quant, (name, n.name)
+            for p in n.op.param_names:
+                key = n.param_key(p)
+                q, v = g.quant[key], g.qvalues[key]
+                assert v.dtype == np.dtype(q.dtype) and v.shape == g.params[key].shape
+                if p == "weight":
+                    assert len(q.scale) in (1, g.shapes[n.name][0]) and q.axis == 0
+                    np.testing.assert_array_equal(g.params[key], dequantize(v, q))
+        assert g.fingerprint() == load_tflite(_model_path(f"{name}.tflite")).fingerprint()
 
 
 def test_multiple_subgraphs_and_inputs(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mcutrain import ir, torchops, zoo
+from mcutrain import zoo
+from mcutrain.core import ir, semantics
 from mcutrain.frontends import FrontendError, load_model
 from mcutrain.frontends.torch import load_exported, load_factory, load_module
 from mcutrain.zoo import toy
@@ -49,7 +50,7 @@ def assert_matches(graph: ir.Graph, model: nn.Module, shape: tuple[int, ...], se
     x = torch.randn((3, *shape), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         ref = model.eval()(x).numpy()
-    out = torchops.forward(graph, x).numpy()
+    out = semantics.forward(graph, x).numpy()
     assert out.shape == ref.shape
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-6 * float(np.abs(ref).max()))
 

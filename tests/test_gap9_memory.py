@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from mcutrain import api
-from mcutrain.firmware import FirmwareError, build_firmware, emit_firmware
+from mcutrain.boards.targets import load_target
+from mcutrain.emit.firmware_build import build_firmware
+from mcutrain.emit.firmware_project import FirmwareError, emit_firmware
+from mcutrain.emit.pulp import ClusterMemory, L1Error, choose_tile, l1_budget
 from mcutrain.frontends.torch import load_module
-from mcutrain.gap9 import ClusterMemory, L1Error, choose_tile, l1_budget
-from mcutrain.plan import OptimizerConfig, OptimizerKind
-from mcutrain.targets import load_target
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind
 
 BOARD = "gap9-rv32-qemu"
 L1_KB = 128 * 1024

@@ -16,11 +16,14 @@ import torch
 from graphs import residual, small_cnn
 from test_codegen import _parity
 
-from mcutrain import api, torchops
-from mcutrain.codegen import emit
-from mcutrain.optim import RELATIVE_FLOOR, lr_scales
-from mcutrain.plan import OptimizerConfig, OptimizerKind, PlanError, UpdatePlan
-from mcutrain.sim import Simulator
+from mcutrain import api
+from mcutrain.core import semantics
+from mcutrain.emit.model_c import emit
+from mcutrain.train.memory import analyze
+from mcutrain.train.optimizers import RELATIVE_FLOOR, lr_scales
+from mcutrain.train.plan_file import read_plan, write_plan
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, PlanError, UpdatePlan
 
 
 def test_relative_rule_is_the_rms_with_a_floor() -> None:
@@ -41,16 +44,16 @@ def test_plan_json_round_trip(tmp_path: Path) -> None:
     plain = api.plan(g, None, "full", optimizer=OptimizerConfig(OptimizerKind.ADAM, lr=1e-3)).plan
     assert "lr_scales" not in plain.to_dict()  # plans without scales are written as before
     scaled = replace(plain, lr_scales=lr_scales(g, "relative"))
-    scaled.save(tmp_path / "p.json")
-    d = json.loads((tmp_path / "p.json").read_text())
+    write_plan(tmp_path / "p.json", scaled, analyze(g, scaled))
+    d = json.loads((tmp_path / "p.json").read_text())["plan"]
     first = g.trainable_nodes()[0].name
     assert d["lr_scales"][first]["weight"] == scaled.lr_scale(first, "weight")
-    back = UpdatePlan.load(tmp_path / "p.json")
+    back = read_plan(tmp_path / "p.json").plan
     assert back == scaled and back.lr_scales
     assert back.lr_scale("no_such_layer", "bias") == 1.0
-    d.pop("lr_scales")  # an older plan file: every scale is 1.0
+    d.pop("lr_scales")  # a plan without scales: every scale is 1.0
     assert UpdatePlan.from_dict(d) == plain
-    with pytest.raises(PlanError, match="malformed plan file"):
+    with pytest.raises(PlanError, match="malformed plan"):
         UpdatePlan.from_dict({**d, "lr_scales": [1.0, 2.0]})
     with pytest.raises(PlanError, match="must be positive"):
         replace(plain, lr_scales=((first, 0.0, 1.0),))
@@ -75,7 +78,7 @@ def _torch_adam_per_tensor(g, plan: UpdatePlan, x: np.ndarray, y: np.ndarray) ->
         for grp, s in zip(opt.param_groups, scale, strict=True):
             grp["lr"] = o.lr_at(i) * s
         opt.zero_grad()
-        env = torchops.run_graph(g, torch.from_numpy(x[i : i + 1]), nested, keep=True)
+        env = semantics.run_graph(g, torch.from_numpy(x[i : i + 1]), nested, keep=True)
         loss = -(torch.from_numpy(y[i : i + 1]) * torch.log_softmax(env[logits], 1)).sum()
         loss.backward()
         opt.step()
@@ -136,6 +139,8 @@ def test_cli_plan_lr_scale(tmp_path: Path) -> None:
         timeout=120,
     )
     assert r.returncode == 0, r.stderr
-    assert set(json.loads(out.read_text())["lr_scales"]) == {n.name for n in small_cnn().trainable_nodes()}
+    assert set(json.loads(out.read_text())["plan"]["lr_scales"]) == {
+        n.name for n in small_cnn().trainable_nodes()
+    }
     r = subprocess.run([*run, "--lr-scale", "rms"], text=True, capture_output=True, timeout=120)
     assert r.returncode != 0 and "invalid choice" in r.stderr

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from graphs import residual, small_cnn, tiny_mlp
 
-from mcutrain.memory import analyze, parse_bytes
-from mcutrain.plan import LayerUpdate, OptimizerConfig, OptimizerKind, UpdatePlan
-from mcutrain.schedule import Interval, lower_bound, place
-from mcutrain.training import derive
+from mcutrain.core.units import parse_bytes
+from mcutrain.train.derive import derive
+from mcutrain.train.memory import analyze
+from mcutrain.train.schedule import Interval, lower_bound, place
+from mcutrain.train.update_plan import LayerUpdate, OptimizerConfig, OptimizerKind, UpdatePlan
 
 
 def _plan(g, layers, **kw) -> UpdatePlan:
@@ -92,7 +93,7 @@ def test_arena_never_overlaps_live_buffers() -> None:
     g = residual()
     plan = _plan(g, [LayerUpdate.weights(n.name, g.shapes[n.name][0]) for n in g.trainable_nodes()])
     tg = derive(g, plan)
-    from mcutrain.schedule import schedule
+    from mcutrain.train.schedule import schedule
 
     ap = schedule(tg).train
     spans: dict[str, tuple[int, int]] = {}

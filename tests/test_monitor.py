@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcutrain import cli
+from mcutrain.cli import main
 from mcutrain.host import Block, Link, Sample
 from mcutrain.host import tbevents as tb
-from mcutrain.host.monitor import EMA, HeldOut, LiveView, Monitor, PlainView, make_view, read_csv
+from mcutrain.host.monitor import EMA, HeldOut, Monitor, read_csv
+from mcutrain.host.monitor_views import LiveView, PlainView, make_view
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/: the link harness
 from link import harness as h
@@ -145,7 +146,7 @@ def test_monitor_command_polls_stats_without_moving_the_resume_point(
             link.sample(_sample(i))
         before = link.hello()
     argv = ["monitor", "--port", url, "--polls", "3", "--interval", "0.05", "--log-dir", str(tmp_path)]
-    assert cli.main(argv) == 0
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "monitor: step 7, sample #6" in out and "monitor: 3 polls, 1 steps logged" in out
     rows = read_csv(tmp_path / "steps.csv")
@@ -153,7 +154,7 @@ def test_monitor_command_polls_stats_without_moving_the_resume_point(
     with Link(url, timeout=2.0) as link:
         after = link.hello()
     assert (after.last_seq, after.last_sample_id) == (before.last_seq, before.last_sample_id)
-    assert cli.main(["monitor", "--port", url, "--interval", "0"]) == 2
+    assert main(["monitor", "--port", url, "--interval", "0"]) == 2
 
 
 def test_event_file_format_by_hand(tmp_path: Path) -> None:

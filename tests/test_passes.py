@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from mcutrain import ir, torchops
+from mcutrain.core import ir, semantics
+from mcutrain.core.passes import fold_batchnorm, remove_identities
 from mcutrain.frontends.torch import load_module
-from mcutrain.passes import fold_batchnorm, remove_identities
 
 RNG_SEED = 0
 
@@ -30,8 +30,8 @@ def bn_params(rng: np.random.Generator, c: int) -> dict[str, np.ndarray]:
 def assert_same_function(before: ir.Graph, after: ir.Graph, seed: int = 1) -> None:
     shape = before.inputs[0][1]
     x = torch.randn((4, *shape), generator=torch.Generator().manual_seed(seed))
-    ref = torchops.forward(before, x).numpy()
-    out = torchops.forward(after, x).numpy()
+    ref = semantics.forward(before, x).numpy()
+    out = semantics.forward(after, x).numpy()
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-6 * float(np.abs(ref).max()))
 
 
@@ -119,7 +119,7 @@ def test_linear_bn1d_is_folded() -> None:
     assert kinds(f) == ["reshape", "linear", "activation"]
     assert_same_function(g, f)
     x = torch.randn(5, 3, 2, 2)
-    np.testing.assert_allclose(torchops.forward(f, x), model.eval()(x).detach(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(semantics.forward(f, x), model.eval()(x).detach(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("groups", [1, 2])

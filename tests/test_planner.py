@@ -7,10 +7,10 @@ import pytest
 from graphs import residual, small_cnn
 
 from mcutrain import api
-from mcutrain.memory import analyze
-from mcutrain.plan import Update
-from mcutrain.planner import BudgetError, _knapsack, candidates
-from mcutrain.scoring import Calibration
+from mcutrain.train.memory import analyze
+from mcutrain.train.planner import BudgetError, _knapsack, candidates
+from mcutrain.train.scoring import Calibration
+from mcutrain.train.update_plan import Update
 
 
 def _calib(g, n: int = 32, seed: int = 3) -> Calibration:

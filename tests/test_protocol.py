@@ -23,17 +23,14 @@ import pytest
 from link import harness as h
 from link.make_corpus import cases as corpus_cases
 
-from mcutrain.host import protocol as P
-from mcutrain.host.link import (
-    DeviceError,
-    Link,
-    LinkClosed,
-    LinkError,
-    LinkTimeout,
-    SequenceError,
-)
-from mcutrain.host.protocol import Block, Enc, ErrorCode, Frame, FrameDecoder, FrameError, MsgType, Sample
-from mcutrain.qemu import free_tcp_port
+from mcutrain.boards.qemu import free_tcp_port
+from mcutrain.host import framing as F
+from mcutrain.host import messages as M
+from mcutrain.host import sample_encoding as S
+from mcutrain.host.framing import ErrorCode, Frame, FrameDecoder, FrameError, MsgType
+from mcutrain.host.link import Link
+from mcutrain.host.link_transport import DeviceError, LinkClosed, LinkError, LinkTimeout, SequenceError
+from mcutrain.host.sample_encoding import Block, Enc, Sample
 
 RNG_SEED = 20240611
 
@@ -126,10 +123,10 @@ def test_cobs_round_trip_randomized() -> None:
     for k in range(1500):
         n = sizes[k % len(sizes)] if k < 2 * len(sizes) else rng.randrange(700)
         data = random_bytes(rng, n, rng.choice([0.0, 0.01, 0.2, 0.9, 1.0]))
-        enc = P.cobs_encode(data)
+        enc = F.cobs_encode(data)
         assert 0 not in enc
         assert len(enc) <= n + n // 254 + 1
-        assert P.cobs_decode(enc) == data
+        assert F.cobs_decode(enc) == data
 
 
 def test_frame_round_trip_and_stream_decoding() -> None:
@@ -139,7 +136,7 @@ def test_frame_round_trip_and_stream_decoding() -> None:
     for f in frames:
         wire = f.encode()
         assert wire[0] == 0 and wire[-1] == 0 and 0 not in wire[1:-1]
-        assert P.decode_wire(wire) == f
+        assert F.decode_wire(wire) == f
         stream += wire
     dec = FrameDecoder()
     got: list[Frame | FrameError] = []
@@ -169,7 +166,7 @@ def test_noise_costs_only_the_noise() -> None:
     good = Frame(MsgType.HELLO, 0, 7, b"hello").encode()
     got = FrameDecoder().feed(b"boot banner\r\n" + good + b"\xff\xfe" + good)
     frames = [g for g in got if isinstance(g, Frame)]
-    assert frames == [P.decode_wire(good)] * 2
+    assert frames == [F.decode_wire(good)] * 2
     assert len(got) == 4  # the banner and the two stray bytes are one dropped frame each
 
 
@@ -312,7 +309,7 @@ def test_c_sample_errors(shim: h.Shim) -> None:
     assert (r, detail) == (-ErrorCode.RANGE, 4)
     assert shim.decode_sample(ok.pack()[:-1], 10, 4)[0] == -ErrorCode.LENGTH
     assert shim.decode_sample(ok.pack() + b"\x00", 10, 4)[0] == -ErrorCode.LENGTH
-    wrong_role = P.SAMPLE_HEADER.pack(0, 0) + Block.bits([1] * 10).pack() + ok.target.pack() + ok.mask.pack()
+    wrong_role = S.SAMPLE_HEADER.pack(0, 0) + Block.bits([1] * 10).pack() + ok.target.pack() + ok.mask.pack()
     assert shim.decode_sample(wrong_role, 10, 4)[0] == -ErrorCode.ENCODING
     # a count whose byte size overflows 32 bits must not pass the length check
     huge = struct.pack("<IBxxx", 0, 0) + struct.pack("<BxxxIff", Enc.F32, 0x40000001, 1, 0) + bytes(4)
@@ -327,10 +324,10 @@ def test_c_sample_errors(shim: h.Shim) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def reply(dev: h.DeviceProcess, f: Frame) -> P.Reply:
+def reply(dev: h.DeviceProcess, f: Frame) -> M.Reply:
     got = [g for g in dev.exchange(f.encode()) if isinstance(g, Frame)]
     assert len(got) == 1, got
-    return P.parse_reply(got[0])
+    return M.parse_reply(got[0])
 
 
 def test_service_sequencing_duplicates_and_errors(device_exe: Path, tmp_path: Path) -> None:
@@ -338,50 +335,50 @@ def test_service_sequencing_duplicates_and_errors(device_exe: Path, tmp_path: Pa
     dev = h.DeviceProcess(device_exe, "--shape", "1", "2", "5", "--target", "4", log=log)
     try:
         s = Sample(Block.u8(np.arange(10)), Block.i16([1, 2, 3, 4]), Block.bits([1, 1, 0, 1]), sample_id=9)
-        first = reply(dev, Frame(MsgType.SAMPLE, P.FLAG_TRAIN, 1, s.pack()))
-        assert isinstance(first, P.Ack) and (first.seq, first.step, first.sample_id) == (1, 1, 9)
+        first = reply(dev, Frame(MsgType.SAMPLE, F.FLAG_TRAIN, 1, s.pack()))
+        assert isinstance(first, M.Ack) and (first.seq, first.step, first.sample_id) == (1, 1, 9)
         assert not first.duplicate
-        again = reply(dev, Frame(MsgType.SAMPLE, P.FLAG_TRAIN, 1, s.pack()))  # a retransmission
-        assert isinstance(again, P.Ack) and again.duplicate
+        again = reply(dev, Frame(MsgType.SAMPLE, F.FLAG_TRAIN, 1, s.pack()))  # a retransmission
+        assert isinstance(again, M.Ack) and again.duplicate
         assert (again.seq, again.step, again.loss) == (1, 1, first.loss)
         older = reply(dev, Frame(MsgType.TRAIN, 0, 0))  # an old duplicate: cumulative ACK of seq 1
-        assert isinstance(older, P.Ack) and older.duplicate and older.seq == 1
+        assert isinstance(older, M.Ack) and older.duplicate and older.seq == 1
         gap = reply(dev, Frame(MsgType.TRAIN, 0, 5))
-        assert isinstance(gap, P.ErrorReply) and gap.code == ErrorCode.SEQUENCE
+        assert isinstance(gap, M.ErrorReply) and gap.code == ErrorCode.SEQUENCE
         assert (gap.last_seq, gap.detail, gap.seq) == (1, 2, 5)
         assert log.read_text().split() == [h.applied_crc(s)]
         # errors do not consume sequence numbers
         wrong = replace(s, input=Block.u8(np.arange(9)))
         e = reply(dev, Frame(MsgType.SAMPLE, 0, 2, wrong.pack()))
-        assert isinstance(e, P.ErrorReply) and (e.code, e.detail, e.request) == (
+        assert isinstance(e, M.ErrorReply) and (e.code, e.detail, e.request) == (
             ErrorCode.SIZE,
             10,
             MsgType.SAMPLE,
         )
         ok = reply(dev, Frame(MsgType.TRAIN, 0, 2))
-        assert isinstance(ok, P.Ack) and ok.seq == 2 and ok.step == 2
-        e = reply(dev, Frame(MsgType.INFER, P.FLAG_RUN, 77, b"\x00"))
-        assert isinstance(e, P.ErrorReply) and (e.code, e.seq) == (ErrorCode.LENGTH, 77)
+        assert isinstance(ok, M.Ack) and ok.seq == 2 and ok.step == 2
+        e = reply(dev, Frame(MsgType.INFER, F.FLAG_RUN, 77, b"\x00"))
+        assert isinstance(e, M.ErrorReply) and (e.code, e.seq) == (ErrorCode.LENGTH, 77)
         e = reply(dev, Frame(0x42, 0, 78))
-        assert isinstance(e, P.ErrorReply) and e.code == ErrorCode.TYPE
+        assert isinstance(e, M.ErrorReply) and e.code == ErrorCode.TYPE
         e = reply(dev, Frame(MsgType.HELLO, 0, 79, version=2))
-        assert isinstance(e, P.ErrorReply) and (e.code, e.detail) == (ErrorCode.VERSION, 1)
+        assert isinstance(e, M.ErrorReply) and (e.code, e.detail) == (ErrorCode.VERSION, 1)
         e = reply(dev, Frame(MsgType.ROLLBACK, 0, 3))  # no snapshot yet: the toy's callback fails
-        assert isinstance(e, P.ErrorReply) and e.code == ErrorCode.APP and e.detail == 0xFFFFFFFF
+        assert isinstance(e, M.ErrorReply) and e.code == ErrorCode.APP and e.detail == 0xFFFFFFFF
         e = reply(dev, Frame(MsgType.CHECKPOINT, 0, 3, b"\x05"))
-        assert isinstance(e, P.ErrorReply) and e.code == ErrorCode.RANGE
+        assert isinstance(e, M.ErrorReply) and e.code == ErrorCode.RANGE
         # damaged frames are answered with a transient error, replies (an echo) are ignored
         bad = bytearray(Frame(MsgType.HELLO, 0, 80).encode())
         bad[bad.index(80)] ^= 1  # the sequence number's byte
         got = dev.exchange(bytes(bad))
         assert len(got) == 1 and isinstance(got[0], Frame)
-        err = P.parse_reply(got[0])
-        assert isinstance(err, P.ErrorReply) and err.code == ErrorCode.CRC and err.transient
+        err = M.parse_reply(got[0])
+        assert isinstance(err, M.ErrorReply) and err.code == ErrorCode.CRC and err.transient
         assert dev.exchange(Frame(MsgType.ACK, 0, 1, bytes(16)).encode(), timeout=0.3) == []
         info = reply(dev, Frame(MsgType.HELLO, 0, 81))
-        assert isinstance(info, P.Info) and (info.last_seq, info.last_sample_id, info.step) == (2, 9, 2)
-        exit_ack = reply(dev, Frame(MsgType.RESET, 0, 3, bytes([P.ResetMode.EXIT])))
-        assert isinstance(exit_ack, P.Ack) and exit_ack.seq == 3
+        assert isinstance(info, M.Info) and (info.last_seq, info.last_sample_id, info.step) == (2, 9, 2)
+        exit_ack = reply(dev, Frame(MsgType.RESET, 0, 3, bytes([M.ResetMode.EXIT])))
+        assert isinstance(exit_ack, M.Ack) and exit_ack.seq == 3
     finally:
         rc, err = dev.close()
     assert rc == 0, err
@@ -425,7 +422,7 @@ def test_link_verbs(rig) -> None:
         link.put_params(new)
         assert np.array_equal(link.get_params(), new)
         snap = link.checkpoint()
-        assert snap.result == P.Result.OK
+        assert snap.result == M.Result.OK
         link.sample(h.make_sample(100))
         assert not np.array_equal(link.get_params(), new)
         link.rollback()
@@ -648,9 +645,9 @@ def test_image_sample_framing_efficiency_matches_docs() -> None:
     """The numbers of docs/protocol.md: a 64x80 uint8 image + 64 int16 zones + 64 mask bits."""
     s = h.make_sample(0)
     data = s.data_bytes()
-    body = P.sample_frame_size(s)
-    worst = P.wire_size(body)
-    actual = len(Frame(MsgType.SAMPLE, P.FLAG_TRAIN, 1, s.pack()).encode())
+    body = S.sample_frame_size(s)
+    worst = F.wire_size(body)
+    actual = len(Frame(MsgType.SAMPLE, F.FLAG_TRAIN, 1, s.pack()).encode())
     assert (data, body, worst) == (5256, 5324, 5347)
     assert actual <= worst
     assert data / worst > 0.98

@@ -14,8 +14,8 @@ import pytest
 CHILD = textwrap.dedent(
     """
     import sys, time
-    import mcutrain.qemu as q
-    from mcutrain.targets import load_target
+    import mcutrain.boards.qemu as q
+    from mcutrain.boards.targets import load_target
     q.qemu_command = lambda *a, **k: ["sleep", "120"]  # stands in for qemu-system-*: any long-lived program
     p = q.QemuProcess(load_target("mps2-an386"), sys.executable)
     print(p.proc.pid, flush=True)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from mcutrain.data import raycast as rc
-from mcutrain.data.scenes import DEFAULT_SIZE, DOMAINS, DomainParams, SceneBatch, generate, load_manifest
+from mcutrain.data.scene_domains import DOMAINS, DomainParams
+from mcutrain.data.scenes import DEFAULT_SIZE, SceneBatch, generate, load_manifest
 from mcutrain.data.tof import (
     STATUS_CODES,
     STATUS_DROPOUT,

@@ -7,9 +7,10 @@ import pytest
 import torch
 from graphs import residual, small_cnn
 
-from mcutrain import torchops
-from mcutrain.losses import per_sample_loss, zone_pool
-from mcutrain.plan import (
+from mcutrain.core import semantics
+from mcutrain.train.losses import per_sample_loss, zone_pool
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import (
     LayerUpdate,
     LossConfig,
     LossKind,
@@ -18,7 +19,6 @@ from mcutrain.plan import (
     UpdatePlan,
     ZoneSpec,
 )
-from mcutrain.sim import Simulator
 
 
 def _data(g, n: int, seed: int = 1):
@@ -30,7 +30,7 @@ def _data(g, n: int, seed: int = 1):
 
 
 def _reference(g, layers_full: list[str], opt_cfg: OptimizerConfig, x, y, batch: int = 1):
-    """torch.optim over whole parameters of the listed layers; the model is the IR run by torchops."""
+    """torch.optim over whole parameters of the listed layers; the model is the IR run by semantics."""
     params = {k: torch.from_numpy(v.copy()) for k, v in g.params.items()}
     train = [params[f"{n}.{p}"] for n in layers_full for p in ("weight", "bias")]
     for t in train:
@@ -56,7 +56,7 @@ def _reference(g, layers_full: list[str], opt_cfg: OptimizerConfig, x, y, batch:
     logits_name = g.node(g.outputs[0]).inputs[0]
     for i in range(0, len(x), batch):
         opt.zero_grad()
-        env = torchops.run_graph(g, torch.from_numpy(x[i : i + batch]), nested, keep=True)
+        env = semantics.run_graph(g, torch.from_numpy(x[i : i + batch]), nested, keep=True)
         loss = -(torch.from_numpy(y[i : i + batch]) * torch.log_softmax(env[logits_name], 1)).sum(1).mean()
         loss.backward()
         opt.step()
@@ -116,9 +116,9 @@ def test_channel_subset_updates_only_its_rows() -> None:
     sim2 = Simulator(g, plan)
     _, grads = sim2.loss_and_grads(torch.from_numpy(x[:1]), torch.from_numpy(y[:1]))
     w = torch.from_numpy(w0.copy()).requires_grad_(True)
-    params = {n.name: torchops.node_params(g, n) for n in g.nodes}
+    params = {n.name: semantics.node_params(g, n) for n in g.nodes}
     params["c2"]["weight"] = w
-    out = torchops.run_graph(g, torch.from_numpy(x[:1]), params)[g.outputs[0]]
+    out = semantics.run_graph(g, torch.from_numpy(x[:1]), params)[g.outputs[0]]
     loss = -(torch.from_numpy(y[:1]) * torch.log_softmax(out, 1)).sum()
     (gw,) = torch.autograd.grad(loss, [w])
     np.testing.assert_allclose(grads[0].numpy(), gw[:4].reshape(-1).numpy(), rtol=1e-5, atol=1e-7)

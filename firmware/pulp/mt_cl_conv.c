@@ -8,7 +8,7 @@
  * The master core moves a tile in with the cluster DMA, the team splits the tile's channels and each
  * core calls the portable kernel on its slice through dims narrowed to the tile, then the master moves
  * the results out. Each output value is summed by the same loop as on one core, so results are the
- * kernels' bits. Tile sizes come from the plan (mcutrain/gap9.py), which computes the same layout. */
+ * kernels' bits. Tile sizes come from the plan (mcutrain/emit/pulp.py), which computes the same layout. */
 #include "mt_cl_internal.h"
 
 typedef enum { CONV, CONVT, LINEAR } kind_t;

@@ -7,7 +7,7 @@
  *   [output gradient of the range] binary16.
  *
  * The operands are converted while they are staged; the tensor every tile reads (x, or the range's
- * output gradient) is staged once per call. mcutrain/gap9.py counts the same bytes. */
+ * output gradient) is staged once per call. mcutrain/emit/pulp.py counts the same bytes. */
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -10,7 +10,7 @@
  *   cluster DMA, the MT_CL_CORES cores of a team fork split the tile's channels and call the portable
  *   kernel on their slice, and the results go back to L2. `tile_stage` 1 also moves the tensor that every
  *   tile reads (the input `x`, or the output gradient of the range for the input gradient) into L1 once;
- *   0 leaves it in L2, read in place. The tiles come from the plan (mcutrain/gap9.py), which checks that
+ *   0 leaves it in L2, read in place. The tiles come from the plan (mcutrain/emit/pulp.py), which checks that
  *   each working set fits MT_CL_L1_BYTES; a call whose tile would not fit ends the program (exit 13).
  * - elementwise kernels and the optimizers: the cores split the elements (in multiples of 8), in L2.
  *

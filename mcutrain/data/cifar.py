@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .shared import read_manifest, shared_path
+from mcutrain.data.shared import read_manifest, shared_path
 
 MANIFEST = "cifar10_shift"
 SHIFTS = ("clean", "grayscale", "noise")

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .scenes import SceneBatch
-from .shared import shared_path
-from .tof import VALID_STATUS, Footprint, footprint
+from mcutrain.data.scenes import SceneBatch
+from mcutrain.data.shared import shared_path
+from mcutrain.data.tof import VALID_STATUS, Footprint, footprint
 
 DATASET = "tof_drone_flights"
 SIZE = (48, 64)

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .scenes import DomainParams, SceneBatch
-from .scenes import generate as generate_domain
-from .shared import read_manifest
+from mcutrain.data.scenes import DomainParams, SceneBatch
+from mcutrain.data.scenes import generate as generate_domain
+from mcutrain.data.shared import read_manifest
 
 MANIFEST = "drone_lab_depth"
 

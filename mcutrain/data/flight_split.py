@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .shared import read_manifest
+from mcutrain.data.shared import read_manifest
 
 FLIGHT_TYPES = {"A": "approach", "O": "object", "R": "rotate"}
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .scenes import SceneBatch
-from .tof import Footprint
+from mcutrain.data.scenes import SceneBatch
+from mcutrain.data.tof import Footprint
 
 
 @dataclass(frozen=True)

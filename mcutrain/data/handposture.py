@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .shared import read_manifest, shared_path
+from mcutrain.data.shared import read_manifest, shared_path
 
 MANIFEST = "handposture"
 

@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-import mcutrain
+from mcutrain.core.resources import package_dir, resource_dir
 
 ENV_VAR = "MCUTRAIN_SHARED_DATA"
 
@@ -27,16 +27,12 @@ class SharedDataMissing(FileNotFoundError):
     """A file of the shared data folder is not there; the message says where it was looked for."""
 
 
-def _package_dir() -> Path:
-    return Path(mcutrain.__file__).resolve().parent
-
-
 def shared_data_dir() -> Path | None:
     """``$MCUTRAIN_SHARED_DATA`` if set, else ``<repo>/../shared/data`` if it exists, else ``None``."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    candidate = _package_dir().parent.parent / "shared" / "data"
+    candidate = package_dir().parent.parent / "shared" / "data"
     return candidate if candidate.is_dir() else None
 
 
@@ -48,7 +44,7 @@ def shared_path(*parts: str) -> Path:
     rel = Path(*parts)
     if root is None:
         raise SharedDataMissing(
-            f"shared data folder not found (looked for {_package_dir().parent.parent / 'shared' / 'data'}): "
+            f"shared data folder not found (looked for {package_dir().parent.parent / 'shared' / 'data'}): "
             f"set {ENV_VAR} to the folder that holds models/ and datasets/, or pass the path of {rel}"
         )
     path = root / rel
@@ -61,8 +57,7 @@ def shared_path(*parts: str) -> Path:
 
 def manifests_dir() -> Path:
     """The dataset manifests: ``mcutrain/_datasets`` in a wheel, the repository's ``datasets/`` otherwise."""
-    bundled = _package_dir() / "_datasets"
-    return bundled if bundled.is_dir() else _package_dir().parent / "datasets"
+    return resource_dir("datasets")
 
 
 def read_manifest(name: str) -> dict[str, Any]:

@@ -22,11 +22,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .. import ir, torchops
-from ..data.drone import DroneBatch
-from ..data.flight_split import FLIGHT_TYPES, flight_type
-from ..data.frame_scale import network_input
-from ..zoo.depth import MAX_DEPTH_M
+from mcutrain.core import ir, semantics
+from mcutrain.data.drone import DroneBatch
+from mcutrain.data.flight_split import FLIGHT_TYPES, flight_type
+from mcutrain.data.frame_scale import network_input
+from mcutrain.zoo.depth import MAX_DEPTH_M
 
 #: Images uint8 ``[N, H, W]`` -> depth in metres ``[N, H, W]``.
 DepthFn = Callable[[np.ndarray], np.ndarray]
@@ -42,7 +42,7 @@ def graph_depth(graph: ir.Graph, standardize: bool = False, batch_size: int = 25
         for i in range(0, len(images), batch_size):
             x = torch.from_numpy(network_input(images[i : i + batch_size], standardize))
             with torch.no_grad():
-                out.append(torchops.forward(graph, x)[:, 0].numpy() * MAX_DEPTH_M)
+                out.append(semantics.forward(graph, x)[:, 0].numpy() * MAX_DEPTH_M)
         return np.concatenate(out) if out else np.zeros((0, *images.shape[1:]), np.float32)
 
     return run

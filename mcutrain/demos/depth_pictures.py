@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.drone import DroneBatch
-from ..data.flight_split import FLIGHT_TYPES, flight_type
-from .depth_baselines import DepthFn
+from mcutrain.data.drone import DroneBatch
+from mcutrain.data.flight_split import FLIGHT_TYPES, flight_type
+from mcutrain.demos.depth_baselines import DepthFn
 
 VMAX_M = 4.0  # the colour scale's far end: the ToF's range
 

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.drone import DroneBatch
-from ..data.frame_scale import input_scale, network_input
-from ..host import Block, Sample
-from ..sim import Simulator
-from ..zoo.depth import MAX_DEPTH_M
-from .replay import ReplayConfig, schedule
+from mcutrain.data.drone import DroneBatch
+from mcutrain.data.frame_scale import input_scale, network_input
+from mcutrain.demos.replay import ReplayConfig, schedule
+from mcutrain.host.sample_encoding import Block, Sample
+from mcutrain.train.simulator import Simulator
+from mcutrain.zoo.depth import MAX_DEPTH_M
 
 
 @dataclass(frozen=True)

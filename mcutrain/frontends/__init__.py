@@ -1,4 +1,4 @@
-"""Frontends: turn a model file or a PyTorch module into an :class:`mcutrain.ir.Graph`.
+"""Frontends: turn a model file or a PyTorch module into an :class:`mcutrain.core.graph.Graph`.
 
 ``load_model(spec)`` accepts a ``.tflite`` file, an mcutrain IR ``.json`` file, a ``.pt2`` file (a
 saved ``torch.export`` program) or ``package.module:factory`` (a callable returning an ``nn.Module``).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..ir import Graph
+from mcutrain.core.ir import Graph
 
 
 class FrontendError(ValueError):
@@ -26,15 +26,15 @@ def load_model(spec: str | Path, input_shape: Sequence[int] | None = None) -> Gr
     if s.endswith(".json"):
         return _load_ir_json(Path(s))
     if s.endswith(".tflite"):
-        from .tflite import load_tflite
+        from mcutrain.frontends.tflite import load_tflite
 
         return load_tflite(s)
     if s.endswith(".pt2"):
-        from .torch import load_exported
+        from mcutrain.frontends.torch import load_exported
 
         return load_exported(s)
     if ":" in s and not Path(s).exists():
-        from .torch import load_factory
+        from mcutrain.frontends.torch import load_factory
 
         return load_factory(s, input_shape)
     raise FrontendError(
@@ -45,7 +45,7 @@ def load_model(spec: str | Path, input_shape: Sequence[int] | None = None) -> Gr
 
 
 def _load_ir_json(path: Path) -> Graph:
-    from ..ir import IRError
+    from mcutrain.core.ir import IRError
 
     try:
         return Graph.from_json(path.read_text())

@@ -1,152 +1,64 @@
-"""TFLite frontend: a float32 ``.tflite`` flatbuffer -> :class:`mcutrain.ir.Graph`, without TensorFlow.
+"""TFLite frontend: a ``.tflite`` flatbuffer (float32, or full-integer int8) -> an IR graph, no TensorFlow.
 
 The file is parsed with the flatbuffer bindings shipped in ``ai_edge_litert`` (object API). TFLite
 tensors are NHWC with a batch axis of 1; the IR is per sample and channels first, so the graph input
 ``(1, H, W, C)`` becomes ``(C, H, W)`` and weights move to PyTorch layouts. Fused activations become
-separate :class:`~mcutrain.ir.Activation` nodes. Integer subgraphs that only compute a reshape target
-are dropped. The conversion rules per operator live in :mod:`mcutrain.frontends.tflite_ops`; the
-supported subset and the error cases are documented in ``docs/frontends-tflite.md``.
+separate :class:`~mcutrain.core.ops.Activation` nodes. Integer subgraphs that only compute a reshape target
+are dropped.
+
+Full-integer int8 models keep their quantization: every int8 tensor's scale and zero point, the int8
+weights (per-channel scales, now along the IR's output-channel axis 0) and the int32 biases go into the
+graph's ``quant`` and ``qvalues`` (:class:`~mcutrain.core.quant.Quant`); ``params`` holds the dequantized
+values. QUANTIZE at the input and DEQUANTIZE at the output are the model's boundary: the graph's input and
+output carry real values, quantized and dequantized exactly as those ops do. uint8 (legacy) and int16
+activations are refused with a message that names the tensor.
+
+The conversion rules per operator live in :mod:`mcutrain.frontends.tflite_rule_table`; the supported
+subset and the error cases are documented in ``docs/frontends-tflite.md``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 from ai_edge_litert.schema_py_generated import BuiltinOperator as BO
 from ai_edge_litert.schema_py_generated import TensorType as TT
 
-from .. import ir
-from . import FrontendError
-from .tflite_ops import FUSED, RULES, SHAPE_OPERANDS, OpView, Value, ir_shape, nearest_alternative
+from mcutrain.core import ir
+from mcutrain.core.quant import Quant, dequantize, round_half_away
+from mcutrain.frontends import FrontendError
+from mcutrain.frontends.tflite_file import (
+    NP_TYPES,
+    OP_NAMES,
+    TYPE_NAMES,
+    check_types,
+    decode,
+    indices,
+    layer_name,
+    parse_model,
+    read_file,
+    short,
+    single_subgraph,
+    tensor_quant,
+)
+from mcutrain.frontends.tflite_rule_table import RULES, SHAPE_OPERANDS, nearest_alternative
+from mcutrain.frontends.tflite_rules import FUSED, OpView, Value, ir_shape
 
 __all__ = ["load_tflite"]
-
-OP_NAMES: dict[int, str] = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
-TYPE_NAMES: dict[int, str] = {v: k for k, v in vars(TT).items() if not k.startswith("_")}
-QUANTIZED_TYPES = {TT.INT8, TT.UINT8, TT.INT16, TT.INT4, TT.UINT4, TT.INT2}
-NP_TYPES = {TT.FLOAT32: "<f4", TT.FLOAT16: "<f2", TT.INT32: "<i4", TT.INT64: "<i8"}
 HWC = tuple[int, int, int]
-_OPAQUE = re.compile(r"^(Identity|StatefulPartitionedCall|PartitionedCall)(_\d+)?$")
 
 
 def load_tflite(path: str | Path) -> ir.Graph:
-    """Import a float32 single-subgraph, single-input ``.tflite`` model as an IR graph."""
+    """Import a float32 or int8, single-subgraph, single-input ``.tflite`` model as an IR graph."""
     p = Path(path)
-    data = _read(p)
+    data = read_file(p)
     model = parse_model(data, p)
     sg = single_subgraph(model, p)
-    _check_types(sg, p)
+    check_types(sg, p)
     return Converter(model, sg, data, p.stem).convert()
-
-
-# ---------------------------------------------------------------------------------------------------
-# Reading and validating the flatbuffer
-# ---------------------------------------------------------------------------------------------------
-
-
-def _read(p: Path) -> bytes:
-    if not p.is_file():
-        raise FrontendError(f"TFLite model {str(p)!r} does not exist (or is not a file)")
-    try:
-        return p.read_bytes()
-    except OSError as e:
-        raise FrontendError(f"cannot read TFLite model {str(p)!r}: {e}") from e
-
-
-def parse_model(data: bytes, p: Path) -> tfl.ModelT:
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise FrontendError(
-            f"{str(p)!r} is not a TFLite flatbuffer (no 'TFL3' file identifier); "
-            "pass a .tflite file written by the TFLite/LiteRT converter"
-        )
-    try:
-        model = tfl.ModelT.InitFromPackedBuf(data, 0)
-        _check_indices(model)
-    except FrontendError:
-        raise
-    except Exception as e:
-        raise FrontendError(
-            f"{str(p)!r} is truncated or corrupt: its TFLite flatbuffer cannot be parsed "
-            f"({type(e).__name__}: {e})"
-        ) from e
-    return model
-
-
-def _check_indices(model: tfl.ModelT) -> None:
-    """Reject dangling indices up front so that the conversion never indexes out of range."""
-    n_buf, n_codes = len(model.buffers or []), len(model.operatorCodes or [])
-    for sg in model.subgraphs or []:
-        n_t = len(sg.tensors or [])
-        for t in sg.tensors or []:
-            if not 0 <= t.buffer < max(n_buf, 1):
-                raise ValueError(f"tensor buffer index {t.buffer} out of range")
-        refs = [*_indices(sg.inputs), *_indices(sg.outputs)]
-        for op in sg.operators or []:
-            if not 0 <= op.opcodeIndex < n_codes:
-                raise ValueError(f"operator code index {op.opcodeIndex} out of range")
-            refs += [*_indices(op.inputs), *_indices(op.outputs)]
-        if any(not -1 <= i < n_t for i in refs):
-            raise ValueError("tensor index out of range")
-
-
-def _indices(seq: Iterable[Any] | None) -> tuple[int, ...]:
-    """A flatbuffer index vector (None, list or numpy array) as a tuple of ints."""
-    return tuple(int(i) for i in seq) if seq is not None else ()
-
-
-def single_subgraph(model: tfl.ModelT, p: Path) -> tfl.SubGraphT:
-    n = len(model.subgraphs or [])
-    if n != 1:
-        raise FrontendError(
-            f"{str(p)!r} has {n} subgraphs; mcutrain imports single-subgraph models only "
-            "(no control flow such as WHILE/IF, one signature)"
-        )
-    sg = model.subgraphs[0]
-    n_in = len(_indices(sg.inputs))
-    if n_in != 1:
-        raise FrontendError(f"{str(p)!r} has {n_in} inputs; mcutrain imports single-input models only")
-    if not _indices(sg.outputs):
-        raise FrontendError(f"{str(p)!r} declares no outputs")
-    return sg
-
-
-def _check_types(sg: tfl.SubGraphT, p: Path) -> None:
-    for t in sg.tensors or []:
-        if t.type in QUANTIZED_TYPES:
-            raise FrontendError(
-                f"{str(p)!r}: quantized models are not supported yet (tensor {_short(_decode(t.name))!r} is "
-                f"{TYPE_NAMES.get(t.type, t.type)}); export a float32 .tflite (convert without "
-                "optimizations or a representative dataset)"
-            )
-
-
-def _decode(name: bytes | str | None) -> str:
-    if name is None:
-        return ""
-    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-
-
-def _short(name: str, n: int = 80) -> str:
-    return name if len(name) <= n else name[: n - 3] + "..."
-
-
-def layer_name(tensor_name: str) -> str | None:
-    """A readable node name from a TF-style tensor name: ``'model/conv2d_1/Conv2D;...' -> 'conv2d_1'``.
-
-    The converter joins fused tensor names with ``;``; the last part names the op's own layer. Returns
-    None for opaque names (``Identity``, ``StatefulPartitionedCall:0``).
-    """
-    part = re.sub(r":\d+$", "", tensor_name.split(";")[-1].strip())
-    part = part.removeprefix("serving_default_")
-    comps = [c for c in part.split("/") if c]
-    if not comps or _OPAQUE.match(comps[-1]):
-        return None
-    return comps[1] if len(comps) >= 3 else comps[0]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -164,6 +76,9 @@ class Converter:
         self.values: dict[int, Value] = {}
         self.folded: dict[int, np.ndarray] = {}
         self.ir_shapes: dict[str, ir.Shape] = {}
+        self.quant: dict[str, Quant] = {}  # IR tensors and parameters of an int8 model
+        self.qvalues: dict[str, np.ndarray] = {}
+        self._pending: dict[str, tuple[Quant, np.ndarray | None]] = {}  # read by weight()/bias(), for emit()
 
     # -- driver -------------------------------------------------------------------------------------
 
@@ -181,7 +96,7 @@ class Converter:
             rule(self, v)
         outputs = [self._output(int(t)) for t in self.sg.outputs]
         try:
-            return self.builder.build(outputs)
+            return self.builder.build(outputs, self.quant, self.qvalues)
         except ir.IRError as e:
             raise FrontendError(
                 f"internal error: the converted graph is invalid ({e}); please report it with the model"
@@ -192,8 +107,8 @@ class Converter:
         code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
         kind = OP_NAMES.get(code, f"op code {code}")
         if code == BO.CUSTOM:
-            kind = f"CUSTOM ({_decode(oc.customCode)})"
-        return OpView(index, code, kind, _indices(op.inputs), _indices(op.outputs), op.builtinOptions)
+            kind = f"CUSTOM ({decode(oc.customCode)})"
+        return OpView(index, code, kind, indices(op.inputs), indices(op.outputs), op.builtinOptions)
 
     def _shape_only_ops(self, views: list[OpView]) -> set[int]:
         """Integer ops whose results only reach shape operands (e.g. SHAPE -> STRIDED_SLICE -> PACK ->
@@ -216,18 +131,21 @@ class Converter:
 
     def _add_input(self, t: int) -> None:
         tensor = self.tensors[t]
-        name = _decode(tensor.name)
-        if tensor.type != TT.FLOAT32:
+        name = decode(tensor.name)
+        if tensor.type not in (TT.FLOAT32, TT.INT8):
             raise FrontendError(
-                f"input {name!r} is {TYPE_NAMES.get(tensor.type)}; only float32 inputs are supported"
+                f"input {name!r} is {TYPE_NAMES.get(tensor.type)}; only float32 and int8 inputs are supported"
             )
         shape = self._per_sample(t, f"input {name!r}")
         ir_name = self.builder.input(layer_name(name) or "input", ir_shape(shape))
         self.ir_shapes[ir_name] = ir_shape(shape)
         self.values[t] = Value(ir_name, shape)
+        q = tensor_quant(tensor)
+        if q is not None:
+            self.quant[ir_name] = q
 
     def _output(self, t: int) -> str:
-        name = _decode(self.tensors[t].name)
+        name = decode(self.tensors[t].name)
         v = self.values.get(t)
         if v is None:
             raise FrontendError(f"graph output {name!r} is not computed by a supported op (a constant?)")
@@ -258,8 +176,8 @@ class Converter:
     # -- helpers for the rules ----------------------------------------------------------------------
 
     def fail(self, op: OpView, msg: str) -> FrontendError:
-        out = _decode(self.tensors[op.outputs[0]].name) if op.outputs else "?"
-        return FrontendError(f"TFLite operator #{op.index} {op.kind} (output tensor {_short(out)!r}): {msg}")
+        out = decode(self.tensors[op.outputs[0]].name) if op.outputs else "?"
+        return FrontendError(f"TFLite operator #{op.index} {op.kind} (output tensor {short(out)!r}): {msg}")
 
     def tensor(self, t: int) -> tfl.TensorT:
         return self.tensors[t]
@@ -270,7 +188,7 @@ class Converter:
         if weight_pos is not None and weight_pos < len(op.inputs) and op.inputs[weight_pos] >= 0:
             names.append(self.tensors[op.inputs[weight_pos]].name)
         for n in names:
-            base = layer_name(_decode(n))
+            base = layer_name(decode(n))
             if base:
                 return base
         return op.kind.lower()
@@ -279,7 +197,7 @@ class Converter:
         t = op.inputs[pos] if pos < len(op.inputs) else -1
         v = self.values.get(t)
         if v is None:
-            what = "missing" if t < 0 else f"{_short(_decode(self.tensors[t].name))!r}, which is a constant"
+            what = "missing" if t < 0 else f"{short(decode(self.tensors[t].name))!r}, which is a constant"
             raise self.fail(op, f"input {pos} is {what}; expected an activation tensor")
         if v.flat_hwc is not None and not allow_flat:
             raise self.fail(
@@ -311,23 +229,47 @@ class Converter:
         shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else []))
         if raw is None or dtype is None or len(raw) != np.dtype(dtype).itemsize * int(np.prod(shape)):
             raise FrontendError(
-                f"constant {_short(_decode(tensor.name))!r} ({TYPE_NAMES.get(tensor.type)}, "
+                f"constant {short(decode(tensor.name))!r} ({TYPE_NAMES.get(tensor.type)}, "
                 f"shape {list(shape)}) is missing, of an unsupported type or corrupt"
             )
         return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
     def weight(self, op: OpView, pos: int, what: str) -> np.ndarray:
+        """A float32 constant, or the dequantized values of an int8 one (whose quantization the next
+        :meth:`emit` attaches to its node's weight)."""
         if not self.is_const(op, pos):
             raise self.fail(op, f"the {what} (input {pos}) must be a constant tensor")
         t = op.inputs[pos]
-        if t not in self.folded and self.tensors[t].type != TT.FLOAT32:
-            raise self.fail(op, f"the {what} is {TYPE_NAMES.get(self.tensors[t].type)}; expected float32")
+        tensor = self.tensors[t]
+        if t not in self.folded and tensor.type == TT.INT8:
+            q = tensor_quant(tensor)
+            assert q is not None
+            self._pending["weight"] = (replace(q, axis=0), None)
+            return dequantize(self.raw_const(t), q)
+        if t not in self.folded and tensor.type != TT.FLOAT32:
+            raise self.fail(op, f"the {what} is {TYPE_NAMES.get(tensor.type)}; expected float32 or int8")
         return np.array(self.raw_const(t), dtype=np.float32)
 
     def bias(self, op: OpView, pos: int, n: int) -> np.ndarray:
         if pos >= len(op.inputs) or op.inputs[pos] < 0:
+            if "weight" in self._pending:  # an int8 layer without bias: zeros of the bias's scale
+                wq = self._pending["weight"][0]
+                xq = self.quant.get(self.values[op.inputs[0]].name) if op.inputs[0] in self.values else None
+                if xq is not None:
+                    scales = tuple(float(np.float32(xq.scale[0]) * np.float32(s)) for s in _per(wq.scale, n))
+                    self._pending["bias"] = (Quant(scales, (0,) * n, "int32"), np.zeros(n, np.int32))
             return np.zeros(n, np.float32)
-        b = self.weight(op, pos, "bias").ravel()
+        tensor = self.tensors[op.inputs[pos]]
+        if tensor.type == TT.INT32:
+            q = tensor_quant(tensor, axis=0)
+            if q is None:
+                raise self.fail(op, "the int32 bias has no quantization parameters")
+            ints = np.array(self.raw_const(op.inputs[pos]), dtype=np.int32).ravel()
+            q = replace(q, scale=_per(q.scale, n), zero_point=_per(q.zero_point, n))
+            self._pending["bias"] = (q, ints)
+            b = dequantize(ints, q)
+        else:
+            b = self.weight(op, pos, "bias").ravel()
         if b.size != n:
             raise self.fail(op, f"bias has {b.size} elements, expected {n}")
         return b
@@ -348,10 +290,30 @@ class Converter:
             raise FrontendError(f"cannot convert node {hint!r}: {e}") from e
         name = self.builder.add(hint, op, [v.name for v in inputs], **params)
         self.ir_shapes[name] = tuple(out)
+        if params:
+            self._quantize_params(name, params)
+        elif isinstance(op, ir.Reshape) and inputs[0].name in self.quant:  # a reshape keeps the integers
+            self.quant[name] = self.quant[inputs[0].name]
         return Value(name, (out[1], out[2], out[0]) if len(out) == 3 else tuple(out))
 
+    def _quantize_params(self, node: str, params: dict[str, np.ndarray]) -> None:
+        """Attach the pending int8 weight / int32 bias quantization to ``node``'s parameters; the integer
+        weights are recovered exactly from the (permuted) dequantized ones."""
+        pending, self._pending = self._pending, {}
+        for pname, (q, ints) in pending.items():
+            key, real = f"{node}.{pname}", params[pname]
+            if ints is None:
+                ints = np.clip(round_half_away(real / q.scales(real.ndim)), -127, 127).astype(np.int8)
+                if not np.array_equal(dequantize(ints, q), real.astype(np.float32)):
+                    raise FrontendError(f"internal error: the int8 {pname} of {node!r} does not round-trip")
+            self.quant[key], self.qvalues[key] = q, ints.reshape(real.shape)
+
     def finish(self, op: OpView, y: Value, act: int = 0, flat_hwc: HWC | None = None) -> None:
-        """Apply a fused activation and bind the op's output tensor to ``y``."""
+        """Apply a fused activation and bind the op's output tensor to ``y``. In an int8 model the op's
+        result before the activation has the output's quantization too (TFLite clamps in it)."""
+        q = tensor_quant(self.tensors[op.outputs[0]])
+        if q is not None:
+            self.quant[y.name] = q
         if act:
             fn = FUSED.get(act)
             if fn is None:
@@ -365,12 +327,20 @@ class Converter:
 
     def alias(self, op: OpView, v: Value) -> None:
         t = op.outputs[0]
-        if self.tensors[t].type != TT.FLOAT32:
+        if self.tensors[t].type not in (TT.FLOAT32, TT.INT8):
             raise self.fail(
                 op,
                 f"produces a {TYPE_NAMES.get(self.tensors[t].type)} tensor; only float32 "
-                "activations are supported",
+                "and int8 activations are supported",
             )
+        q = tensor_quant(self.tensors[t])
+        if q is not None:
+            have = self.quant.get(v.name)
+            if have is not None and have != q:
+                raise self.fail(
+                    op, f"changes the quantization of its input ({have} -> {q}), which is not supported"
+                )
+            self.quant[v.name] = q
         expected = self.out_shape(op)
         if v.shape != expected:
             raise self.fail(
@@ -397,3 +367,8 @@ class Converter:
                 raise FrontendError("the model is truncated: a weight buffer lies past the end of the file")
             return self.data[buf.offset : buf.offset + buf.size]
         return None
+
+
+def _per(values: tuple, n: int) -> tuple:
+    """Per-channel values: as they are, or one value repeated for ``n`` channels."""
+    return tuple(values) if len(values) == n else tuple(values) * n if len(values) == 1 else tuple(values)

@@ -1,11 +1,13 @@
-"""Host side of mcutrain's serial link: the protocol (``protocol``) and a retrying client (``link``).
+"""Host side of mcutrain's serial link: the protocol (``framing``, ``messages``, ``sample_encoding``) and a
+retrying client (``link``, ``link_transport``).
 
 See docs/protocol.md for the wire format; the device side is firmware/link/.
 """
 
-from mcutrain.host.link import (
+from mcutrain.host.framing import VERSION, ErrorCode, Frame, FrameDecoder, FrameError, MsgType
+from mcutrain.host.link import Link
+from mcutrain.host.link_transport import (
     DeviceError,
-    Link,
     LinkClosed,
     LinkError,
     LinkStats,
@@ -13,23 +15,8 @@ from mcutrain.host.link import (
     SequenceError,
     VersionMismatch,
 )
-from mcutrain.host.protocol import (
-    VERSION,
-    Ack,
-    Block,
-    CheckpointMode,
-    Enc,
-    ErrorCode,
-    EvalResult,
-    Frame,
-    FrameDecoder,
-    FrameError,
-    Info,
-    MsgType,
-    Result,
-    Sample,
-    Stats,
-)
+from mcutrain.host.messages import Ack, CheckpointMode, EvalResult, Info, Result, Stats
+from mcutrain.host.sample_encoding import Block, Enc, Sample
 
 __all__ = [
     "VERSION",

@@ -6,7 +6,7 @@ Factories are imported lazily (through :func:`mcutrain.frontends.load_model` /
 
 from __future__ import annotations
 
-from ..frontends import FrontendError
+from mcutrain.frontends import FrontendError
 
 #: Short name -> factory spec. Every factory takes no arguments and returns an ``nn.Module`` with
 #: ``example_input_shape`` (per sample, no batch axis) and deterministic weights.

@@ -11,7 +11,7 @@ depth ``depth / MAX_DEPTH_M`` in [0, 1] at the input resolution, shape ``(1, 48,
   as in PyD-Net.
 * Head at half resolution (24x32): 3x3 conv -> Sigmoid, then a fixed bilinear x2 upsampling to 48x64.
 
-Only ops of :mod:`mcutrain.ir` are used (conv, transposed conv, leaky ReLU, sigmoid, channel concat,
+Only ops of :mod:`mcutrain.core.ops` are used (conv, transposed conv, leaky ReLU, sigmoid, channel concat,
 integer-factor bilinear upsampling) and nothing multiplies by a constant inside ``forward``: metres are
 ``pred * MAX_DEPTH_M``, computed outside the network by :func:`depth_to_metres`. See docs/depth.md.
 """
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
-    from ..data.scenes import SceneBatch
+    from mcutrain.data.scenes import SceneBatch
 
 #: The network predicts ``depth / MAX_DEPTH_M`` (z-depth, metres) through a sigmoid.
 MAX_DEPTH_M = 10.0
@@ -175,7 +175,7 @@ def depth_errors(pred_m: np.ndarray, batch: SceneBatch) -> tuple[float | None, f
 def depth_rmse(model: nn.Module, batch: SceneBatch, standardize: bool = False) -> tuple[float | None, float]:
     """:func:`depth_errors` of an ``nn.Module`` on a batch of scenes (``standardize``: frames as
     :func:`mcutrain.data.frame_scale.network_input` makes them)."""
-    from ..data.frame_scale import network_input
+    from mcutrain.data.frame_scale import network_input
 
     x = torch.from_numpy(network_input(batch.image, standardize))
     pred = torch.cat([depth_to_metres(model(x[i : i + 64])) for i in range(0, len(x), 64)])[:, 0].numpy()

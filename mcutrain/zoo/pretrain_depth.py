@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import drone_lab
-from ..data.frame_scale import network_input
-from ..data.scenes import generate
-from .depth import DRONE_WEIGHTS, MAX_DEPTH_M, WEIGHTS, depth_rmse, metres_to_target, updepthnet
+from mcutrain.data import drone_lab
+from mcutrain.data.frame_scale import network_input
+from mcutrain.data.scenes import generate
+from mcutrain.zoo.depth import DRONE_WEIGHTS, MAX_DEPTH_M, WEIGHTS, depth_rmse, metres_to_target, updepthnet
 
 
 def main() -> None:

@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 
 import mcutrain
-from mcutrain.qemu import QemuError, SerialTcp, free_tcp_port, qemu_command
-from mcutrain.targets import (
-    TargetError,
-    firmware_dir,
-    list_targets,
-    load_target,
-    parse_size,
-)
+from mcutrain.boards.qemu import QemuError, SerialTcp, free_tcp_port, qemu_command
+from mcutrain.boards.targets import TargetError, firmware_dir, list_targets, load_target
+from mcutrain.core.units import parse_bytes
 
 ALL_BOARDS = [
     "gap9",
@@ -49,7 +44,7 @@ def test_linker_script_memory_matches_board_toml(name: str) -> None:
     """board.toml and link.ld describe the same memory map, and agree on flash and RAM."""
     target = load_target(name)
     script = target.linker_script.read_text()
-    memory = {m[0]: (int(m[1], 0), parse_size(m[2])) for m in _MEMORY_LINE.findall(script)}
+    memory = {m[0]: (int(m[1], 0), parse_bytes(m[2])) for m in _MEMORY_LINE.findall(script)}
     assert memory == {r.name: (r.origin, r.length) for r in target.regions}
     aliases = dict(re.findall(r'REGION_ALIAS\("(\w+)",\s*(\w+)\)', script))
     assert aliases == {"MT_FLASH": target.flash_region, "MT_RAM": target.ram_region}
@@ -89,8 +84,8 @@ def test_unknown_target_names_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize(("text", "value"), [("16K", 16384), ("4M", 4 << 20), ("320KiB", 327680), (512, 512)])
-def test_parse_size(text: str | int, value: int) -> None:
-    assert parse_size(text) == value
+def test_parse_bytes(text: str | int, value: int) -> None:
+    assert parse_bytes(text) == value
 
 
 def test_qemu_command_arm() -> None:

@@ -5,19 +5,19 @@ parameters equal the simulator's and the monitor's log has one row per sample.""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_board
 
-from mcutrain import api, cli
-from mcutrain.firmware import trainable_vectors
+from mcutrain import api
+from mcutrain.cli import main
 from mcutrain.host.monitor import read_csv
 from mcutrain.host.tbevents import read_scalars
-from mcutrain.plan import UpdatePlan
-from mcutrain.sim import Simulator
-from mcutrain.targets import load_target
+from mcutrain.train.plan_file import read_plan
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors
 
 pytestmark = pytest.mark.emulator
 
@@ -26,15 +26,12 @@ N = 40
 
 
 def test_plan_emit_link_run_stream_monitor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    t = load_target(BOARD)
-    assert t.qemu is not None
-    if shutil.which(t.tool("gcc")) is None or shutil.which(t.qemu.binary) is None:
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm not installed")
+    require_board(BOARD)
     plan_json, fw, logs = tmp_path / "plan.json", tmp_path / "fw", tmp_path / "logs"
-    assert cli.main(["plan", "mlp", "--strategy", "last-layer", "--lr", "0.05", "--out", str(plan_json)]) == 0
+    assert main(["plan", "mlp", "--strategy", "last-layer", "--lr", "0.05", "--out", str(plan_json)]) == 0
     emit = ["emit", str(plan_json), "--target", BOARD, "--out", str(fw)]
-    assert cli.main([*emit, "--app", "link", "--selftest", "3"]) == 2
-    assert cli.main([*emit, "--app", "link"]) == 0
+    assert main([*emit, "--app", "link", "--selftest", "3"]) == 2
+    assert main([*emit, "--app", "link"]) == 0
     assert "serial-link firmware" in capsys.readouterr().out
 
     rng = np.random.default_rng(5)
@@ -42,12 +39,12 @@ def test_plan_emit_link_run_stream_monitor(tmp_path: Path, capsys: pytest.Captur
     x = rng.random((N, *g.inputs[0][1])).astype(np.float32)
     y = rng.integers(0, 10, N)
     np.savez(tmp_path / "data.npz", x=x, y=y)
-    assert cli.main(["run", str(fw), "--timeout", "30"]) == 2  # a link firmware needs --stream
+    assert main(["run", str(fw), "--timeout", "30"]) == 2  # a link firmware needs --stream
     assert "give it samples with --stream" in capsys.readouterr().err
 
     run = ["run", str(fw), "--stream", str(tmp_path / "data.npz"), "--monitor", "--log-dir", str(logs)]
     run += ["--held-out", str(tmp_path / "data.npz"), "--held-out-count", "2", "--eval-every", "20"]
-    assert cli.main([*run, "--view-every", "0", "--out", str(tmp_path / "p.npz")]) == 0
+    assert main([*run, "--view-every", "0", "--out", str(tmp_path / "p.npz")]) == 0
     out = capsys.readouterr().out
     assert f"streamed {N} samples into {BOARD} (QEMU): step {N}" in out
     assert out.count("monitor: step ") == N + 1  # not a TTY: plain lines, one per step and the last
@@ -60,7 +57,7 @@ def test_plan_emit_link_run_stream_monitor(tmp_path: Path, capsys: pytest.Captur
     assert [v for _, v in tags["train/loss"]] == pytest.approx([r.loss for r in rows], rel=1e-7)
     assert (logs / "curves.png").stat().st_size > 10_000
 
-    plan = UpdatePlan.load(plan_json)
+    plan = read_plan(plan_json).plan
     sim = Simulator(g, plan)
     eye = np.eye(10, dtype=np.float32)
     for i in range(N):

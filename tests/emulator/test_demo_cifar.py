@@ -5,30 +5,21 @@ simulator's (tests/emulator: needs the cross compiler, QEMU and the shared data)
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_board, require_shared
 
 from mcutrain.data import cifar
-from mcutrain.data.shared import SharedDataMissing, shared_path
-from mcutrain.demo_cifar import epoch_stream, spread
-
-NEEDS_QEMU = pytest.mark.skipif(
-    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-    reason="qemu-system-arm / arm-none-eabi-gcc not installed (see scripts/setup.sh)",
-)
+from mcutrain.demos.cifar import epoch_stream, spread
 
 
 def _needs_data() -> None:
-    try:
-        shared_path("datasets", "cifar10_test_1000.npz")
-        shared_path("models", "mlperf_tiny_resnet8_cifar10_float.tflite")
-    except SharedDataMissing as e:
-        pytest.skip(f"shared data absent: {e}")
+    require_shared("datasets", "cifar10_test_1000.npz")
+    require_shared("models", "mlperf_tiny_resnet8_cifar10_float.tflite")
 
 
 def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,8 +28,8 @@ def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.emulator
-@NEEDS_QEMU
 def test_cifar_shift_device_equals_simulator(tmp_path: Path) -> None:
+    require_board("mps2-an386")
     _needs_data()
     r = demo(
         tmp_path,
@@ -65,7 +56,7 @@ def test_budget_below_the_minimum_names_it(tmp_path: Path) -> None:
     r = demo(tmp_path, "--budget", "128KB", "--simulator-only")
     assert r.returncode == 2
     msg = r.stderr.strip().splitlines()[-1]
-    assert "128.0 KB" in msg and "Smallest budget that would work" in msg
+    assert "128 KB" in msg and "Smallest budget that would work" in msg
     assert 206 * 1024 <= int(msg.split()[-2]) <= 208 * 1024
 
 

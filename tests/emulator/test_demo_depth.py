@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DATASETS
 
 pytestmark = pytest.mark.emulator
 NEEDS_QEMU = pytest.mark.skipif(
@@ -57,7 +58,7 @@ def test_depth_demo_quick(tmp_path: Path) -> None:
 def test_firmware_emits_into_a_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`mcutrain demo` and `emit` are run with relative output folders (out/...)."""
     from mcutrain import api
-    from mcutrain.firmware import emit_firmware
+    from mcutrain.emit.firmware_project import emit_firmware
 
     monkeypatch.chdir(tmp_path)
     g = api.load("mlp")
@@ -65,10 +66,10 @@ def test_firmware_emits_into_a_relative_folder(tmp_path: Path, monkeypatch: pyte
     assert (tmp_path / "rel" / "fw" / "main.c").is_file() and proj.out_dir.is_absolute()
 
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "datasets" / "tof_drone_flights"
+FLIGHTS = DATASETS / "tof_drone_flights"
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/datasets/tof_drone_flights is absent")
+@pytest.mark.skipif(not FLIGHTS.is_dir(), reason=f"{FLIGHTS} is absent")
 @NEEDS_QEMU
 def test_depth_demo_quick_on_real_flights(tmp_path: Path) -> None:
     res = demo(tmp_path, "--out", str(tmp_path / "d"), "--train-flights", "O0,A0", "--test-flights", "O1")

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 pytestmark = pytest.mark.emulator
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 ZIP = SHARED / "datasets" / "st_vl53l8cx_handposture_users123.zip"
 MODEL = SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite"
 NEEDS_DATA = pytest.mark.skipif(

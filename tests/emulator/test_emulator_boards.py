@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 import serial
+from conftest import require_board
 
-from mcutrain.crossbuild import BuildError, BuildResult, build
-from mcutrain.qemu import FirmwareTimeout, QemuProcess, SerialTcp, free_tcp_port, run_qemu
-from mcutrain.targets import Target, list_targets, load_target
+from mcutrain.boards.cross_build import BuildError, BuildResult, build
+from mcutrain.boards.qemu import FirmwareTimeout, QemuProcess, SerialTcp, free_tcp_port, run_qemu
+from mcutrain.boards.targets import Target, list_targets, load_target
 
 pytestmark = pytest.mark.emulator
 
@@ -32,15 +32,6 @@ HARDWARE_BOARDS = [
 LOOP_N = 100_000
 RUN_TIMEOUT_S = 20.0
 MT_BOARD_EXIT_FAULT = 250
-
-
-def _require_tools(target: Target, need_qemu: bool) -> None:
-    tools = [target.tool("gcc"), target.tool("objdump")]
-    if need_qemu and target.qemu is not None:
-        tools.append(target.qemu.binary)
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{target.name}: {', '.join(missing)} not installed (see scripts/setup.sh)")
 
 
 def _build(target: Target, program: str, out: Path, **defines: int) -> BuildResult:
@@ -58,7 +49,7 @@ def _loop_counts(stdout: str) -> dict[int, int]:
 def hello(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Builds hello.c with exit codes 0 and 3, runs the first twice and the second once."""
     target = load_target(request.param)
-    _require_tools(target, need_qemu=True)
+    require_board(target)
     out = tmp_path_factory.mktemp(target.name)
     elf0 = _build(target, "hello.c", out / "exit0", HELLO_EXIT_CODE=0, HELLO_LOOP_N=LOOP_N).elf
     elf3 = _build(target, "hello.c", out / "exit3", HELLO_EXIT_CODE=3, HELLO_LOOP_N=LOOP_N).elf
@@ -115,7 +106,7 @@ def test_systick_wraps_are_counted(tmp_path: Path) -> None:
     spans dozens of wraps, and the 64-bit count must still agree with the single-period run up
     to the few instructions of each wrap interrupt."""
     target = load_target("mps2-an386")
-    _require_tools(target, need_qemu=True)
+    require_board(target)
     runs = {}
     for reload in (0xFFFFFF, 0x3FF):
         elf = _build(
@@ -135,7 +126,7 @@ def test_systick_wraps_are_counted(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", HARDWARE_BOARDS)
 def test_hardware_board_builds_and_fits(name: str, tmp_path: Path) -> None:
     target = load_target(name)
-    _require_tools(target, need_qemu=False)
+    require_board(target, qemu=False)
     result = _build(target, "hello.c", tmp_path, HELLO_EXIT_CODE=0)
     size = result.size
     assert 0 < size.flash_bytes <= size.flash_capacity == target.flash.length
@@ -155,7 +146,7 @@ def test_hardware_board_builds_and_fits(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["mps2-an386", "nrf52840"])
 def test_too_big_static_buffer_fails_with_both_numbers(name: str, tmp_path: Path) -> None:
     target = load_target(name)
-    _require_tools(target, need_qemu=False)
+    require_board(target, qemu=False)
     big = target.ram.length  # a RAM-sized arena plus the stack cannot fit
     with pytest.raises(BuildError) as err:
         _build(target, "big_buffer.c", tmp_path, BIG_BYTES=big)
@@ -168,7 +159,7 @@ def test_too_big_static_buffer_fails_with_both_numbers(name: str, tmp_path: Path
 
 def test_buffer_within_the_ram_budget_links(tmp_path: Path) -> None:
     target = load_target("nrf52840")
-    _require_tools(target, need_qemu=False)
+    require_board(target, qemu=False)
     big = target.ram_budget_bytes - 1024  # the board runtime needs well under 1 KiB
     size = _build(target, "big_buffer.c", tmp_path, BIG_BYTES=big).size
     assert big < size.bss_bytes and size.ram_bytes <= target.ram.length
@@ -188,7 +179,7 @@ def _process_group_gone(pgid: int) -> bool:
 @pytest.mark.parametrize("name", ["mps2-an386", "rv32-qemu"])
 def test_hang_is_killed_at_the_timeout(name: str, tmp_path: Path) -> None:
     target = load_target(name)
-    _require_tools(target, need_qemu=True)
+    require_board(target)
     elf = _build(target, "hang.c", tmp_path).elf
     with QemuProcess(target, elf) as q:
         result = q.wait(timeout_s=1.0)
@@ -212,7 +203,7 @@ def test_hang_is_killed_at_the_timeout(name: str, tmp_path: Path) -> None:
 )
 def test_fault_is_reported_with_exit_status(name: str, kind: int, report: str, tmp_path: Path) -> None:
     target = load_target(name)
-    _require_tools(target, need_qemu=True)
+    require_board(target)
     elf = _build(target, "fault.c", tmp_path, FAULT_KIND=kind).elf
     result = run_qemu(target, elf, timeout_s=RUN_TIMEOUT_S)
     assert result.exit_code == MT_BOARD_EXIT_FAULT, result.stdout + result.stderr
@@ -237,7 +228,7 @@ def _open_link(link: SerialTcp, deadline_s: float = 10.0) -> serial.SerialBase:
 @pytest.mark.parametrize("name", ["mps2-an386", "rv32-qemu"])
 def test_serial_tcp_round_trip(name: str, tmp_path: Path) -> None:
     target = load_target(name)
-    _require_tools(target, need_qemu=True)
+    require_board(target)
     elf = _build(target, "echo.c", tmp_path).elf
     link = SerialTcp(free_tcp_port())
     with QemuProcess(target, elf, serial=link) as q:

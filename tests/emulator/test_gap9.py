@@ -20,32 +20,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED, require_board
 
-from mcutrain import api, cli
-from mcutrain.codegen import c_array, c_float, emit
-from mcutrain.firmware import (
-    EXIT_CODES,
-    FirmwareBuild,
-    FirmwareError,
-    SelfTest,
-    build_firmware,
-    emit_firmware,
-    run_firmware,
-)
+from mcutrain import api
+from mcutrain.boards.targets import Target, load_target
+from mcutrain.cli import main
+from mcutrain.emit.c_text import c_array, c_float
+from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
+from mcutrain.emit.firmware_project import FirmwareError, emit_firmware
+from mcutrain.emit.firmware_run import run_firmware
+from mcutrain.emit.host_build import HostModel, build_host
+from mcutrain.emit.model_c import emit
+from mcutrain.emit.pulp import l1_linked_bytes
+from mcutrain.emit.selftest import EXIT_CODES, SelfTest
 from mcutrain.frontends.torch import load_module
-from mcutrain.gap9 import l1_linked_bytes
-from mcutrain.hostbuild import HostModel, build_host
-from mcutrain.plan import OptimizerConfig, OptimizerKind
-from mcutrain.targets import Target, load_target
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind
 from mcutrain.zoo.depth import UPyDNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
-from link.harness import require_board
 
 pytestmark = pytest.mark.emulator
 
 BOARD = "gap9-rv32-qemu"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 HANDPOSTURE = SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite"
 STEPS = 3
 TIMEOUT_S = 60.0
@@ -160,7 +156,7 @@ def test_cli_runs_the_auto_plans_selftest(root: Path, capsys: pytest.CaptureFixt
     require_board(BOARD)
     g, plan, st, t = _case("handposture-auto")
     proj = emit_firmware(g, plan, root / "handposture-auto", t, st).out_dir
-    assert cli.main(["run", str(proj), "--target", BOARD, "--timeout", str(TIMEOUT_S)]) == EXIT_CODES["pass"]
+    assert main(["run", str(proj), "--target", BOARD, "--timeout", str(TIMEOUT_S)]) == EXIT_CODES["pass"]
     out = capsys.readouterr()
     assert "PASS" in out.out and "for gap9-rv32-qemu (selftest" in out.err
 

@@ -23,22 +23,22 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from conftest import require_board, require_shared
 
-from mcutrain import api, cli_link, ir
-from mcutrain.firmware import (
-    DEFAULT_STORAGE_FILE,
-    FirmwareBuild,
-    build_firmware,
-    emit_firmware,
-    trainable_vectors,
-)
+from mcutrain import api
+from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.cli import link_verbs
+from mcutrain.core import ir
+from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
+from mcutrain.emit.link_app import DEFAULT_STORAGE_FILE
 from mcutrain.host import Block, CheckpointMode, DeviceError, ErrorCode, Link, Result, Sample
-from mcutrain.plan import OptimizerConfig, OptimizerKind, PlanError, UpdatePlan
-from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.sim import Simulator
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, PlanError, UpdatePlan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
-from link.harness import HERE, LINK_SRC, compile_c, require_board, sanitizer_env
+from link.harness import HERE, LINK_SRC, compile_c, sanitizer_env
 
 pytestmark = pytest.mark.emulator
 
@@ -69,7 +69,8 @@ def _sample(c: Case, i: int) -> Sample:
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
-    require_board(BOARD, HANDPOSTURE)
+    require_board(BOARD)
+    require_shared("models", HANDPOSTURE.name)
     g = api.load(HANDPOSTURE)
     opt = OptimizerConfig(kind=OptimizerKind.ADAM, lr=1e-2)
     plan = api.plan(g, None, "last-layer", optimizer=opt).plan
@@ -269,7 +270,7 @@ def test_slot_format_survives_power_loss_at_every_byte(tmp_path: Path) -> None:
 
 def _main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="mcutrain")
-    cli_link.register(p.add_subparsers(dest="cmd", required=True))
+    link_verbs.add_parsers(p.add_subparsers(dest="cmd", required=True))
     args = p.parse_args(argv)
     return int(args.func(args))
 

@@ -5,24 +5,25 @@ pulled parameters equal to the simulator's."""
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODELS, require_board, require_shared
 
-from mcutrain import api, cli_link
-from mcutrain.firmware import build_firmware, emit_firmware, trainable_vectors
+from mcutrain import api
+from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.cli import link_verbs
+from mcutrain.emit.firmware_build import build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.host import Link
-from mcutrain.plan import OptimizerConfig
-from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.sim import Simulator
-from mcutrain.targets import load_target
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors
+from mcutrain.train.update_plan import OptimizerConfig
 
 pytestmark = pytest.mark.emulator
 
-MODELS = Path(__file__).resolve().parents[3] / "shared" / "data" / "models"
 HANDPOSTURE = MODELS / "st_handposture_vl53l5cx_cnn2d_float.tflite"
 BOARD = "mps2-an386"
 N = 24
@@ -30,18 +31,14 @@ N = 24
 
 def _main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="mcutrain")
-    cli_link.register(p.add_subparsers(dest="cmd", required=True))
+    link_verbs.add_parsers(p.add_subparsers(dest="cmd", required=True))
     args = p.parse_args(argv)
     return int(args.func(args))
 
 
 def test_stream_and_pull_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    t = load_target(BOARD)
-    assert t.qemu is not None
-    if shutil.which(t.tool("gcc")) is None or shutil.which(t.qemu.binary) is None:
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm not installed")
-    if not HANDPOSTURE.is_file():
-        pytest.skip(f"{HANDPOSTURE} is absent")
+    t = require_board(BOARD)
+    require_shared("models", HANDPOSTURE.name)
     g = api.load(HANDPOSTURE)
     plan = api.plan(g, None, "last-layer", optimizer=OptimizerConfig(lr=1e-3)).plan
     fb = build_firmware(emit_firmware(g, plan, tmp_path / "fw", BOARD, app="link").out_dir)

@@ -18,20 +18,22 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import serial
+from conftest import SHARED, require_board, require_shared
 
 from mcutrain import api
-from mcutrain.firmware import FirmwareBuild, build_firmware, emit_firmware, trainable_vectors
+from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.host import Block, Link, Sample
-from mcutrain.plan import OptimizerConfig
-from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.sim import Simulator
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors
+from mcutrain.train.update_plan import OptimizerConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the link harness
-from link.harness import FaultProxy, Faults, require_board
+from link.harness import FaultProxy, Faults
 
 pytestmark = pytest.mark.emulator
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 HANDPOSTURE = SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite"
 BOARDS = ("mps2-an386", "rv32-qemu")
 SAMPLES = 200
@@ -81,7 +83,8 @@ def reference() -> tuple:
 def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Case:
     """The link firmware built for the board, with the reference samples and parameters."""
     board = request.param
-    require_board(board, HANDPOSTURE)
+    require_board(board)
+    require_shared("models", HANDPOSTURE.name)
     g, plan, x, labels, classes, want = request.getfixturevalue("reference")  # after the skip check
     proj = emit_firmware(g, plan, tmp_path_factory.mktemp("link") / board, board, app="link")
     return Case(board, g.fingerprint(), build_firmware(proj.out_dir), x, labels, classes, want)

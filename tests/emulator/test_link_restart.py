@@ -5,7 +5,6 @@ final parameters are bitwise those of a clean, uninterrupted run of the same sam
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,15 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_board
 
-from mcutrain import api, cli
-from mcutrain.cli_link import NpzSource, stream
-from mcutrain.firmware import FirmwareBuild, build_firmware, emit_firmware
+from mcutrain import api
+from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
+from mcutrain.cli import main
+from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.host import Link
 from mcutrain.host.monitor import read_csv
-from mcutrain.plan import OptimizerConfig
-from mcutrain.qemu import QemuProcess, SerialTcp, free_tcp_port
-from mcutrain.targets import load_target
+from mcutrain.host.samples import NpzSource, stream
+from mcutrain.train.update_plan import OptimizerConfig
 
 pytestmark = pytest.mark.emulator
 
@@ -34,10 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def fw(tmp_path_factory: pytest.TempPathFactory) -> tuple[FirmwareBuild, Path]:
-    t = load_target(BOARD)
-    assert t.qemu is not None
-    if shutil.which(t.tool("gcc")) is None or shutil.which(t.qemu.binary) is None:
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm not installed")
+    require_board(BOARD)
     d = tmp_path_factory.mktemp("restart")
     g = api.load("mlp")
     plan = api.plan(g, None, "last-layer", optimizer=OptimizerConfig(lr=0.05)).plan
@@ -89,7 +87,7 @@ def test_killed_host_resumes_and_ends_bitwise_equal(
         logged = len(read_csv(csv))
         assert KILL_AFTER <= logged < N, "the kill did not land mid-stream: lower KILL_AFTER"
 
-        assert cli.main(["stream", *common, "--data", str(data), "--quiet", "--log-dir", str(log)]) == 0
+        assert main(["stream", *common, "--data", str(data), "--quiet", "--log-dir", str(log)]) == 0
         out = capsys.readouterr().out
         resumed = int(out.split("samples from #")[1].split()[0])
         assert logged <= resumed <= logged + 1  # the device may have applied the sample the host was sending

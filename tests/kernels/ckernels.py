@@ -1,7 +1,8 @@
 """Build the C kernel runtime (firmware/runtime) into a host shared library and bind it with ctypes.
 
-The ctypes structures mirror the dims structs of ``mt_kernels.h``; ``test_build.py`` checks their sizes
-and field offsets against the header through a small probe compiled from :func:`abi_probe_source`.
+The ctypes structures and prototypes are derived from the op table (:mod:`mcutrain.core.op_table`,
+:mod:`mcutrain.core.kernels`); ``test_build.py`` checks the structs' sizes and field offsets against the
+header through a probe compiled from :func:`abi_probe_source`, and every prototype against the header.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mcutrain.codegen import C_WARNINGS
+from mcutrain.core import int8_params as P
+from mcutrain.core.kernels import STEP_KERNELS, ZONE_DIMS, DimsStruct, scratch_query
+from mcutrain.core.op_table import dims_structs, int8_kernels, op_kernels
+from mcutrain.emit.c_text import C_WARNINGS
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = REPO / "firmware" / "runtime"
@@ -32,98 +36,64 @@ u8p = C.POINTER(C.c_uint8)
 size_t = C.c_size_t
 
 
-def _dims(name: str, fields: list[str]) -> type[C.Structure]:
-    return type(name, (C.Structure,), {"_fields_": [(f, i32) for f in fields]})
+def _dims(struct: DimsStruct) -> type[C.Structure]:
+    return type(struct.ctype, (C.Structure,), {"_fields_": [(f, i32) for f in struct.fields]})
 
 
-# fmt: off
-_CONV_FIELDS = [
-    "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kernel_h", "kernel_w",
-    "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left", "groups",
-]
-_POOL_FIELDS = [
-    "c", "in_h", "in_w", "out_h", "out_w", "kernel_h", "kernel_w", "stride_h", "stride_w",
-    "pad_top", "pad_left",
-]
-# fmt: on
-
-#: C struct name -> ctypes structure (every field is an int32_t).
-STRUCTS: dict[str, type[C.Structure]] = {
-    "mt_conv2d_dims_t": _dims("Conv2dDims", _CONV_FIELDS),
-    "mt_conv_transpose2d_dims_t": _dims("ConvTranspose2dDims", _CONV_FIELDS),
-    "mt_linear_dims_t": _dims("LinearDims", ["in_features", "out_features"]),
-    "mt_channel_affine_dims_t": _dims("ChannelAffineDims", ["c", "h", "w"]),
-    "mt_max_pool2d_dims_t": _dims("MaxPool2dDims", _POOL_FIELDS),
-    "mt_avg_pool2d_dims_t": _dims("AvgPool2dDims", [*_POOL_FIELDS, "count_include_pad"]),
-    "mt_upsample_dims_t": _dims("UpsampleDims", ["c", "in_h", "in_w", "scale_h", "scale_w", "align_corners"]),
-    "mt_pad_dims_t": _dims(
-        "PadDims", ["c", "in_h", "in_w", "pad_top", "pad_bottom", "pad_left", "pad_right"]
-    ),
-    "mt_zone_dims_t": _dims("ZoneDims", ["h", "w", "top", "left", "zone_h", "zone_w", "rows", "cols"]),
-}
+#: C struct name -> ctypes structure (every field is an int32_t), from the op table's dims structs.
+STRUCTS: dict[str, type[C.Structure]] = {d.ctype: _dims(d) for d in [*dims_structs(), ZONE_DIMS]}
 
 MT_ACT = {"relu": 0, "relu6": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+_SCALARS = {
+    "int32_t": i32,
+    "int8_t": C.c_int8,
+    "mt_act_t": i32,
+    "float": f32,
+    "size_t": size_t,
+    "void": None,
+}
+_POINTEES = {
+    "float": C.c_float,
+    "uint8_t": C.c_uint8,
+    "int8_t": C.c_int8,
+    "int32_t": i32,
+    "uint64_t": C.c_uint64,
+}
+
+#: The int8 kernels' params structs (mt_kernels_s8.h), from the dataclasses of core/int8_params.
+Q8_PARAMS = (P.ConvQ8, P.LinearQ8, P.AddQ8, P.PoolQ8, P.MeanQ8, P.SoftmaxQ8, P.QuantizeQ8, P.LeakyReluQ8)
 
 
-def _p(name: str) -> type:
-    return C.POINTER(STRUCTS[name])
+def _field_type(ctype: str) -> object:
+    if ctype.endswith("*"):
+        return C.POINTER(_POINTEES[ctype.removeprefix("const ").removesuffix("*").strip()])
+    return _SCALARS[ctype]
+
+
+#: C struct name -> ctypes structure of every int8 params struct.
+QSTRUCTS: dict[str, type[C.Structure]] = {
+    p.ctype: type(p.ctype, (C.Structure,), {"_fields_": [(n, _field_type(t)) for n, t in p.c_types()]})
+    for p in Q8_PARAMS
+}
+
+
+def _ctype(ctype: str) -> object:
+    if not ctype.endswith("*"):
+        return _SCALARS[ctype]
+    base = ctype.removeprefix("const ").removesuffix("*").strip()
+    if base in STRUCTS:
+        return C.POINTER(STRUCTS[base])
+    if base in QSTRUCTS:
+        return C.POINTER(QSTRUCTS[base])
+    return C.POINTER(_POINTEES[base])
 
 
 def _prototypes() -> dict[str, tuple[object, list]]:
-    """Function name -> (restype, argtypes), as declared in mt_kernels.h."""
-    protos: dict[str, tuple[object, list]] = {}
-    for op, dims in (
-        ("conv2d", "mt_conv2d_dims_t"),
-        ("conv_transpose2d", "mt_conv_transpose2d_dims_t"),
-        ("linear", "mt_linear_dims_t"),
-    ):
-        d = _p(dims)
-        for ps in ("fw", "bw_wgrad", "bw_igrad"):
-            protos[f"mt_{op}_{ps}_scratch_bytes"] = (size_t, [d])
-        protos[f"mt_{op}_fw_f32"] = (None, [d, i32, i32, fp, fp, fp, fp, fp])
-        protos[f"mt_{op}_bw_wgrad_f32"] = (None, [d, i32, i32, fp, fp, fp, fp, i32, fp])
-        protos[f"mt_{op}_bw_igrad_f32"] = (None, [d, i32, i32, fp, fp, fp, i32, fp])
-    d = _p("mt_channel_affine_dims_t")
-    protos["mt_channel_affine_fw_f32"] = (None, [d, i32, i32, fp, fp, fp, fp])
-    protos["mt_channel_affine_bw_wgrad_f32"] = (None, [d, i32, i32, fp, fp, fp, fp, i32])
-    protos["mt_channel_affine_bw_igrad_f32"] = (None, [d, i32, i32, fp, fp, fp, i32])
-    protos["mt_activation_fw_f32"] = (None, [i32, f32, i32, fp, fp])
-    protos["mt_activation_mask_f32"] = (None, [i32, i32, fp, u8p])
-    protos["mt_activation_bw_mask_f32"] = (None, [i32, f32, i32, u8p, fp, fp, i32])
-    protos["mt_activation_bw_f32"] = (None, [i32, f32, i32, fp, fp, fp, i32])
-    d = _p("mt_max_pool2d_dims_t")
-    protos["mt_max_pool2d_fw_f32"] = (None, [d, fp, fp])
-    protos["mt_max_pool2d_bw_igrad_f32"] = (None, [d, fp, fp, fp, i32])
-    d = _p("mt_avg_pool2d_dims_t")
-    protos["mt_avg_pool2d_fw_f32"] = (None, [d, fp, fp])
-    protos["mt_avg_pool2d_bw_igrad_f32"] = (None, [d, fp, fp, i32])
-    protos["mt_global_avg_pool_fw_f32"] = (None, [i32, i32, fp, fp])
-    protos["mt_global_avg_pool_bw_igrad_f32"] = (None, [i32, i32, fp, fp, i32])
-    protos["mt_global_max_pool_fw_f32"] = (None, [i32, i32, fp, fp])
-    protos["mt_global_max_pool_bw_igrad_f32"] = (None, [i32, i32, fp, fp, fp, i32])
-    protos["mt_add_fw_f32"] = (None, [i32, fp, fp, fp])
-    protos["mt_copy_f32"] = (None, [i32, fp, fp])
-    protos["mt_accumulate_f32"] = (None, [i32, fp, fp, i32])
-    protos["mt_scale_f32"] = (None, [i32, fp, f32])
-    d = _p("mt_upsample_dims_t")
-    for mode in ("nearest", "bilinear"):
-        protos[f"mt_upsample_{mode}_fw_f32"] = (None, [d, fp, fp])
-        protos[f"mt_upsample_{mode}_bw_igrad_f32"] = (None, [d, fp, fp, i32])
-    d = _p("mt_pad_dims_t")
-    protos["mt_pad_fw_f32"] = (None, [d, f32, fp, fp])
-    protos["mt_pad_bw_igrad_f32"] = (None, [d, fp, fp, i32])
-    protos["mt_softmax_fw_f32"] = (None, [i32, fp, fp])
-    protos["mt_softmax_bw_igrad_f32"] = (None, [i32, fp, fp, fp, i32])
-    protos["mt_loss_softmax_xent_f32"] = (f32, [i32, fp, fp, fp])
-    for loss in ("mse", "l1", "berhu"):
-        protos[f"mt_loss_{loss}_f32"] = (f32, [i32, fp, fp, fp, fp])
-    d = _p("mt_zone_dims_t")
-    protos["mt_zone_pool_fw_f32"] = (None, [d, fp, fp])
-    protos["mt_zone_pool_bw_f32"] = (None, [d, fp, fp, i32])
-    protos["mt_sgd_f32"] = (None, [i32, fp, fp, f32, f32])
-    protos["mt_sgd_momentum_f32"] = (None, [i32, fp, fp, fp, f32, f32, f32])
-    protos["mt_adam_f32"] = (None, [i32, fp, fp, fp, fp, f32, f32, f32, f32, f32, i32])
-    return protos
+    """Function name -> (restype, argtypes) of every kernel of the op table, float and int8, of the step
+    kernels and of the scratch queries."""
+    kernels = list({kn.name: kn for kn in [*op_kernels(), *int8_kernels(), *STEP_KERNELS.values()]}.values())
+    kernels += [scratch_query(kn) for kn in kernels if any(p.name == "scratch" for p in kn.params)]
+    return {kn.name: (_ctype(kn.returns), [_ctype(p.ctype) for p in kn.params]) for kn in kernels}
 
 
 PROTOTYPES = _prototypes()

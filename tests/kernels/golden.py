@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mcutrain import ir
-from mcutrain.torchops import forward_op
+from mcutrain.core import ir
+from mcutrain.core.semantics import forward_op
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .ckernels import (
 )
 from .golden import FW, assert_close, rand
 
-HEADER = INCLUDE / "mt_kernels.h"
+HEADERS = (INCLUDE / "mt_kernels.h", INCLUDE / "mt_kernels_s8.h")
 
 
 def test_sources_present():
@@ -42,9 +42,12 @@ def test_struct_layout_matches_header(kernels):
 
 
 def test_every_declared_function_is_bound():
-    """Every function the public header declares has a ctypes prototype (and vice versa)."""
-    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
-    declared = set(re.findall(r"\b(mt_\w+)\s*\(", text))
+    """Every function the public headers declare has a ctypes prototype from the op table (and vice
+    versa)."""
+    declared: set[str] = set()
+    for header in HEADERS:
+        text = re.sub(r"/\*.*?\*/", "", header.read_text(), flags=re.S)
+        declared |= set(re.findall(r"\b(mt_\w+)\s*\(", text))
     assert declared == set(PROTOTYPES)
 
 
@@ -143,3 +146,61 @@ def test_clang_format():
         text=True,
     )
     assert res.returncode == 0, f"run clang-format -i on the runtime sources:\n{res.stderr[:2000]}"
+
+
+def _redeclare(kernels: list, headers: list[str], tmp_path: Path, include: list[Path]):  # type: ignore[no-untyped-def]
+    """Compile ``headers`` followed by every prototype again: C rejects a redeclaration with other types."""
+    src = tmp_path / "protos.c"
+    src.write_text(
+        "".join(f'#include "{h}"\n' for h in headers) + "\n".join(kn.prototype() for kn in kernels) + "\n"
+    )
+    cmd = ["gcc", *WARN_FLAGS, *(f"-I{d}" for d in include), "-fsyntax-only", str(src)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_op_table_prototypes_match_the_header(tmp_path: Path) -> None:
+    """The prototypes of the op table (mcutrain.core.op_table, core.kernels), which code generation binds
+    by parameter name, are the header's: the same names, types and order."""
+    from mcutrain.core.kernels import STEP_KERNELS, scratch_query
+    from mcutrain.core.op_table import int8_kernels, op_kernels
+
+    kernels = [*op_kernels(), *int8_kernels(), *STEP_KERNELS.values()]
+    kernels += [scratch_query(kn) for kn in kernels if any(p.name == "scratch" for p in kn.params)]
+    r = _redeclare(kernels, ["mt_kernels.h", "mt_kernels_s8.h"], tmp_path, [INCLUDE])
+    assert r.returncode == 0, r.stderr
+    bad = kernels[0].prototype().replace("int32_t co_begin", "float co_begin")  # the check can fail
+    (tmp_path / "bad.c").write_text(f'#include "mt_kernels.h"\n{bad}\n')
+    r = subprocess.run(["gcc", f"-I{INCLUDE}", "-fsyntax-only", str(tmp_path / "bad.c")], capture_output=True)
+    assert r.returncode != 0
+
+
+def test_cluster_versions_match_the_cluster_header(tmp_path: Path) -> None:
+    """Every kernel the op table marks as having a PULP cluster version, lowered as the GAP9 lowering
+    lowers it (mt_cl_* name; the tiled ones with their tile parameters, in f32 and f16), is declared so by
+    the cluster layer's headers."""
+    from graphs import tiny_mlp
+
+    from mcutrain.core.kernels import CLUSTER_TILED, STEP_KERNELS, Kernel
+    from mcutrain.core.op_table import op_kernels
+    from mcutrain.emit.model_c import emit
+    from mcutrain.emit.pulp import TILE_PARAMS
+    from mcutrain.train.update_plan import LayerUpdate, UpdatePlan
+
+    lowered = []
+    for kn in [*op_kernels(), *STEP_KERNELS.values()]:
+        if kn.cluster == CLUSTER_TILED:
+            lowered += [Kernel(f"mt_cl_{kn.stem}_{t}", (*kn.params, *TILE_PARAMS)) for t in ("f32", "f16")]
+        elif kn.cluster:
+            lowered.append(Kernel(f"mt_cl_{kn.stem}_f32", kn.params))
+    assert len(lowered) > 20
+    g = tiny_mlp()  # a gap9 project supplies the generated mt_cluster_plan.h the headers include
+    emit(g, UpdatePlan(g.name, g.fingerprint(), "t", (LayerUpdate.bias_only("fc2"),)), tmp_path, _gap9())
+    inc = [tmp_path, tmp_path / "pulp", tmp_path / "pulp" / "pmsis_portable", INCLUDE]
+    r = _redeclare(lowered, ["mt_cluster.h", "mt_cl_f16.h"], tmp_path, inc)
+    assert r.returncode == 0, r.stderr
+
+
+def _gap9():  # type: ignore[no-untyped-def]
+    from mcutrain.boards.targets import load_target
+
+    return load_target("gap9-rv32-qemu")

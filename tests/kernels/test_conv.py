@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from mcutrain import ir
+from mcutrain.core import ir
 
 from .ckernels import convt_weight_to_c, ptr, scratch
 from .golden import FW, GRAD, assert_close, op_reference, rand

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcutrain import ir
+from mcutrain.core import ir
 
 from .ckernels import ptr, scratch
 from .golden import FW, GRAD, assert_close, op_reference, rand

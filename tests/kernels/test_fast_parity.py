@@ -16,8 +16,8 @@ import pytest
 import test_codegen
 
 from mcutrain import api
-from mcutrain.hostbuild import build_host
-from mcutrain.plan import OptimizerConfig, OptimizerKind
+from mcutrain.emit.host_build import build_host
+from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind
 
 PASSES = ("fw", "bw_wgrad", "bw_igrad")
 

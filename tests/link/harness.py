@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mcutrain.codegen import C_WARNINGS
-from mcutrain.host.protocol import Block, Frame, FrameDecoder, FrameError, Sample
+from mcutrain.emit.c_text import C_WARNINGS
+from mcutrain.host.framing import Frame, FrameDecoder, FrameError
+from mcutrain.host.sample_encoding import Block, Sample
 
 REPO = Path(__file__).resolve().parents[2]
 LINK_SRC = REPO / "firmware" / "link"
@@ -413,22 +414,6 @@ class FaultProxy:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
-
-
-def require_board(board: str, *files: Path) -> None:
-    """Skip the test unless the board's compiler, objdump and QEMU are installed and ``files`` exist."""
-    import pytest
-
-    from mcutrain.targets import load_target
-
-    t = load_target(board)
-    assert t.qemu is not None
-    missing = [x for x in (t.tool("gcc"), t.tool("objdump"), t.qemu.binary) if not have(x)]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (see scripts/setup.sh)")
-    for f in files:
-        if not f.is_file():
-            pytest.skip(f"{f} is absent (../shared/data: the real models)")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -18,22 +18,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mcutrain.host.protocol import (
+from mcutrain.host.framing import (
     FLAG_LAST,
     FLAG_RUN,
     FLAG_TRAIN,
     FLAG_VALSET,
     HEADER,
-    Block,
-    Enc,
     Frame,
     MsgType,
-    Sample,
-    chunk_request,
     cobs_encode,
     crc32,
-    put_params_payload,
 )
+from mcutrain.host.messages import chunk_request, put_params_payload
+from mcutrain.host.sample_encoding import Block, Enc, Sample
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 X, T, PARAMS = 48, 8, 700

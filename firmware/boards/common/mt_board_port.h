@@ -3,7 +3,7 @@
  * @brief Internal interface between the portable board code (mt_board_common.c) and the
  *        architecture start-up (cortexm/, riscv/) and UART drivers (uart_*.c).
  *
- * Board parameters arrive as -D defines generated from board.toml by mcutrain.targets
+ * Board parameters arrive as -D defines generated from board.toml by mcutrain.boards.targets
  * (Target.c_defines()): MT_BOARD_NAME, MT_BOARD_CPU_HZ, MT_BOARD_UART_BASE,
  * MT_BOARD_UART_CLOCK_HZ, MT_BOARD_UART_BAUD, MT_BOARD_EXIT_SEMIHOSTING, MT_BOARD_QEMU.
  */

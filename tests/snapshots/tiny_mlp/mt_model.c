@@ -17,7 +17,7 @@
 #include "mt_model.h"
 #include "mt_params.h"
 
-#define MT_NO_SCRATCH ((float *)0) /* every kernel this plan calls needs 0 scratch bytes */
+#define MT_NO_SCRATCH ((void *)0) /* every kernel this plan calls needs 0 scratch bytes */
 
 /* Profiling hook: each kernel call of the training step sits between MT_PROFILE_BEGIN(id) and
  * MT_PROFILE_END(id), id = <op kind>_<pass> (e.g. conv2d_bw_wgrad). Both expand to nothing unless the

@@ -1,0 +1,92 @@
+"""The ``demo`` verb: the end-to-end demos on built-in data (depth, hand postures, shifted CIFAR-10)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mcutrain.demos.depth import DepthDemoConfig, run
+
+    if args.case == "handposture":
+        from mcutrain.demos import handposture
+
+        args.budget = args.budget or "16KB"
+        args.epochs = args.epochs or 5
+        return handposture.main(args)
+    if args.case == "cifar-shift":
+        from mcutrain.demos import cifar as demo_cifar
+
+        return demo_cifar.main(args)
+    if args.case != "depth":
+        raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth, handposture, ...)")
+    cfg = DepthDemoConfig(out=Path(args.out or "out/demo-depth"), quick=args.quick, lr=args.lr or 3e-4)
+    if bool(args.train_flights) != bool(args.test_flights):
+        raise SystemExit("mcutrain demo: give both --train-flights and --test-flights, or neither")
+    if args.train_flights:  # real drone flights instead of synthetic domain B
+        cfg.data = Path(args.data) if args.data else None
+        cfg.train_flights, cfg.test_flights = args.train_flights, args.test_flights
+    if args.quick:
+        cfg.stream, cfg.test = 24, 24
+    if args.samples:
+        cfg.stream = args.samples
+    result = run(cfg)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    dm = sub.add_parser("demo", help="end-to-end demos (depth: ToF pseudo-labels on a Cortex-M4F in QEMU)")
+    dm.add_argument("case", choices=["depth", "handposture", "cifar-shift"])
+    dm.add_argument("--quick", action="store_true", help="a short run (24 frames) for tests")
+    dm.add_argument("--samples", type=int, help="frames to stream (depth: 600; handposture: first N)")
+    dm.add_argument("--lr", type=float, help="learning rate (depth: 3e-4, handposture: 3e-3)")
+    dm.add_argument("--out", help="folder for the plan, firmware, plots, results (default out/demo-CASE)")
+    dm.add_argument("--json", help="also write the results here")
+    dm.add_argument(
+        "--data",
+        help="depth: folder of the real drone flights (default: ../shared/data/datasets/tof_drone_flights); "
+        "handposture: ST's zip or an unpacked folder of its layout (default: ../shared/data's zip)",
+    )
+    dm.add_argument(
+        "--train-flights", help="real flights to stream for training, e.g. O0,O2,A0 (instead of domain B)"
+    )
+    dm.add_argument("--test-flights", help="held-out real flights for the zone RMSE, e.g. O1,O3")
+    hp = dm.add_argument_group("handposture (docs/handposture.md)")
+    hp.add_argument("--user", default="User1", help="the user to adapt to, e.g. User2")
+    hp.add_argument(
+        "--budget",
+        help="RAM budget, e.g. 8KB, or 'full' (the full update's); handposture 16KB, cifar-shift 256KB",
+    )
+    hp.add_argument("--strategy", choices=["auto", "full", "last-layer", "bias-only"], default="auto")
+    hp.add_argument("--cross-user", action="store_true", help="stream the other users, test on --user")
+    hp.add_argument(
+        "--epochs",
+        type=int,
+        help="passes over the calibration data (handposture: 5; cifar-shift: its recipe)",
+    )
+    hp.add_argument("--order", choices=["shuffled", "recorded"], default="shuffled")
+    hp.add_argument("--simulator-only", action="store_true", help="no firmware, no QEMU")
+    cf = dm.add_argument_group("cifar-shift (docs/cifar.md; also --budget, --strategy, --epochs, --data)")
+    cf.add_argument("--shift", choices=["grayscale", "noise"], default="grayscale")
+    cf.add_argument("--test", type=int, help="measure on N of the 500 test images (spread over the classes)")
+    cf.add_argument("--calib", type=int, default=200, help="adapt images the auto plan is scored on")
+    cf.add_argument("--score", choices=["measured", "proxy"], default="measured")
+    dm.add_argument(
+        "--frozen-precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="handposture, cifar-shift: int8 runs the frozen layers with int8 kernels, the float model "
+        "quantized from clean calibration data first (docs/quantization.md)",
+    )
+    dm.add_argument(
+        "--lr-scale",
+        choices=["none", "relative"],
+        help="handposture, cifar-shift: per-tensor lr scaling (default: relative / the shift's recipe)",
+    )
+    dm.set_defaults(func=cmd_demo)
