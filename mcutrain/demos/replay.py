@@ -19,12 +19,15 @@ Per incoming labelled sample, in this order:
 ``rand()`` is xorshift32 (``x ^= x << 13; x ^= x >> 17; x ^= x << 5`` on a uint32, then ``x``), seeded
 with a non-zero ``seed``; all arithmetic is uint32, so C gives the same draws. :func:`schedule` returns
 the resulting list of training steps (which sample each step uses), the one thing the simulator and the
-device must agree on. RAM: :meth:`ReplayConfig.bytes_for` (``slots`` samples plus 12 bytes of state).
+device must agree on. RAM: :meth:`ReplayConfig.bytes_for` (``slots`` samples plus 12 bytes of state), what
+a plan with ``LinkApp(replay_slots=slots)`` counts (:func:`mcutrain.train.app_memory.link_memory`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from mcutrain.train.app_memory import REPLAY_STATE_BYTES, replay_sample_bytes
 
 MASK32 = 0xFFFFFFFF
 
@@ -53,13 +56,13 @@ class ReplayConfig:
     def bytes_for(self, sample_bytes: int) -> int:
         """RAM of the reservoir: ``slots`` stored samples plus the rng state, the count of samples seen
         and the count of filled slots (uint32 each)."""
-        return self.slots * sample_bytes + 12
+        return self.slots * sample_bytes + REPLAY_STATE_BYTES
 
 
 def sample_bytes(pixels: int, zones: int, per_sample_scale: bool = True) -> int:
     """Bytes of one stored sample: uint8 pixels, int16 zone distances, validity bits rounded up to
     bytes, and (``per_sample_scale``) the input's float32 scale and offset."""
-    return pixels + 2 * zones + (zones + 7) // 8 + (8 if per_sample_scale else 0)
+    return replay_sample_bytes(pixels, zones) - (0 if per_sample_scale else 8)
 
 
 class Reservoir:

@@ -43,6 +43,7 @@ def link_app(
         val_slots or plan.app.val_slots,
         plan.app.snapshot if snapshot is None else snapshot,
         storage or plan.app.storage,
+        plan.app.replay_slots,  # the reservoir's bytes stay reserved (its C loop is not in the link yet)
     )
     if asked != plan.app:
         raise PlanError(
