@@ -53,7 +53,7 @@ from mcutrain.demos.replay import ReplayConfig, sample_bytes, schedule
 from mcutrain.train.planner import PlanResult
 from mcutrain.train.scoring import Calibration
 from mcutrain.train.simulator import Simulator
-from mcutrain.train.update_plan import LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
+from mcutrain.train.update_plan import LinkApp, LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 
 RATIO = 2.2  # the auto plan's budget: 1/2.2 of the full update's memory
 DECODER_LAYERS = 8  # dec_conv.3, dec_up.2, dec_conv.2, dec_up.1, dec_conv.1, dec_up.0, dec_conv.0, head
@@ -68,9 +68,11 @@ def make_plan(
     fp = args.footprint
     loss = LossConfig(LossKind(args.loss), masked=True, zone=ZoneSpec(fp.top, fp.left, fp.zone_h, fp.zone_w))
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=args.lr, schedule=args.schedule, total_steps=updates)
-    full = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=args.batch)
+    app = LinkApp.make(replay_slots=args.slots)  # the reservoir's bytes in the plans' peak RAM
+    full = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=args.batch, app=app)
     if args.plan == "decoder":
-        return api.plan(g, None, "last-k", k=DECODER_LAYERS, loss=loss, optimizer=opt, batch=args.batch), full
+        k = DECODER_LAYERS
+        return api.plan(g, None, "last-k", k=k, loss=loss, optimizer=opt, batch=args.batch, app=app), full
     idx = np.random.default_rng(0).permutation(len(x))[:64]
     auto = api.plan(
         g,
@@ -80,6 +82,7 @@ def make_plan(
         loss=loss,
         optimizer=opt,
         batch=args.batch,
+        app=app,
     )
     return auto, full
 
