@@ -16,6 +16,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         args.budget = args.budget or "16KB"
         args.epochs = args.epochs or 5
+        args.order = args.order or "shuffled"
+        if args.order == "both":
+            raise SystemExit("mcutrain demo handposture: --order shuffled or recorded")
         return handposture.main(args)
     if args.case == "cifar-shift":
         from mcutrain.demos import cifar as demo_cifar
@@ -23,16 +26,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return demo_cifar.main(args)
     if args.case != "depth":
         raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth, handposture, ...)")
-    cfg = DepthDemoConfig(out=Path(args.out or "out/demo-depth"), quick=args.quick, lr=args.lr or 3e-4)
     if bool(args.train_flights) != bool(args.test_flights):
         raise SystemExit("mcutrain demo: give both --train-flights and --test-flights, or neither")
-    if args.train_flights:  # real drone flights instead of synthetic domain B
+    if args.train_flights and not args.qemu:  # real flights: baselines and the adapted model per type
+        return _depth_flights(args)
+    cfg = DepthDemoConfig(out=Path(args.out or "out/demo-depth"), quick=args.quick, lr=args.lr or 3e-4)
+    if args.train_flights:  # --qemu: the real flights streamed to the emulated board, shuffled
         cfg.data = Path(args.data) if args.data else None
         cfg.train_flights, cfg.test_flights = args.train_flights, args.test_flights
     if args.quick:
         cfg.stream, cfg.test = 24, 24
     if args.samples:
         cfg.stream = args.samples
+    result = run(cfg)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _depth_flights(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mcutrain.core.units import parse_bytes
+    from mcutrain.demos.depth_flights import FlightsConfig, run
+
+    orders = {"recorded": ("time",), "shuffled": ("shuffle",), "both": ("time", "shuffle")}
+    cfg = FlightsConfig(
+        train_flights=args.train_flights,
+        test_flights=args.test_flights,
+        data=Path(args.data) if args.data else None,
+        orders=orders[args.order or "recorded"],
+        out=Path(args.out or "out/demo-depth-flights"),
+    )
+    if args.lr:
+        cfg.lr = args.lr
+    if args.budget:
+        cfg.budget = parse_bytes(args.budget)
+    if args.every:
+        cfg.every = cfg.test_every = args.every
+    if args.replay_slots is not None:
+        cfg.slots = args.replay_slots
+    cfg.blend = args.blend
+    cfg.blanked = not args.no_blanked
+    if args.quick:  # a small slice for tests: every 16th frame, a small reservoir, no GAP9 emission
+        cfg.every = cfg.test_every = max(cfg.every, 16)
+        cfg.slots, cfg.gap9 = min(cfg.slots, 8), False
     result = run(cfg)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
@@ -54,9 +93,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "handposture: ST's zip or an unpacked folder of its layout (default: ../shared/data's zip)",
     )
     dm.add_argument(
-        "--train-flights", help="real flights to stream for training, e.g. O0,O2,A0 (instead of domain B)"
+        "--train-flights",
+        help="real flights to stream for training, e.g. O0,O2,A0 (instead of domain B); 'split': the fixed "
+        "split's (datasets/tof_drone_flights.toml), 'tune': its tuning split's",
     )
-    dm.add_argument("--test-flights", help="held-out real flights for the zone RMSE, e.g. O1,O3")
+    dm.add_argument(
+        "--test-flights", help="held-out real flights for the zone RMSE, e.g. O1,O3 (or 'split', 'tune')"
+    )
     hp = dm.add_argument_group("handposture (docs/handposture.md)")
     hp.add_argument("--user", default="User1", help="the user to adapt to, e.g. User2")
     hp.add_argument(
@@ -70,7 +113,30 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="passes over the calibration data (handposture: 5; cifar-shift: its recipe)",
     )
-    hp.add_argument("--order", choices=["shuffled", "recorded"], default="shuffled")
+    dm.add_argument(
+        "--order",
+        choices=["shuffled", "recorded", "both"],
+        help="order of the streamed samples: depth on real flights recorded (time order, the default; both: "
+        "also shuffled, and how much of its improvement time order keeps), handposture shuffled",
+    )
+    dm.add_argument(
+        "--blend",
+        type=float,
+        metavar="A",
+        help="depth, real flights: also A * network + (1 - A) * per-zone mean (A from the tuning split)",
+    )
+    dm.add_argument(
+        "--qemu",
+        action="store_true",
+        help="depth, real flights: train the firmware in QEMU instead (shuffled, no reservoir, no baselines)",
+    )
+    dm.add_argument(
+        "--no-blanked", action="store_true", help="depth, real flights: skip the blanked-image control"
+    )
+    dm.add_argument("--every", type=int, help="depth, real flights: every k-th frame (train and test)")
+    dm.add_argument(
+        "--replay-slots", type=int, help="depth, real flights: replay reservoir samples (16; 0: none)"
+    )
     hp.add_argument("--simulator-only", action="store_true", help="no firmware, no QEMU")
     cf = dm.add_argument_group("cifar-shift (docs/cifar.md; also --budget, --strategy, --epochs, --data)")
     cf.add_argument("--shift", choices=["grayscale", "noise"], default="grayscale")

@@ -47,9 +47,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         PlanError,
     )
 
-    if args.app != "link" and (args.val_slots or args.snapshot or args.storage):
-        raise PlanError("--val-slots, --snapshot and --storage size the serial-link firmware: add --app link")
-    app = LinkApp.make(args.val_slots or 0, args.snapshot, args.storage) if args.app == "link" else None
+    if args.app != "link" and (args.val_slots or args.snapshot or args.storage or args.replay_slots):
+        raise PlanError(
+            "--val-slots, --snapshot, --storage and --replay-slots size the serial-link firmware: "
+            "add --app link"
+        )
+    app = (
+        LinkApp.make(args.val_slots or 0, args.snapshot, args.storage, args.replay_slots or 0)
+        if args.app == "link"
+        else None
+    )
     graph = api.load(args.model, args.input_shape)
     loss = api.default_loss(graph)
     if args.loss or args.masked or args.zones:
@@ -204,6 +211,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="--app link: a copy of the training state for CHECKPOINT/ROLLBACK (default: with --val-slots)",
     )
     ap.add_argument("--storage", choices=["semihost"], help="--app link: persist checkpoints")
+    ap.add_argument(
+        "--replay-slots",
+        type=int,
+        metavar="K",
+        help="--app link: a replay reservoir of K streamed samples (docs/depth.md, 'Time order')",
+    )
     pl.add_argument("--out", default="plan.json")
     pl.add_argument("--plot", help="write a PNG of memory by category and by layer")
     pl.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")

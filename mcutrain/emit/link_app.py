@@ -43,6 +43,7 @@ def link_app(
         val_slots or plan.app.val_slots,
         plan.app.snapshot if snapshot is None else snapshot,
         storage or plan.app.storage,
+        plan.app.replay_slots,  # the reservoir's bytes stay reserved (its C loop is not in the link yet)
     )
     if asked != plan.app:
         raise PlanError(
@@ -74,7 +75,7 @@ def link_template_data(
         raise PlanError(
             f"the link firmware needs {plan_peak + extra:,} B of RAM on {t.name} (plan {plan_peak:,} B, link "
             + ", ".join(f"{k} {v:,} B" for k, v in memory.items())
-            + f"), the board has {t.ram.length:,} B: use fewer validation slots or snapshot=False"
+            + f"), the board has {t.ram.length:,} B: use fewer validation or replay slots, or snapshot=False"
         )
     data = {
         "link_frame": memory["frame"],

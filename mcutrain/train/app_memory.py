@@ -30,17 +30,32 @@ def link_frame_bytes(graph: ir.Graph, plan: UpdatePlan) -> int:
     return min(MAX_FRAME_BYTES, max(MIN_FRAME_BYTES, (n + 3) // 4 * 4))
 
 
+#: The reservoir's state: xorshift32 state, samples seen, slots filled (uint32 each).
+REPLAY_STATE_BYTES = 12
+
+
+def replay_sample_bytes(numel_in: int, numel_t: int, masked: bool = True) -> int:
+    """One sample as the reservoir stores it, as it arrived on the link: uint8 input, int16 targets,
+    validity bits rounded up to bytes, the input's float32 scale and offset (mcutrain.demos.replay)."""
+    return numel_in + 2 * numel_t + ((numel_t + 7) // 8 if masked else 0) + 2 * F32
+
+
 def link_memory(graph: ir.Graph, plan: UpdatePlan, app: LinkApp) -> dict[str, int]:
     """Bytes of the link firmware by part: frame buffer, model output, link state, validation slots
-    (input, target and mask of each) and the snapshot (trainable values and optimizer moments, step)."""
+    (input, target and mask of each), the snapshot (trainable values and optimizer moments, step) and,
+    with ``replay_slots``, the replay reservoir (its samples as they arrived, and its state)."""
     numel_in = math.prod(graph.inputs[0][1])
     numel_t = plan.loss.target_numel(graph.shapes[graph.outputs[0]])
     trainable = sum(t for t, _ in trainable_bytes(graph, plan).values()) // F32
     vectors = len(checkpoint_state_names(graph, plan)) // max(1, len(trainable_names(graph, plan)))
-    return {
+    parts = {
         "frame": link_frame_bytes(graph, plan),
         "output": F32 * math.prod(graph.shapes[graph.outputs[0]]),
         "state": LINK_STATE_BYTES,
         "validation": F32 * app.val_slots * (numel_in + numel_t * (2 if plan.loss.masked else 1)),
         "snapshot": F32 * trainable * vectors + 4 if app.snapshot else 0,
     }
+    if app.replay_slots:  # absent without a reservoir (the emitted projects stay as they were)
+        per = replay_sample_bytes(numel_in, numel_t, plan.loss.masked)
+        parts["replay"] = app.replay_slots * per + REPLAY_STATE_BYTES
+    return parts

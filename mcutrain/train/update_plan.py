@@ -173,19 +173,26 @@ class LinkApp:
     val_slots: int = 0  # validation samples kept on the device (EVAL, CHECKPOINT accept-if-better)
     snapshot: bool = False  # a copy of the training state for CHECKPOINT / ROLLBACK
     storage: str | None = None  # persistence of checkpoints (STORAGES)
+    # a replay reservoir of streamed samples, stored as they arrive (mcutrain.demos.replay; docs/depth.md)
+    replay_slots: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.val_slots <= MAX_VAL_SLOTS:
             raise PlanError(f"val_slots must be 0..{MAX_VAL_SLOTS}, got {self.val_slots}")
+        if self.replay_slots < 0:
+            raise PlanError(f"replay_slots must be >= 0, got {self.replay_slots}")
         if self.storage is not None and self.storage not in STORAGES:
             raise PlanError(f"unknown storage {self.storage!r}: one of {', '.join(STORAGES)} (or None)")
         if self.storage is not None and not self.snapshot:
             raise PlanError("persistence writes the snapshot: storage needs snapshot=True")
 
     @staticmethod
-    def make(val_slots: int = 0, snapshot: bool | None = None, storage: str | None = None) -> LinkApp:
+    def make(
+        val_slots: int = 0, snapshot: bool | None = None, storage: str | None = None, replay_slots: int = 0
+    ) -> LinkApp:
         """With ``snapshot=None``: a snapshot when there are validation slots or storage."""
-        return LinkApp(val_slots, bool(val_slots or storage) if snapshot is None else snapshot, storage)
+        snap = bool(val_slots or storage) if snapshot is None else snapshot
+        return LinkApp(val_slots, snap, storage, replay_slots)
 
 
 @dataclass(frozen=True)
@@ -275,6 +282,8 @@ class UpdatePlan:
             d["lr_scales"] = {name: {"weight": w, "bias": b} for name, w, b in self.lr_scales}
         if self.app is None:
             d.pop("app")
+        elif not self.app.replay_slots:  # absent without a reservoir (plan files stay as they were)
+            d["app"].pop("replay_slots")
         if self.int8_scratch:  # absent when the default
             d.pop("int8_scratch")
         return json.loads(json.dumps(d, default=lambda o: o.value if isinstance(o, enum.Enum) else o))
@@ -305,7 +314,12 @@ class UpdatePlan:
                 lr_scales=tuple(
                     (name, float(s["weight"]), float(s["bias"])) for name, s in d.get("lr_scales", {}).items()
                 ),
-                app=LinkApp(int(app["val_slots"]), bool(app["snapshot"]), app.get("storage"))
+                app=LinkApp(
+                    int(app["val_slots"]),
+                    bool(app["snapshot"]),
+                    app.get("storage"),
+                    int(app.get("replay_slots", 0)),
+                )
                 if app
                 else None,
                 frozen_precision=str(d.get("frozen_precision", "fp32")),

@@ -17,6 +17,7 @@ BUILTIN: dict[str, str] = {
     "tiny_unet": "mcutrain.zoo.toy:tiny_unet",
     "depth": "mcutrain.zoo.depth:updepthnet_pretrained",
     "depth_init": "mcutrain.zoo.depth:updepthnet",
+    "depth_drone": "mcutrain.zoo.depth:updepthnet_drone",
 }
 
 

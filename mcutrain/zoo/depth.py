@@ -129,16 +129,28 @@ def metres_to_target(depth_m: torch.Tensor) -> torch.Tensor:
 
 #: Weights pre-trained on synthetic domain A by ``python -m mcutrain.zoo.pretrain_depth``.
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "updepthnet_domain_a.npz"
+#: Weights pre-trained on the drone-lab scenes (standardized frames) by ``... pretrain_depth --domain drone``.
+DRONE_WEIGHTS = Path(__file__).resolve().parent / "weights" / "updepthnet_drone_lab.npz"
+
+
+def _with_weights(path: Path, how: str) -> UPyDNet:
+    model = updepthnet()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m mcutrain.zoo.pretrain_depth{how}`")
+    with np.load(path) as d:
+        model.load_state_dict({k: torch.from_numpy(d[k]) for k in d.files})
+    return model.eval()
 
 
 def updepthnet_pretrained() -> UPyDNet:
     """The depth network with the committed domain-A weights (see :mod:`mcutrain.zoo.pretrain_depth`)."""
-    model = updepthnet()
-    if not WEIGHTS.exists():
-        raise FileNotFoundError(f"{WEIGHTS} is missing: run `python -m mcutrain.zoo.pretrain_depth`")
-    with np.load(WEIGHTS) as d:
-        model.load_state_dict({k: torch.from_numpy(d[k]) for k in d.files})
-    return model.eval()
+    return _with_weights(WEIGHTS, "")
+
+
+def updepthnet_drone() -> UPyDNet:
+    """The depth network pre-trained on the drone-lab scenes; it expects standardized frames
+    (:mod:`mcutrain.data.frame_scale`)."""
+    return _with_weights(DRONE_WEIGHTS, " --domain drone")
 
 
 def zone_tensors(batch: SceneBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -160,8 +172,11 @@ def depth_errors(pred_m: np.ndarray, batch: SceneBatch) -> tuple[float | None, f
 
 
 @torch.no_grad()
-def depth_rmse(model: nn.Module, batch: SceneBatch) -> tuple[float | None, float]:
-    """:func:`depth_errors` of an ``nn.Module`` on a batch of scenes."""
-    x = torch.from_numpy(zone_tensors(batch)[0])
+def depth_rmse(model: nn.Module, batch: SceneBatch, standardize: bool = False) -> tuple[float | None, float]:
+    """:func:`depth_errors` of an ``nn.Module`` on a batch of scenes (``standardize``: frames as
+    :func:`mcutrain.data.frame_scale.network_input` makes them)."""
+    from mcutrain.data.frame_scale import network_input
+
+    x = torch.from_numpy(network_input(batch.image, standardize))
     pred = torch.cat([depth_to_metres(model(x[i : i + 64])) for i in range(0, len(x), 64)])[:, 0].numpy()
     return depth_errors(pred, batch)

@@ -72,7 +72,9 @@ FLIGHTS = DATASETS / "tof_drone_flights"
 @pytest.mark.skipif(not FLIGHTS.is_dir(), reason=f"{FLIGHTS} is absent")
 @NEEDS_QEMU
 def test_depth_demo_quick_on_real_flights(tmp_path: Path) -> None:
-    res = demo(tmp_path, "--out", str(tmp_path / "d"), "--train-flights", "O0,A0", "--test-flights", "O1")
+    res = demo(
+        tmp_path, "--out", str(tmp_path / "d"), "--train-flights", "O0,A0", "--test-flights", "O1", "--qemu"
+    )
     assert res["metrics_before"]["dense_rmse_m"] is None  # real flights have no dense ground truth
     assert res["device_vs_simulator_param_rel_err"] < 1e-4
     assert abs(res["metrics_after"]["zone_rmse_m"] - res["simulator_after"]["zone_rmse_m"]) < 1e-3

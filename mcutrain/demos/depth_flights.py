@@ -1,0 +1,272 @@
+"""`mcutrain demo depth --train-flights ... --test-flights ...`: the drone case on the real flights,
+against honest baselines, per flight type (issue #14; docs/depth.md).
+
+The training flights stream to the training step in recorded time order (``order="time"``: flight after
+flight, as a drone has them) or in one seeded shuffled order; the device keeps a replay reservoir of
+past samples (:mod:`mcutrain.demos.replay`) whose bytes the plan counts (``LinkApp.replay_slots``,
+category ``serial_link``, part ``replay``). The ToF footprint is fitted on the training frames
+(:mod:`mcutrain.data.footprint_fit`). On the held-out flights it prints zone RMSE per flight type of the
+pre-trained network, the per-zone mean, the scale+shift calibrated network, the network adapted on
+blanked frames and the adapted network (:mod:`mcutrain.demos.depth_baselines`), and the GAP9 memory of
+the plan beside the full update's. The training runs in the simulator, the same step the firmware runs
+(the reservoir's C loop is not in the link firmware yet: its RAM is reserved, the schedule is the one the
+C would draw).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mcutrain import api
+from mcutrain.core import ir
+from mcutrain.core.units import format_bytes
+from mcutrain.data.drone import DroneBatch, load_flights
+from mcutrain.data.flight_split import FlightSplit
+from mcutrain.data.footprint_fit import edge_score, fit_footprint, with_footprint
+from mcutrain.demos import depth_stream as ds
+from mcutrain.demos.depth_baselines import (
+    baselines,
+    blank_level,
+    blanked,
+    format_table,
+    graph_depth,
+    zone_mean,
+    zone_predictions,
+    zone_rmse,
+)
+from mcutrain.demos.replay import ReplayConfig, schedule
+from mcutrain.train.app_memory import link_memory
+from mcutrain.train.planner import PlanResult
+from mcutrain.train.simulator import Simulator
+from mcutrain.train.update_plan import LinkApp, LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
+
+DECODER_LAYERS = 8  # dec_conv.3, dec_up.2, dec_conv.2, dec_up.1, dec_conv.1, dec_up.0, dec_conv.0, head
+BASELINES = ("pretrained", "zone_mean", "scale_shift", "blanked")
+BLEND_GRID = tuple(k / 10 for k in range(11))
+ORDER_NAMES = {"time": "time order", "shuffle": "shuffled"}
+
+
+@dataclass
+class FlightsConfig:
+    """The recipe (docs/depth.md, chosen on the tuning split only)."""
+
+    train_flights: str = (
+        "split"  # "A0,O0,..." or "split": the fixed split's (datasets/tof_drone_flights.toml)
+    )
+    test_flights: str = "split"
+    data: Path | None = None  # folder of the flights (None: the shared data's)
+    orders: tuple[str, ...] = ("time",)  # "time" and/or "shuffle"
+    model: str = "depth"
+    plan: str = "decoder"  # the decoder and head (last 8 layers), or "full"
+    budget: int = 1_258_291  # 1.2 MB: RAM the plan, reservoir included, must fit
+    lr: float = 1e-3
+    batch: int = 8
+    loss: str = "mse"
+    every: int = 1  # stream every k-th labelled training frame
+    test_every: int = 1  # evaluate on every k-th held-out frame
+    slots: int = 16  # reservoir samples (0: none); 16 keeps the plan inside GAP9's L2 (docs/depth.md)
+    replay: int = 3  # replayed samples per incoming one
+    standardize: bool = True
+    seed: int = 0
+    blanked: bool = True  # the blanked-image control (one more adaptation)
+    blend: float | None = None  # weight of the network when shrunk toward the per-zone mean (None: not)
+    gap9: bool = True  # the plan's and the full update's memory on the gap9 target
+    out: Path = Path("out/demo-depth-flights")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def flight_names(spec: str, held_out: bool) -> list[str]:
+    """Flight names from ``"A0,O0,..."``, or the fixed split's: ``split`` (train -> test flights), ``tune``
+    (its tuning split: fit -> validation flights)."""
+    s = spec.strip()
+    if s in ("split", "tune"):
+        fs = FlightSplit.load()
+        return list((fs.val if held_out else fs.fit) if s == "tune" else (fs.test if held_out else fs.train))
+    return [n.strip() for n in spec.split(",") if n.strip()]
+
+
+def make_plans(g: ir.Graph, cfg: FlightsConfig, fp: Any, updates: int) -> tuple[PlanResult, PlanResult]:
+    """(the plan that adapts, the full update's plan), both counting the link firmware with the
+    reservoir (``LinkApp.replay_slots``) in their peak RAM."""
+    loss = LossConfig(LossKind(cfg.loss), masked=True, zone=ZoneSpec(fp.top, fp.left, fp.zone_h, fp.zone_w))
+    opt = OptimizerConfig(OptimizerKind.ADAM, lr=cfg.lr, schedule="cosine", total_steps=max(1, updates))
+    app = LinkApp.make(replay_slots=cfg.slots)
+    full = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=cfg.batch, app=app)
+    if cfg.plan == "full":
+        return full, full
+    k = DECODER_LAYERS
+    return api.plan(g, cfg.budget, "last-k", k=k, loss=loss, optimizer=opt, batch=cfg.batch, app=app), full
+
+
+def adapt(g: ir.Graph, res: PlanResult, train: DroneBatch, recipe: ds.StreamRecipe) -> Simulator:
+    frames = ds.stream_frames(train, recipe)
+    x, t, m = ds.decode(ds.encode(frames, recipe), g.inputs[0][1])
+    sim = Simulator(g, res.plan)
+    ds.adapt(sim, x, t, m, recipe.replay)
+    return sim
+
+
+def gap9_memory(g: ir.Graph, res: PlanResult, out: Path) -> dict[str, Any]:
+    """The gap9 target's L2/L1 plan of ``res``: the L1 tiles of its training step (the footprint project
+    of the plan without the link firmware, emitted, not built) and its L2 need, the plan's peak RAM (the
+    link firmware and the reservoir included) plus the parameter tables."""
+    from dataclasses import replace
+
+    from mcutrain.emit.firmware_project import emit_firmware
+
+    cm = emit_firmware(g, replace(res.plan, app=None), out, "gap9").emitted.cluster
+    cm = replace(cm, l2_plan=res.memory.peak_ram_bytes)
+    d = {k: v for k, v in cm.to_dict().items() if k != "steps"}
+    return {**d, "fits": cm.l2_need <= cm.l2_available and cm.l1_bytes <= cm.l1_budget, "table": cm.table()}
+
+
+def run(cfg: FlightsConfig) -> dict[str, Any]:
+    say = print
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    tr_names, te_names = flight_names(cfg.train_flights, False), flight_names(cfg.test_flights, True)
+    if set(tr_names) & set(te_names):
+        raise ValueError(f"test flights {sorted(set(tr_names) & set(te_names))} are also training flights")
+    train, test = load_flights(tr_names, cfg.data), load_flights(te_names, cfg.data)
+    test = test.select(slice(0, None, cfg.test_every))
+    scores = fit_footprint(train)
+    assumed = edge_score(train, train.footprint)
+    fp = scores[0].footprint
+    train, test = with_footprint(train, fp), with_footprint(test, fp)
+    say(
+        f"[1/5] flights: train {','.join(tr_names)} ({len(train)} frames), test {','.join(te_names)} "
+        f"({len(test)} frames, {int(test.tof_valid.sum()):,} valid zones; {time.perf_counter() - t0:.0f} s)"
+    )
+    say(
+        f"      ToF footprint fitted on the training frames: {fp.zone_h}x{fp.zone_w}-px zones at rows "
+        f"{fp.top}-{fp.top + fp.height - 1}, columns {fp.left}-{fp.left + fp.width - 1} (edge score "
+        f"{scores[0].score:.2f}; assumed: {assumed.score:.2f})"
+    )
+
+    g = api.load(cfg.model)
+    replay = ReplayConfig(slots=cfg.slots, replay=cfg.replay) if cfg.slots else None
+    recipes = {
+        o: ds.StreamRecipe(o, cfg.every, cfg.standardize, 0, replay, cfg.seed) for o in ("time", "shuffle")
+    }
+    n_stream = len(ds.stream_frames(train, recipes["time"]))
+    updates = len(schedule(n_stream, replay)) // cfg.batch
+    res, full = make_plans(g, cfg, fp, updates)
+    link = link_memory(g, res.plan, res.plan.app) if res.plan.app else {}
+    peak, full_peak = res.memory.peak_ram_bytes, full.memory.peak_ram_bytes
+    say(
+        f"[2/5] plan {res.plan.strategy} ({', '.join(lu.name for lu in res.plan.trained)}): peak RAM "
+        f"{format_bytes(peak)} of the {format_bytes(cfg.budget)} budget, the full update "
+        f"{format_bytes(full_peak)} ({full_peak / peak:.2f}x); {n_stream} frames, {updates} updates of "
+        f"{cfg.batch}"
+    )
+    cats = res.memory.categories
+    say("      " + ", ".join(f"{k} {v:,} B" for k, v in cats.items() if v))
+    say("      serial_link: " + ", ".join(f"{k} {v:,} B" for k, v in link.items()))
+    if replay is not None:
+        say(
+            f"      replay reservoir: {cfg.slots} samples, {cfg.replay} replayed per frame: "
+            f"{link['replay']:,} B, in the plan's peak"
+        )
+
+    say(f"[3/5] baselines on the held-out frames ({cfg.model} pre-trained; simulator)")
+    rows = baselines(graph_depth(g, cfg.standardize), train, test)
+    level = blank_level(train)
+    zm = np.broadcast_to(zone_mean(train), test.tof_mm.shape)
+    preds = {}
+    if cfg.blanked:
+        sim_b = adapt(g, res, blanked(train, level), recipes["shuffle"])
+        preds["blanked"] = zone_predictions(ds.sim_depth(sim_b, cfg.standardize), blanked(test, level))
+        rows["blanked"] = zone_rmse(preds["blanked"], test)
+    for o in cfg.orders:
+        t1 = time.perf_counter()
+        say(f"[4/5] adapt, {ORDER_NAMES[o]}: {len(schedule(n_stream, replay))} training samples (simulator)")
+        sim = adapt(g, res, train, recipes[o])
+        name = f"adapted, {ORDER_NAMES[o]}"
+        preds[name] = zone_predictions(ds.sim_depth(sim, cfg.standardize), test)
+        rows[name] = zone_rmse(preds[name], test)
+        say(f"      {time.perf_counter() - t1:.0f} s")
+    # the network's zones shrunk toward the per-zone mean: a * net + (1 - a) * mean, for every a of a grid
+    # (to choose a on the tuning split), and the rows of cfg.blend's a (the image-free control: blanked)
+    curves = {
+        k: {f"{a:.1f}": zone_rmse(a * p + (1 - a) * zm, test) for a in BLEND_GRID} for k, p in preds.items()
+    }
+    if cfg.blend is not None:
+        a = cfg.blend
+        for k in list(preds):
+            rows[f"{k} + zone mean ({a:g})"] = zone_rmse(a * preds[k] + (1 - a) * zm, test)
+    gap9 = {}
+    if cfg.gap9:
+        say("[5/5] GAP9 memory (gap9 target: L2 1.5 MB, L1 tiles)")
+        for name, r in (("plan", res), ("full_update", full)):
+            try:
+                gap9[name] = gap9_memory(g, r, cfg.out / f"gap9-{name}")
+            except Exception as e:
+                gap9[name] = {"fits": False, "error": str(e)}
+            first = gap9[name].get("table", gap9[name].get("error", "")).splitlines()[:2]
+            say(
+                f"      {name}: "
+                + ("fits" if gap9[name]["fits"] else "does NOT fit")
+                + "; "
+                + "; ".join(first)
+            )
+    say("zone RMSE (m) on the held-out frames, per flight type:")
+    say(format_table(rows))
+    base = [b for b in BASELINES if b in rows]
+    if cfg.blend is not None and "blanked" in rows:
+        base.append(f"blanked + zone mean ({cfg.blend:g})")
+    best = min(base, key=lambda k: rows[k]["all"] or np.inf)
+    adapted_row = f"adapted, {ORDER_NAMES[cfg.orders[0]]}"
+    if cfg.blend is not None:
+        adapted_row += f" + zone mean ({cfg.blend:g})"
+    main = rows[adapted_row]["all"]
+    ratio = (main or np.nan) / (rows[best]["all"] or np.nan)
+    say(f"{adapted_row} / best baseline ({best}): {ratio:.3f} (target <= 0.85)")
+    say(
+        "shrunk toward the zone mean, a * net + (1 - a) * mean, all flights: "
+        + "; ".join(
+            f"{k}: " + " ".join(f"{a}:{v['all']:.3f}" for a, v in c.items()) for k, c in curves.items()
+        )
+    )
+    keep = None
+    if set(cfg.orders) == {"time", "shuffle"}:
+        suffix = f" + zone mean ({cfg.blend:g})" if cfg.blend is not None else ""
+        pre = rows["pretrained"]["all"]
+        shuf, tim = (rows[f"adapted, {k}{suffix}"]["all"] for k in ("shuffled", "time order"))
+        keep = (pre - tim) / (pre - shuf) if pre != shuf else None  # type: ignore[operator]
+        say(f"time order keeps {keep:.0%} of the shuffled improvement (target >= 90%)")
+    result = {
+        "demo": "depth",
+        "data": "tof_drone_flights",
+        "train_flights": tr_names,
+        "test_flights": te_names,
+        "test_frames": len(test),
+        "test_valid_zones": int(test.tof_valid.sum()),
+        "footprint": asdict(fp),
+        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "extra"},
+        "plan_layers": [lu.name for lu in res.plan.trained],
+        "budget_bytes": cfg.budget,
+        "peak_ram_bytes": peak,
+        "full_update_peak_ram_bytes": full_peak,
+        "memory_categories": cats,
+        "serial_link_bytes": link,
+        "reservoir_bytes": link.get("replay", 0),
+        "stream_frames": n_stream,
+        "updates": updates,
+        "zone_rmse_m": rows,
+        "best_baseline": best,
+        "adapted_row": adapted_row,
+        "blend_curves": curves,
+        "ratio_to_best_baseline": ratio,
+        "time_order_keeps": keep,
+        "gap9": {k: {kk: vv for kk, vv in v.items() if kk != "table"} for k, v in gap9.items()},
+    }
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
