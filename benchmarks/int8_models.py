@@ -108,6 +108,8 @@ class Row:
         m = self.plan.memory if self.plan else None
         trained = self.plan.plan.trained if self.plan else ()
         layers = ", ".join(f"{lu.name}:{lu.update.value}" for lu in trained) or "-"
+        if self.plan and not self.plan.plan.int8_scratch:  # the budget holds no DSP scratch
+            layers = "reference kernels; " + layers
         return [
             self.case,
             self.precision,
