@@ -23,7 +23,6 @@ a buffer whose tail is checked untouched.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +38,8 @@ from mcutrain.core import ops
 from mcutrain.core.op_spec import CONV2D_DIMS, LINEAR_DIMS
 from mcutrain.core.quant import Quant
 
-from .ckernels import INCLUDE, RUNTIME, WARN_FLAGS
-from .test_int8_qemu import S8_SOURCES, Program
+from .ckernels import INCLUDE, RUNTIME
+from .test_int8_qemu import S8_SOURCES, Program, run_under_sanitizers
 
 GUARD = 64  # bytes after each call's scratch that must stay untouched
 
@@ -231,24 +230,4 @@ def test_int8_conv_linear_paths_on_the_target(board: str, tmp_path: Path) -> Non
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not on PATH")
 def test_int8_conv_linear_reference_on_the_host_under_sanitizers(tmp_path: Path) -> None:
     prog = _program()
-    (tmp_path / "mt_board.h").write_text("/* host: no board */\n")
-    (tmp_path / "main.c").write_text(prog.source())
-    exe = tmp_path / "dsp_host"
-    cmd = [
-        "gcc",
-        "-O1",
-        "-g",
-        "-fsanitize=address,undefined",
-        "-fno-sanitize-recover=all",
-        *WARN_FLAGS,
-        f"-I{tmp_path}",
-        f"-I{INCLUDE}",
-        f"-I{RUNTIME / 'src'}",
-        str(tmp_path / "main.c"),
-        *map(str, S8_SOURCES),
-        "-o",
-        str(exe),
-    ]
-    subprocess.run(cmd, check=True, capture_output=True)
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and f"0 of {prog.n} cases differ" in res.stdout, res.stdout + res.stderr
+    run_under_sanitizers(prog, tmp_path, timeout_s=120.0)

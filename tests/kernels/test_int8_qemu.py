@@ -258,6 +258,12 @@ def test_int8_kernels_on_the_host_under_sanitizers(tmp_path: Path) -> None:
     """The same program on the host with AddressSanitizer and UndefinedBehaviorSanitizer: no
     out-of-bounds access, no signed overflow, no invalid shift in any kernel."""
     prog = _cases()
+    run_under_sanitizers(prog, tmp_path, timeout_s=60.0)
+
+
+def run_under_sanitizers(prog: Program, tmp_path: Path, timeout_s: float) -> None:
+    """Build ``prog`` for the host with AddressSanitizer and UndefinedBehaviorSanitizer and run it: every
+    case must equal its expected output."""
     (tmp_path / "mt_board.h").write_text("/* host: no board */\n")
     (tmp_path / "main.c").write_text(prog.source())
     exe = tmp_path / "int8_host"
@@ -277,5 +283,5 @@ def test_int8_kernels_on_the_host_under_sanitizers(tmp_path: Path) -> None:
         str(exe),
     ]
     subprocess.run(cmd, check=True, capture_output=True)
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=timeout_s)
     assert res.returncode == 0 and f"0 of {prog.n} cases differ" in res.stdout, res.stdout + res.stderr
