@@ -63,6 +63,26 @@ static void dma(const float *l2, const float *l1, int32_t n, pi_cl_dma_dir_e dir
     pi_cl_dma_cmd_wait(&cmd);
 }
 
+static void dma_bytes(const void *l2, const void *l1, int32_t n, pi_cl_dma_dir_e dir)
+{
+    pi_cl_dma_cmd_t cmd;
+    if (n <= 0) {
+        return;
+    }
+    pi_cl_dma_cmd((uintptr_t)l2, (uintptr_t)l1, (uint32_t)n, dir, &cmd);
+    pi_cl_dma_cmd_wait(&cmd);
+}
+
+void mt_cl_get_bytes(void *l1, const void *l2, int32_t n)
+{
+    dma_bytes(l2, l1, n, PI_CL_DMA_DIR_EXT2LOC);
+}
+
+void mt_cl_put_bytes(void *l2, const void *l1, int32_t n)
+{
+    dma_bytes(l2, l1, n, PI_CL_DMA_DIR_LOC2EXT);
+}
+
 void mt_cl_get(float *l1, const float *l2, int32_t n)
 {
     dma(l2, l1, n, PI_CL_DMA_DIR_EXT2LOC);

@@ -29,6 +29,7 @@ from mcutrain.core import ir
 from mcutrain.core.kernels import CLUSTER_ELEMENTWISE, CLUSTER_TILED, Param
 from mcutrain.core.units import F32, format_bytes
 from mcutrain.emit.call_records import Arg, KernelCall, StepCalls, with_kernel
+from mcutrain.emit.pulp_s8 import s8_tile
 from mcutrain.train.derive import Step, TrainGraph
 from mcutrain.train.update_plan import PlanError
 
@@ -142,10 +143,14 @@ def lower_call(
         return replace(call, kernel=replace(kern, name=f"mt_cl_{kern.stem}_f32")), None, True
     if kern.cluster != CLUSTER_TILED or step.node is None:
         return call, None, False
-    tile = mac_tile(graph, graph.node(step.node), call, budget, cores, fp16)
+    s8 = kern.name.endswith("_s8")  # an int8 forward: int8 operands in L1 whatever the precision
+    node = graph.node(step.node)
+    tile = (
+        s8_tile(graph, node, call, budget, cores) if s8 else mac_tile(graph, node, call, budget, cores, fp16)
+    )
     if tile is None:
         return call, None, False
-    dtype = "f16" if fp16 else "f32"
+    dtype = "s8" if s8 else "f16" if fp16 else "f32"
     cl = replace(kern, name=f"mt_cl_{kern.stem}_{dtype}", params=(*kern.params, *TILE_PARAMS))
     return with_kernel(call, cl, Arg.int_(tile.units), Arg.int_(int(tile.stage))), tile, True
 
