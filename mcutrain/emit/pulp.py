@@ -155,6 +155,12 @@ def lower_call(
     return with_kernel(call, cl, Arg.int_(tile.units), Arg.int_(int(tile.stage))), tile, True
 
 
+def _tile_text(call: KernelCall, tl: Tile) -> str:
+    """``8 ch/tile + staged input (fp16)``: a tile for people; the operands' type unless float32."""
+    kind = {"_f16": " (fp16)", "_s8": " (int8)"}.get(call.kernel.name[call.kernel.name.rfind("_") :], "")
+    return f"{tl.units} ch/tile{' + staged input' if tl.stage else ''}{kind}"
+
+
 def lower_calls(
     calls: list[StepCalls], graph: ir.Graph, t: Target, phase: str, fp16: bool = False
 ) -> tuple[list[StepCalls], list[StepL1]]:
@@ -167,8 +173,7 @@ def lower_calls(
         tiles = [tile for _, tile, _ in lowered if tile is not None]
         on_cluster = any(cl for _, _, cl in lowered)
         where = "cluster, L1 tiles" if tiles else "cluster, L2" if on_cluster else "fabric controller"
-        half = " (fp16)" if fp16 else ""
-        desc = ", ".join(f"{tl.units} ch/tile{' + staged input' if tl.stage else ''}{half}" for tl in tiles)
+        desc = ", ".join(_tile_text(call, tl) for call, tl, _ in lowered if tl is not None)
         rows.append(
             StepL1(
                 c.index,
