@@ -269,20 +269,44 @@ class ClusterMemory:
         }
 
 
+#: Bytes of an element of a const table of mt_params.c.
+_CTYPE_BYTES = {
+    "float": 4,
+    "int8_t": 1,
+    "uint8_t": 1,
+    "int16_t": 2,
+    "int32_t": 4,
+    "uint32_t": 4,
+    "uint64_t": 8,
+}
+
+
 def cluster_memory(
-    t: Target, rows: list[StepL1], peak_ram: int, graph: ir.Graph, precision: str = "fp32"
+    t: Target,
+    rows: list[StepL1],
+    peak_ram: int,
+    graph: ir.Graph,
+    precision: str = "fp32",
+    tables: list[dict[str, Any]] | None = None,
 ) -> ClusterMemory:
     """The L1/L2 plan from the lowered steps; every parameter has a table in L2 (its frozen rows, or the
-    factory values of trainable ones)."""
+    factory values of trainable ones). ``tables``: codegen's const arrays (float tables, and the int8
+    layers' int8 weights, int32 biases and requantization arrays), counted at their element size; without
+    them every weight and bias counts 4 B."""
     c = _cluster(t)
-    params = sum(graph.param(n.name, k).size for n in graph.trainable_nodes() for k in ("weight", "bias"))
+    if tables is not None:
+        params = sum(a["n"] * _CTYPE_BYTES[a["ctype"]] for a in tables if a.get("const"))
+    else:
+        params = F32 * sum(
+            graph.param(n.name, k).size for n in graph.trainable_nodes() for k in ("weight", "bias")
+        )
     return ClusterMemory(
         t.name,
         tuple(rows),
         l1_budget(t),
         t.region(c.l1_region).length,
         peak_ram,
-        params * F32,
+        params,
         t.ram.length,
         c.l2_reserve,
         precision,
@@ -319,7 +343,7 @@ def lower_project(
         rows += r
     data["infer_calls"], r = lower_calls(data["infer_calls"], g, t, "infer", fp16)
     rows = sorted(rows, key=lambda s: s.index) + r
-    mem = cluster_memory(t, rows, data["mem"].peak_ram_bytes, g, precision)
+    mem = cluster_memory(t, rows, data["mem"].peak_ram_bytes, g, precision, data["arrays"])
     (out / "mt_cluster_plan.h").write_text(
         env.get_template("gap9_cluster_plan.h.j2").render(**data, cm=mem, cores=_cluster(t).cores)
     )
