@@ -4,8 +4,9 @@
 
 #include "mt_cl_internal.h"
 
-/* The plan sizes the buffer to the largest working set of the step (mt_cluster_plan.h). */
-PI_L1 static float l1_buffer[(MT_CL_L1_BYTES + 3) / 4];
+/* The plan sizes the buffer to the largest working set of the step (mt_cluster_plan.h); 8-byte aligned for
+ * the uint64 requantization arrays of the int8 linear tiles (mt_cl_conv_s8.c). */
+PI_L1 static float l1_buffer[(MT_CL_L1_BYTES + 3) / 4] __attribute__((aligned(8)));
 static size_t l1_high;
 static struct pi_device cluster;
 static struct pi_cluster_conf cluster_conf;
