@@ -84,3 +84,17 @@ def test_squeezed_l1_tiles_equal_one_core(tmp_path: Path) -> None:
     assert s8 and all(0 < s[4] <= SQUEEZED_L1 for s in s8)
     want, _, _ = _run(name, PLAIN, tmp_path / "rv32")
     assert got and got == want
+
+
+def test_kws_tiles_count_int8_bytes(tmp_path: Path) -> None:
+    """KWS's L1 plan by hand: int8 input and weights (1 B), int32 bias, mult and shift (4 B each) per
+    channel, int8 outputs; the first conv (1 x 49 x 10 input staged, 64 channels of 10 x 4 taps onto
+    25 x 5), a depthwise 3 x 3 (64 groups, each with its own 25 x 5 input) and a pointwise conv (the
+    64 x 25 x 5 input staged)."""
+    g, plan, st = _case("mlperf_kws_dscnn_int8")
+    proj = emit_firmware(g, plan, tmp_path / "fw", BOARD, st)
+    l1 = {s[4] for s in proj.manifest["cluster"]["steps"] if s[2] == "conv2d_fw_s8"}
+    first = 496 + 64 * (4 + 4 + 4 + 40 + 125)  # r8(490) staged input
+    depthwise = 64 * (4 + 4 + 4 + 9 + 125 + 125)
+    pointwise = 64 * 125 + 64 * (4 + 4 + 4 + 64 + 125)
+    assert l1 == {first, depthwise, pointwise}
