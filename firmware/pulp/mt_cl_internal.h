@@ -12,6 +12,9 @@ float *mt_cl_l1_claim(int32_t floats);
 /** DMA of n floats L2 -> L1 and L1 -> L2, complete on return. */
 void mt_cl_get(float *l1, const float *l2, int32_t n);
 void mt_cl_put(float *l2, const float *l1, int32_t n);
+/** DMA of n bytes L2 -> L1 and L1 -> L2 (int8 tensors, int32 and int64 tables), complete on return. */
+void mt_cl_get_bytes(void *l1, const void *l2, int32_t n);
+void mt_cl_put_bytes(void *l2, const void *l1, int32_t n);
 /** DMA of `rows` lines of `len` floats that lie `stride` floats apart in L2, packed in L1. */
 void mt_cl_get_2d(float *l1, const float *l2, int32_t rows, int32_t len, int32_t stride);
 /** Core k's share [*lo, *hi) of n items among `cores`, split in multiples of `unit` (the last takes the

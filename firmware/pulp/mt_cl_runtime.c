@@ -4,8 +4,9 @@
 
 #include "mt_cl_internal.h"
 
-/* The plan sizes the buffer to the largest working set of the step (mt_cluster_plan.h). */
-PI_L1 static float l1_buffer[(MT_CL_L1_BYTES + 3) / 4];
+/* The plan sizes the buffer to the largest working set of the step (mt_cluster_plan.h); 8-byte aligned for
+ * the uint64 requantization arrays of the int8 linear tiles (mt_cl_conv_s8.c). */
+PI_L1 static float l1_buffer[(MT_CL_L1_BYTES + 3) / 4] __attribute__((aligned(8)));
 static size_t l1_high;
 static struct pi_device cluster;
 static struct pi_cluster_conf cluster_conf;
@@ -61,6 +62,26 @@ static void dma(const float *l2, const float *l1, int32_t n, pi_cl_dma_dir_e dir
     }
     pi_cl_dma_cmd((uintptr_t)l2, (uintptr_t)l1, (uint32_t)n * 4u, dir, &cmd);
     pi_cl_dma_cmd_wait(&cmd);
+}
+
+static void dma_bytes(const void *l2, const void *l1, int32_t n, pi_cl_dma_dir_e dir)
+{
+    pi_cl_dma_cmd_t cmd;
+    if (n <= 0) {
+        return;
+    }
+    pi_cl_dma_cmd((uintptr_t)l2, (uintptr_t)l1, (uint32_t)n, dir, &cmd);
+    pi_cl_dma_cmd_wait(&cmd);
+}
+
+void mt_cl_get_bytes(void *l1, const void *l2, int32_t n)
+{
+    dma_bytes(l2, l1, n, PI_CL_DMA_DIR_EXT2LOC);
+}
+
+void mt_cl_put_bytes(void *l2, const void *l1, int32_t n)
+{
+    dma_bytes(l2, l1, n, PI_CL_DMA_DIR_LOC2EXT);
 }
 
 void mt_cl_get(float *l1, const float *l2, int32_t n)

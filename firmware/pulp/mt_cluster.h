@@ -26,6 +26,7 @@
 #include "mt_cl_f16.h" /* the FP16 option of the tiled passes */
 #include "mt_cluster_plan.h"
 #include "mt_kernels.h"
+#include "mt_kernels_s8.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,6 +66,16 @@ void mt_cl_linear_bw_wgrad_f32(const mt_linear_dims_t *d, int32_t co_begin, int3
 void mt_cl_linear_bw_igrad_f32(const mt_linear_dims_t *d, int32_t co_begin, int32_t co_end, const float *w,
                                const float *gy, float *gx, int32_t accumulate, float *scratch,
                                int32_t tile_units, int32_t tile_stage);
+
+/* The int8 forwards (frozen int8 layers): tiles of output channels (of groups for grouped and depthwise
+ * convolutions) in L1, each core running the portable mt_*_fw_s8 kernel on its channels; `scratch` is
+ * ignored (the Cortex-M DSP path's working memory). Same integers as the portable kernels. */
+void mt_cl_conv2d_fw_s8(const mt_conv2d_dims_t *d, const mt_conv2d_q8_t *q, int32_t co_begin, int32_t co_end,
+                        const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y, int8_t *scratch,
+                        int32_t tile_units, int32_t tile_stage);
+void mt_cl_linear_fw_s8(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int32_t co_begin, int32_t co_end,
+                        const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y, int8_t *scratch,
+                        int32_t tile_units, int32_t tile_stage);
 
 void mt_cl_activation_fw_f32(mt_act_t fn, float alpha, int32_t n, const float *x, float *y);
 void mt_cl_activation_mask_f32(mt_act_t fn, int32_t n, const float *y, uint8_t *mask);

@@ -10,7 +10,7 @@ from mcutrain.core import int8_params as q8
 from mcutrain.core import int8_semantics as s8
 from mcutrain.core import ops
 from mcutrain.core.graph import Graph, Node
-from mcutrain.core.kernels import Kernel, k
+from mcutrain.core.kernels import CLUSTER_TILED, Kernel, k
 from mcutrain.core.op_spec import (
     CHANNEL_AFFINE_DIMS,
     CONV2D_DIMS,
@@ -66,7 +66,8 @@ def _s8_mac(op: str, dims: str) -> dict[str, Kernel]:
     return {
         "": k(
             f"void mt_{op}_fw_s8(const {dims} *d, const mt_{op}_q8_t *q, int32_t co_begin, int32_t co_end, "
-            "const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y, int8_t *scratch)"
+            "const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y, int8_t *scratch)",
+            CLUSTER_TILED,  # mt_cl_<op>_fw_s8: L1 tiles of output channels (firmware/pulp/mt_cl_conv_s8.c)
         )
     }
 

@@ -29,6 +29,7 @@ from mcutrain.core import ir
 from mcutrain.core.kernels import CLUSTER_ELEMENTWISE, CLUSTER_TILED, Param
 from mcutrain.core.units import F32, format_bytes
 from mcutrain.emit.call_records import Arg, KernelCall, StepCalls, with_kernel
+from mcutrain.emit.pulp_s8 import s8_tile
 from mcutrain.train.derive import Step, TrainGraph
 from mcutrain.train.update_plan import PlanError
 
@@ -142,12 +143,22 @@ def lower_call(
         return replace(call, kernel=replace(kern, name=f"mt_cl_{kern.stem}_f32")), None, True
     if kern.cluster != CLUSTER_TILED or step.node is None:
         return call, None, False
-    tile = mac_tile(graph, graph.node(step.node), call, budget, cores, fp16)
+    s8 = kern.name.endswith("_s8")  # an int8 forward: int8 operands in L1 whatever the precision
+    node = graph.node(step.node)
+    tile = (
+        s8_tile(graph, node, call, budget, cores) if s8 else mac_tile(graph, node, call, budget, cores, fp16)
+    )
     if tile is None:
         return call, None, False
-    dtype = "f16" if fp16 else "f32"
+    dtype = "s8" if s8 else "f16" if fp16 else "f32"
     cl = replace(kern, name=f"mt_cl_{kern.stem}_{dtype}", params=(*kern.params, *TILE_PARAMS))
     return with_kernel(call, cl, Arg.int_(tile.units), Arg.int_(int(tile.stage))), tile, True
+
+
+def _tile_text(call: KernelCall, tl: Tile) -> str:
+    """``8 ch/tile + staged input (fp16)``: a tile for people; the operands' type unless float32."""
+    kind = {"_f16": " (fp16)", "_s8": " (int8)"}.get(call.kernel.name[call.kernel.name.rfind("_") :], "")
+    return f"{tl.units} ch/tile{' + staged input' if tl.stage else ''}{kind}"
 
 
 def lower_calls(
@@ -162,8 +173,7 @@ def lower_calls(
         tiles = [tile for _, tile, _ in lowered if tile is not None]
         on_cluster = any(cl for _, _, cl in lowered)
         where = "cluster, L1 tiles" if tiles else "cluster, L2" if on_cluster else "fabric controller"
-        half = " (fp16)" if fp16 else ""
-        desc = ", ".join(f"{tl.units} ch/tile{' + staged input' if tl.stage else ''}{half}" for tl in tiles)
+        desc = ", ".join(_tile_text(call, tl) for call, tl, _ in lowered if tl is not None)
         rows.append(
             StepL1(
                 c.index,
@@ -259,20 +269,44 @@ class ClusterMemory:
         }
 
 
+#: Bytes of an element of a const table of mt_params.c.
+_CTYPE_BYTES = {
+    "float": 4,
+    "int8_t": 1,
+    "uint8_t": 1,
+    "int16_t": 2,
+    "int32_t": 4,
+    "uint32_t": 4,
+    "uint64_t": 8,
+}
+
+
 def cluster_memory(
-    t: Target, rows: list[StepL1], peak_ram: int, graph: ir.Graph, precision: str = "fp32"
+    t: Target,
+    rows: list[StepL1],
+    peak_ram: int,
+    graph: ir.Graph,
+    precision: str = "fp32",
+    tables: list[dict[str, Any]] | None = None,
 ) -> ClusterMemory:
     """The L1/L2 plan from the lowered steps; every parameter has a table in L2 (its frozen rows, or the
-    factory values of trainable ones)."""
+    factory values of trainable ones). ``tables``: codegen's const arrays (float tables, and the int8
+    layers' int8 weights, int32 biases and requantization arrays), counted at their element size; without
+    them every weight and bias counts 4 B."""
     c = _cluster(t)
-    params = sum(graph.param(n.name, k).size for n in graph.trainable_nodes() for k in ("weight", "bias"))
+    if tables is not None:
+        params = sum(a["n"] * _CTYPE_BYTES[a["ctype"]] for a in tables if a.get("const"))
+    else:
+        params = F32 * sum(
+            graph.param(n.name, k).size for n in graph.trainable_nodes() for k in ("weight", "bias")
+        )
     return ClusterMemory(
         t.name,
         tuple(rows),
         l1_budget(t),
         t.region(c.l1_region).length,
         peak_ram,
-        params * F32,
+        params,
         t.ram.length,
         c.l2_reserve,
         precision,
@@ -309,7 +343,7 @@ def lower_project(
         rows += r
     data["infer_calls"], r = lower_calls(data["infer_calls"], g, t, "infer", fp16)
     rows = sorted(rows, key=lambda s: s.index) + r
-    mem = cluster_memory(t, rows, data["mem"].peak_ram_bytes, g, precision)
+    mem = cluster_memory(t, rows, data["mem"].peak_ram_bytes, g, precision, data["arrays"])
     (out / "mt_cluster_plan.h").write_text(
         env.get_template("gap9_cluster_plan.h.j2").render(**data, cm=mem, cores=_cluster(t).cores)
     )

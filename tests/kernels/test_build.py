@@ -179,11 +179,11 @@ def test_op_table_prototypes_match_the_header(tmp_path: Path) -> None:
 def test_cluster_versions_match_the_cluster_header(tmp_path: Path) -> None:
     """Every kernel the op table marks as having a PULP cluster version, lowered as the GAP9 lowering
     lowers it (mt_cl_* name; the tiled ones with their tile parameters, in f32 and f16), is declared so by
-    the cluster layer's headers."""
+    the cluster layer's headers; the int8 forwards as mt_cl_*_s8."""
     from graphs import tiny_mlp
 
     from mcutrain.core.kernels import CLUSTER_TILED, STEP_KERNELS, Kernel
-    from mcutrain.core.op_table import op_kernels
+    from mcutrain.core.op_table import int8_kernels, op_kernels
     from mcutrain.emit.model_c import emit
     from mcutrain.emit.pulp import TILE_PARAMS
     from mcutrain.train.update_plan import LayerUpdate, UpdatePlan
@@ -194,6 +194,9 @@ def test_cluster_versions_match_the_cluster_header(tmp_path: Path) -> None:
             lowered += [Kernel(f"mt_cl_{kn.stem}_{t}", (*kn.params, *TILE_PARAMS)) for t in ("f32", "f16")]
         elif kn.cluster:
             lowered.append(Kernel(f"mt_cl_{kn.stem}_f32", kn.params))
+    s8 = [Kernel(f"mt_cl_{kn.stem}_s8", (*kn.params, *TILE_PARAMS)) for kn in int8_kernels() if kn.cluster]
+    assert {kn.name for kn in s8} == {"mt_cl_conv2d_fw_s8", "mt_cl_linear_fw_s8"}  # int8: their own tiles
+    lowered += s8
     assert len(lowered) > 20
     g = tiny_mlp()  # a gap9 project supplies the generated mt_cluster_plan.h the headers include
     emit(g, UpdatePlan(g.name, g.fingerprint(), "t", (LayerUpdate.bias_only("fc2"),)), tmp_path, _gap9())
