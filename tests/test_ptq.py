@@ -4,6 +4,7 @@ int8 --calib``): TFLite's full-integer scheme from calibration data, and what th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from mcutrain import api
 from mcutrain.cli import main
 from mcutrain.core import ir, semantics
 from mcutrain.train import precision
+from mcutrain.train.memory import analyze
 from mcutrain.train.mixed import MixedForward
 from mcutrain.train.ptq import SOFTMAX_QUANT, activation_quant, quantize_graph
 from mcutrain.train.update_plan import PlanError, UpdatePlan
@@ -109,5 +111,13 @@ def test_plan_with_ptq_records_it_and_emit_redoes_it(tmp_path: Path, capsys: pyt
     assert d["plan"]["frozen_precision"] == "int8" and d["model"]["ptq"]["calib"] == str(calib)
     assert main(["emit", str(out), "--out", str(tmp_path / "gen")]) == 0
     assert "int8_t" in (tmp_path / "gen" / "mt_params.c").read_text()
-    mem_fp = api.plan(g, None, "last-layer").memory
-    assert d["memory"]["peak_ram_bytes"] < mem_fp.peak_ram_bytes
+    # int8 activations take less RAM than float32 ones; on a model this small the DSP conv2d's scratch can
+    # outweigh that, and a budget of the float plan's peak then gets the plan without it
+    fp_peak = api.plan(g, None, "last-layer").memory.peak_ram_bytes
+    qg = api.quantize(g, x)
+    lean = analyze(qg, replace(UpdatePlan.from_dict(d["plan"]), int8_scratch=False))
+    assert lean.peak_ram_bytes < fp_peak
+    res = api.plan(qg, fp_peak, "last-layer")
+    assert res.memory.peak_ram_bytes <= fp_peak and res.plan.int8_scratch == (
+        d["memory"]["peak_ram_bytes"] <= fp_peak
+    )
