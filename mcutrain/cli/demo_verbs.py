@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from mcutrain.demos.depth import DepthDemoConfig, run
 
     if args.case == "handposture":
@@ -19,11 +19,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.order = args.order or "shuffled"
         if args.order == "both":
             raise SystemExit("mcutrain demo handposture: --order shuffled or recorded")
-        return handposture.main(args)
+        return _write(handposture.main(args), args.json)
     if args.case == "cifar-shift":
         from mcutrain.demos import cifar as demo_cifar
 
-        return demo_cifar.main(args)
+        return _write(demo_cifar.main(args), args.json)
     if args.case != "depth":
         raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth, handposture, ...)")
     if bool(args.train_flights) != bool(args.test_flights):
@@ -38,16 +38,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cfg.stream, cfg.test = 24, 24
     if args.samples:
         cfg.stream = args.samples
-    result = run(cfg)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    return _write(run(cfg), args.json)
+
+
+def _write(result: dict[str, Any], path: str | None) -> int:
+    """The demo's results as JSON at ``path`` (``--json``), if given."""
+    if path:
+        Path(path).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {path}")
     return 0
 
 
 def _depth_flights(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from mcutrain.core.units import parse_bytes
     from mcutrain.demos.depth_flights import FlightsConfig, run
 
@@ -72,11 +74,7 @@ def _depth_flights(args: argparse.Namespace) -> int:
     if args.quick:  # a small slice for tests: every 16th frame, a small reservoir, no GAP9 emission
         cfg.every = cfg.test_every = max(cfg.every, 16)
         cfg.slots, cfg.gap9 = min(cfg.slots, 8), False
-    result = run(cfg)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
-    return 0
+    return _write(run(cfg), args.json)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -236,7 +236,7 @@ def run(cfg: CifarDemoConfig, say: Any = print) -> dict[str, Any]:
     return result
 
 
-def main(args: Any) -> int:
+def main(args: Any) -> dict[str, Any]:
     """``mcutrain demo cifar-shift`` (flags in ``mcutrain.cli``). A budget below what training needs is
     an error naming the smallest budget that works."""
     from mcutrain.demos.handposture import parse_budget
@@ -259,10 +259,6 @@ def main(args: Any) -> int:
         out=Path(args.out) if args.out else CifarDemoConfig.out,
     )
     try:
-        result = run(cfg)
+        return run(cfg)
     except (cifar.CifarError, SharedDataMissing) as e:
         raise PlanError(str(e)) from None
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
-    return 0

@@ -205,7 +205,7 @@ def parse_budget(text: str) -> int | None:
         raise PlanError(f"--budget: {e}, or 'full'") from None
 
 
-def main(args: Any) -> int:
+def main(args: Any) -> dict[str, Any]:
     """``mcutrain demo handposture`` (flags in ``mcutrain.cli``)."""
     cfg = HandPostureDemoConfig(
         user=args.user,
@@ -223,10 +223,6 @@ def main(args: Any) -> int:
         out=Path(args.out) if args.out else HandPostureDemoConfig.out,
     )
     try:
-        result = run(cfg)
+        return run(cfg)
     except (hp.HandPostureError, SharedDataMissing) as e:
         raise PlanError(str(e)) from None
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
-    return 0
