@@ -15,35 +15,21 @@
 
 #if MT_S8_DSP
 
+/* The next pair of taps of the 4 columns (LDM) against the weight pair in register W: 4 SMLADs. */
+#define MT_S8_PAIR(W)                   \
+    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
+    "smlad r4, r8, " W ", r4\n\t"       \
+    "smlad r5, r9, " W ", r5\n\t"       \
+    "smlad r6, r10, " W ", r6\n\t"      \
+    "smlad r7, r11, " W ", r7\n\t"
 /* One group of 4 taps of the 4 columns: two weight pairs (LDRD), the columns' pairs (LDM), 8 SMLADs. */
-#define MT_S8_GROUP                     \
-    "ldrd r2, r3, [r12], #8\n\t"        \
-    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
-    "smlad r4, r8, r2, r4\n\t"          \
-    "smlad r5, r9, r2, r5\n\t"          \
-    "smlad r6, r10, r2, r6\n\t"         \
-    "smlad r7, r11, r2, r7\n\t"         \
-    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
-    "smlad r4, r8, r3, r4\n\t"          \
-    "smlad r5, r9, r3, r5\n\t"          \
-    "smlad r6, r10, r3, r6\n\t"         \
-    "smlad r7, r11, r3, r7\n\t"
+#define MT_S8_GROUP "ldrd r2, r3, [r12], #8\n\t" MT_S8_PAIR("r2") MT_S8_PAIR("r3")
 /* The same from the int8 weights (r12), which it also stores as int16 pairs (lr) for the next tiles. */
-#define MT_S8_GROUP_UNPACK              \
-    "ldr r2, [r12], #4\n\t"             \
-    "sxtb16 r3, r2, ror #8\n\t"         \
-    "sxtb16 r2, r2\n\t"                 \
-    "strd r2, r3, [lr], #8\n\t"         \
-    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
-    "smlad r4, r8, r2, r4\n\t"          \
-    "smlad r5, r9, r2, r5\n\t"          \
-    "smlad r6, r10, r2, r6\n\t"         \
-    "smlad r7, r11, r2, r7\n\t"         \
-    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
-    "smlad r4, r8, r3, r4\n\t"          \
-    "smlad r5, r9, r3, r5\n\t"          \
-    "smlad r6, r10, r3, r6\n\t"         \
-    "smlad r7, r11, r3, r7\n\t"
+#define MT_S8_GROUP_UNPACK      \
+    "ldr r2, [r12], #4\n\t"     \
+    "sxtb16 r3, r2, ror #8\n\t" \
+    "sxtb16 r2, r2\n\t"         \
+    "strd r2, r3, [lr], #8\n\t" MT_S8_PAIR("r2") MT_S8_PAIR("r3")
 #define MT_S8_ACC_INIT \
     "ldr r4, [r0]\n\t" \
     "mov r5, r4\n\t"   \
