@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from mcutrain.core import ir
 from mcutrain.frontends import FrontendError, load_model
 from mcutrain.train.optimizers import lr_scales
-from mcutrain.train.planner import STRATEGIES, BudgetError, PlanResult, plan_auto, plan_baseline
+from mcutrain.train.planner import STRATEGIES, BudgetError, PlanResult, ScoreFn, plan_auto, plan_baseline
 from mcutrain.train.scoring import Calibration, measured_scorer, proxy_scorer, random_calibration
 from mcutrain.train.update_plan import (
     STACK_RESERVE_BYTES,
@@ -126,29 +127,24 @@ def plan(
         app=app,
         frozen_precision=frozen_precision or ("int8" if graph.quantized else "fp32"),
     )
-    if score not in ("proxy", "measured"):
-        raise PlanError(f"unknown scoring {score!r}: use proxy or measured")
+    scorer: ScoreFn | None = None  # baselines need no scores
+    if strategy == "auto":
+        data = calib if calib is not None else random_calibration(graph, template)
+        if score == "proxy":
+            scorer = proxy_scorer(graph, template, data)
+        elif score == "measured":
+            scorer = measured_scorer(graph, template, data, progress=progress)
+        else:
+            raise PlanError(f"unknown scoring {score!r}: use proxy or measured")
+        scorer = cache(scorer)  # the scores do not depend on the int8 scratch: a second attempt reuses them
+
+    def attempt(t: UpdatePlan) -> PlanResult:
+        return plan_baseline(graph, t, strategy, k) if scorer is None else plan_auto(graph, t, scorer)
+
     try:
-        return _plan(graph, template, strategy, k, calib, score, progress)
+        return attempt(template)
     except BudgetError:
         if template.frozen_precision != "int8":
             raise
     # without the int8 conv2d's scratch (the reference kernels): the smaller budget, or its own minimum
-    return _plan(graph, replace(template, int8_scratch=False), strategy, k, calib, score, progress)
-
-
-def _plan(
-    graph: ir.Graph,
-    template: UpdatePlan,
-    strategy: str,
-    k: int | None,
-    calib: Calibration | None,
-    score: str,
-    progress: bool,
-) -> PlanResult:
-    if strategy != "auto":
-        return plan_baseline(graph, template, strategy, k)
-    data = calib if calib is not None else random_calibration(graph, template)
-    if score == "proxy":
-        return plan_auto(graph, template, proxy_scorer(graph, template, data))
-    return plan_auto(graph, template, measured_scorer(graph, template, data, progress=progress))
+    return attempt(replace(template, int8_scratch=False))
