@@ -20,7 +20,6 @@ the MPS2, 32 on the MPS3), minstret on rv32-qemu (exact).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ import numpy as np
 from mcutrain import api
 from mcutrain.boards.targets import load_target
 from mcutrain.core import ir
+from mcutrain.data.shared import shared_data_dir, shared_path
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware, is_mac_id
 from mcutrain.emit.firmware_run import format_measurements, profile_table, run_firmware
@@ -40,8 +40,6 @@ from mcutrain.emit.selftest import SelfTest
 from mcutrain.train.memory import analyze
 from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, UpdatePlan
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PASSES = ("fw", "bw_wgrad", "bw_igrad")
 SHORT = {"mps2-an386": "M4F", "mps2-an500": "M7", "mps3-an547": "M55", "rv32-qemu": "rv32"}  # column names
 VARIANTS = ("portable", "optimized")
@@ -52,12 +50,12 @@ Case = tuple[str, ir.Graph, UpdatePlan, SelfTest]
 
 def cases(steps: int) -> Iterator[Case]:
     """(label, graph, plan, self-test) for each model and plan."""
-    hp = api.load(SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite")
+    hp = api.load(shared_path("models", "st_handposture_vl53l5cx_cnn2d_float.tflite"))
     st = SelfTest.random(hp, api.plan(hp, None, "full").plan, steps)
     yield "hand-posture full", hp, api.plan(hp, None, "full").plan, st
     yield "hand-posture auto 16KB", hp, api.plan(hp, 16 * 1024, "auto", score="proxy").plan, st
-    r8 = api.load(SHARED / "models" / "mlperf_tiny_resnet8_cifar10_float.tflite")
-    d = np.load(SHARED / "datasets" / "cifar10_test_1000.npz")  # raw 0..255 pixels: Adam at 1e-5 is stable
+    r8 = api.load(shared_path("models", "mlperf_tiny_resnet8_cifar10_float.tflite"))
+    d = np.load(shared_path("datasets", "cifar10_test_1000.npz"))  # raw 0..255 pixels: Adam at 1e-5 is stable
     x = d["x"][:steps].transpose(0, 3, 1, 2).astype(np.float32)
     st8 = SelfTest(x, np.eye(10, dtype=np.float32)[d["y"][:steps]])
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=1e-5)
@@ -204,8 +202,8 @@ def main() -> int:
     ap.add_argument("--only", help="cases whose label contains this text (e.g. hand-posture)")
     ap.add_argument("--out", help="keep the projects here (default: a temporary folder)")
     args = ap.parse_args()
-    if not SHARED.exists():
-        print(f"needs the real models in {SHARED}", file=sys.stderr)
+    if not (d := shared_data_dir()) or not d.is_dir():
+        print("needs the real models of ../shared/data (or MCUTRAIN_SHARED_DATA)", file=sys.stderr)
         return 2
     boards = [b.strip() for b in args.boards.split(",") if b.strip()]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

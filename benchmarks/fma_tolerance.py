@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from mcutrain import api
+from mcutrain.data.shared import shared_path
 from mcutrain.emit.host_build import HostModel
 from mcutrain.emit.model_c import emit
 from mcutrain.train.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(ROOT / "tests"))
 from graphs import residual, small_cnn  # noqa: E402
 
@@ -52,7 +52,7 @@ def drift(graph, plan, flags: str, steps: int = 20) -> tuple[float, float]:
 
 def main() -> None:
     models = [("small_cnn", small_cnn()), ("residual", residual()), ("mbv2_block", api.load("mbv2_block"))]
-    hp = SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite"
+    hp = shared_path("models", "st_handposture_vl53l5cx_cnn2d_float.tflite")
     if hp.exists():
         models.append(("hand-posture CNN", api.load(hp)))
     print(f"{'model':<18} {'contract=off: loss':>19} {'params':>9}   {'FMA: loss':>10} {'params':>9}")

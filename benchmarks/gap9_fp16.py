@@ -23,6 +23,7 @@ import torch
 
 from mcutrain import api
 from mcutrain.core import ir
+from mcutrain.data.shared import shared_path
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.emit.firmware_run import run_firmware
@@ -34,7 +35,7 @@ BOARD = "gap9-rv32-qemu"
 
 
 def _cifar(n: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    d = np.load(firmware_instructions.SHARED / "datasets" / "cifar10_test_1000.npz")
+    d = np.load(shared_path("datasets", "cifar10_test_1000.npz"))
     x = d["x"][offset : offset + n].transpose(0, 3, 1, 2).astype(np.float32)
     return x, np.eye(10, dtype=np.float32)[d["y"][offset : offset + n]]
 
@@ -42,11 +43,11 @@ def _cifar(n: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
 def drift_cases(steps: int) -> list[tuple[str, ir.Graph, UpdatePlan, tuple, tuple]]:
     """(label, graph, plan, (x, target) to train on, (x, target) held out)."""
     out = []
-    r8 = api.load(firmware_instructions.SHARED / "models" / "mlperf_tiny_resnet8_cifar10_float.tflite")
+    r8 = api.load(shared_path("models", "mlperf_tiny_resnet8_cifar10_float.tflite"))
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=1e-5)  # raw 0..255 pixels (firmware_instructions.py)
     plan = api.plan(r8, 256 * 1024, "auto", score="proxy", optimizer=opt).plan
     out.append(("ResNet-8 auto 256KB, CIFAR-10, adam 1e-5", r8, plan, _cifar(steps, 0), _cifar(200, 800)))
-    hp = api.load(firmware_instructions.SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite")
+    hp = api.load(shared_path("models", "st_handposture_vl53l5cx_cnn2d_float.tflite"))
     plan = api.plan(hp, None, "full", optimizer=OptimizerConfig(lr=0.01)).plan
     st, held = SelfTest.random(hp, plan, steps, seed=1), SelfTest.random(hp, plan, 200, seed=2)
     out.append(

@@ -24,6 +24,7 @@ from pathlib import Path
 import firmware_instructions  # benchmarks/: the same cases (the script's folder is on sys.path)
 
 from mcutrain.core import ir
+from mcutrain.data.shared import shared_path
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.emit.firmware_run import profile_table, run_firmware
@@ -52,7 +53,7 @@ def int8_cases(steps: int) -> Iterator[tuple[str, ir.Graph, UpdatePlan, SelfTest
     from mcutrain.train.update_plan import OptimizerConfig
 
     for name, (strategy, budget) in INT8_CASES.items():
-        g = api.load(firmware_instructions.SHARED / "models" / f"{name}.tflite")
+        g = api.load(shared_path("models", f"{name}.tflite"))
         plan = api.plan(g, budget, strategy, score="proxy", optimizer=OptimizerConfig(lr=0.01)).plan
         rng = np.random.default_rng(0)
         x = rng.uniform(-1.0, 1.0, (steps, *g.inputs[0][1])).astype(np.float32)

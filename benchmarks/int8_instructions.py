@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
 import tempfile
@@ -37,10 +36,10 @@ from mcutrain.core.int8_params import conv2d_s8_scratch_bytes
 from mcutrain.core.int8_tables import ConstArray, int8_data
 from mcutrain.core.layout import c_ident
 from mcutrain.core.op_table import entry
+from mcutrain.data.shared import shared_data_dir, shared_path
 from mcutrain.emit.c_text import c_int, c_int_array
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RUNTIME = ROOT / "firmware" / "runtime"
 MODELS = {
     "kws": "mlperf_kws_dscnn_int8",
@@ -146,7 +145,7 @@ class Result:
 
 
 def measure(model: str, board: str, root: Path) -> list[Result]:
-    graph = api.load(SHARED / "models" / f"{MODELS[model]}.tflite")
+    graph = api.load(shared_path("models", f"{MODELS[model]}.tflite"))
     src, layers = program(graph)
     out = root / board / model
     out.mkdir(parents=True, exist_ok=True)
@@ -211,8 +210,8 @@ def main() -> int:
     ap.add_argument("--models", default="kws,vww", help=f"comma-separated, of {', '.join(MODELS)}")
     ap.add_argument("--out", help="keep the programs here (default: a temporary folder)")
     args = ap.parse_args()
-    if not SHARED.exists():
-        print(f"needs the real models in {SHARED}", file=sys.stderr)
+    if not (d := shared_data_dir()) or not d.is_dir():
+        print("needs the real models of ../shared/data (or MCUTRAIN_SHARED_DATA)", file=sys.stderr)
         return 2
     root = Path(args.out or tempfile.mkdtemp(prefix="mt-int8-bench-"))
     results = {}

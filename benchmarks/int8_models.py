@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import numpy as np
 from mcutrain import api
 from mcutrain.core import ir
 from mcutrain.core.units import format_bytes
+from mcutrain.data.shared import shared_data_dir, shared_path
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.emit.firmware_run import profile_table, run_firmware
@@ -46,22 +46,18 @@ from mcutrain.train.planner import BudgetError, PlanResult
 from mcutrain.train.simulator import Simulator
 from mcutrain.train.update_plan import OptimizerConfig, OptimizerKind, PlanError
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
-MODELS = SHARED / "models"
-
 
 def _resnet8() -> tuple[ir.Graph, np.ndarray]:
     from mcutrain.data import cifar
 
-    return api.load(MODELS / "mlperf_tiny_resnet8_cifar10_float.tflite"), cifar.load().x[:200]
+    return api.load(shared_path("models", "mlperf_tiny_resnet8_cifar10_float.tflite")), cifar.load().x[:200]
 
 
 def _handposture() -> tuple[ir.Graph, np.ndarray]:
     from mcutrain.data import handposture
 
     frames = handposture.load(users=["User1"])
-    return api.load(MODELS / "st_handposture_vl53l5cx_cnn2d_float.tflite"), frames.x[:200]
+    return api.load(shared_path("models", "st_handposture_vl53l5cx_cnn2d_float.tflite")), frames.x[:200]
 
 
 def _depth() -> tuple[ir.Graph, np.ndarray]:
@@ -79,7 +75,7 @@ class Case:
 
 
 def _int8(name: str) -> Callable[[], tuple[ir.Graph, None]]:
-    return lambda: (api.load(MODELS / f"{name}.tflite"), None)
+    return lambda: (api.load(shared_path("models", f"{name}.tflite")), None)
 
 
 CASES = (
@@ -177,7 +173,7 @@ def hello_world_adaptation(root: Path, samples: int = 2000) -> list[str]:
     of the int8 model exported after training, run by LiteRT."""
     from mcutrain.host.export_int8 import export_tflite_int8
 
-    src = MODELS / "tflm_hello_world_int8.tflite"
+    src = shared_path("models", "tflm_hello_world_int8.tflite")
     g = api.load(src)
     rng = np.random.default_rng(0)
 
@@ -215,8 +211,8 @@ def main() -> int:
     ap.add_argument("--only", help="cases whose label contains this text")
     ap.add_argument("--out", help="keep the firmware projects here (default: a temporary folder)")
     args = ap.parse_args()
-    if not MODELS.exists():
-        print(f"needs the real models in {MODELS}", file=sys.stderr)
+    if not (d := shared_data_dir()) or not d.is_dir():
+        print("needs the real models of ../shared/data (or MCUTRAIN_SHARED_DATA)", file=sys.stderr)
         return 2
     root = Path(args.out or tempfile.mkdtemp(prefix="mt-int8-bench-"))
     rows: list[Row] = []

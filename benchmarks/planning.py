@@ -10,26 +10,22 @@ synthetic domain-B scenes with their 8x8 ToF zones (masked berHu zone loss) for 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from mcutrain import api
 from mcutrain.core.units import format_bytes
+from mcutrain.data.shared import shared_path
 from mcutrain.train.planner import BudgetError
 from mcutrain.train.scoring import Calibration
 from mcutrain.train.update_plan import LossConfig, LossKind, ZoneSpec
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
 
 def resnet8() -> tuple[object, Calibration | None, str, LossConfig]:
-    g = api.load(SHARED / "models" / "mlperf_tiny_resnet8_cifar10_float.tflite")
-    npz = SHARED / "datasets" / "cifar10_test_1000.npz"
+    g = api.load(shared_path("models", "mlperf_tiny_resnet8_cifar10_float.tflite"))
+    npz = shared_path("datasets", "cifar10_test_1000.npz")
     if not npz.exists():
         return g, None, "random", api.default_loss(g)
     d = np.load(npz)

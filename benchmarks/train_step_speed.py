@@ -16,7 +16,6 @@ Run:  .venv/bin/python benchmarks/train_step_speed.py [--rounds 7] [--steps 50] 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import tempfile
@@ -28,11 +27,9 @@ import torch
 
 from mcutrain import api
 from mcutrain.core import semantics
+from mcutrain.data.shared import shared_path
 from mcutrain.emit.host_build import HostModel, build_host
 from mcutrain.emit.model_c import emit
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MCUTRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def torch_step_fn(graph, lr: float):
@@ -188,12 +185,12 @@ def main() -> None:
         f"{'model':<18} {'portable C':>11} {'fast C':>9} {'PyTorch':>9} "
         f"{'portable speed-up':>20} {'fast speed-up':>20}"
     )
-    hp = api.load(SHARED / "models" / "st_handposture_vl53l5cx_cnn2d_float.tflite")
+    hp = api.load(shared_path("models", "st_handposture_vl53l5cx_cnn2d_float.tflite"))
     x = rng.standard_normal((64, 2, 8, 8)).astype(np.float32)
     y = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 64)]
     bench("hand-posture CNN", hp, x, y, args.rounds, args.steps * 10, 0.01)
-    rn = api.load(SHARED / "models" / "mlperf_tiny_resnet8_cifar10_float.tflite")
-    d = np.load(SHARED / "datasets" / "cifar10_test_1000.npz")
+    rn = api.load(shared_path("models", "mlperf_tiny_resnet8_cifar10_float.tflite"))
+    d = np.load(shared_path("datasets", "cifar10_test_1000.npz"))
     x = d["x"][:64].transpose(0, 3, 1, 2).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[d["y"][:64]]
     bench("MLPerf ResNet-8", rn, x, y, args.rounds, max(5, args.steps // 5), 1e-7)
