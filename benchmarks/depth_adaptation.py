@@ -88,8 +88,8 @@ def main() -> None:
             f"{time.perf_counter() - t0:>6.0f}"
         )
         if res.plan.frozen_precision == "int8":
-            nodes = res.memory.train_graph.precision
-            n8 = sum(1 for n in graph.nodes if nodes is not None and nodes.node_int8(n.name))
+            prec = res.memory.train_graph.precision
+            n8 = sum(1 for n in graph.nodes if prec is not None and prec.node_int8(n.name))
             print(f"{'':<18} {n8} of {len(graph.nodes)} nodes int8; trained: {_layers(res)}")
 
 
