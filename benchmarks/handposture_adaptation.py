@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mcutrain.cli.args import demo_budget
 from mcutrain.core.units import format_bytes
 from mcutrain.data import handposture as hp
 from mcutrain.demos import handposture as demo
@@ -229,7 +230,7 @@ def device_runs(args: argparse.Namespace, base: demo.HandPostureDemoConfig, user
             base,
             user=u,
             strategy="auto",
-            budget=demo.parse_budget(args.device_budget),
+            budget=demo_budget(args.device_budget),
             simulator_only=False,
             out=args.out / f"device-{u}",
         )
@@ -270,7 +271,7 @@ def main() -> None:
     for k in ("users", "strategies", "protocols", "orders"):
         setattr(args, k, getattr(args, k).split(","))
     args.seeds = [int(s) for s in args.seeds.split(",")]
-    budgets = [demo.parse_budget(b) for b in args.budgets.split(",")]
+    budgets = [demo_budget(b) for b in args.budgets.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     base = demo.HandPostureDemoConfig(
         data=Path(args.data) if args.data else None,

@@ -59,3 +59,16 @@ def budget(text: str) -> int:
             f"{text} is more than the {format_bytes(MAX_BUDGET_BYTES)} a 32-bit microcontroller can address"
         )
     return n
+
+
+def demo_budget(text: str, full: bool = True) -> int | None:
+    """A demo's ``--budget``: read as ``plan`` reads it, or ``full`` (None: the full update's peak RAM)
+    where the demo has a full update to offer. Bad text is a :class:`PlanError` naming the flag."""
+    from mcutrain.train.update_plan import PlanError
+
+    if full and text.strip().lower() == "full":
+        return None
+    try:
+        return budget(text)
+    except argparse.ArgumentTypeError as e:
+        raise PlanError(f"--budget: {e}" + (", or 'full'" if full else "")) from None

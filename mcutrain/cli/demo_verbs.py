@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mcutrain.cli import args as cli_args
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mcutrain.demos.depth import DepthDemoConfig, run
@@ -14,7 +16,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.case == "handposture":
         from mcutrain.demos import handposture
 
-        args.budget = args.budget or "16KB"
+        args.budget = cli_args.demo_budget(args.budget or "16KB")
         args.epochs = args.epochs or 5
         args.order = args.order or "shuffled"
         if args.order == "both":
@@ -23,6 +25,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.case == "cifar-shift":
         from mcutrain.demos import cifar as demo_cifar
 
+        args.budget = cli_args.demo_budget(args.budget or ("full" if args.strategy == "full" else "256KB"))
         return _write(demo_cifar.main(args), args.json)
     if args.case != "depth":
         raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth, handposture, ...)")
@@ -50,7 +53,6 @@ def _write(result: dict[str, Any], path: str | None) -> int:
 
 
 def _depth_flights(args: argparse.Namespace) -> int:
-    from mcutrain.core.units import parse_bytes
     from mcutrain.demos.depth_flights import FlightsConfig, run
 
     orders = {"recorded": ("time",), "shuffled": ("shuffle",), "both": ("time", "shuffle")}
@@ -64,7 +66,7 @@ def _depth_flights(args: argparse.Namespace) -> int:
     if args.lr:
         cfg.lr = args.lr
     if args.budget:
-        cfg.budget = parse_bytes(args.budget)
+        cfg.budget = cli_args.demo_budget(args.budget, full=False)
     if args.every:
         cfg.every = cfg.test_every = args.every
     if args.replay_slots is not None:

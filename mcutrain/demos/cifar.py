@@ -239,12 +239,9 @@ def run(cfg: CifarDemoConfig, say: Any = print) -> dict[str, Any]:
 def main(args: Any) -> dict[str, Any]:
     """``mcutrain demo cifar-shift`` (flags in ``mcutrain.cli``). A budget below what training needs is
     an error naming the smallest budget that works."""
-    from mcutrain.demos.handposture import parse_budget
-
-    default = "full" if args.strategy == "full" else "256KB"
     cfg = CifarDemoConfig(
         shift=args.shift,
-        budget=parse_budget(args.budget or default),
+        budget=args.budget,  # bytes, or None: the full update's (parsed by the demo verb)
         strategy=args.strategy,
         data=Path(args.data) if args.data else None,
         device=not args.simulator_only,

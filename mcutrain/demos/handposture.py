@@ -24,7 +24,7 @@ import numpy as np
 
 from mcutrain import api
 from mcutrain.core import ir
-from mcutrain.core.units import format_bytes, parse_bytes
+from mcutrain.core.units import format_bytes
 from mcutrain.data import handposture as hp
 from mcutrain.data.shared import SharedDataMissing, read_manifest, shared_path
 from mcutrain.demos.adaptation import AdaptResult, InputEncoding, run_adaptation
@@ -195,21 +195,11 @@ def run(cfg: HandPostureDemoConfig) -> dict[str, Any]:
     return result
 
 
-def parse_budget(text: str) -> int | None:
-    """``8KB``, ``16384`` ... in bytes; ``full``: None (the full update's peak RAM)."""
-    if text.strip().lower() == "full":
-        return None
-    try:
-        return parse_bytes(text)
-    except ValueError as e:
-        raise PlanError(f"--budget: {e}, or 'full'") from None
-
-
 def main(args: Any) -> dict[str, Any]:
     """``mcutrain demo handposture`` (flags in ``mcutrain.cli``)."""
     cfg = HandPostureDemoConfig(
         user=args.user,
-        budget=parse_budget(args.budget),
+        budget=args.budget,  # bytes, or None: the full update's (parsed by the demo verb)
         strategy=args.strategy,
         cross_user=args.cross_user,
         data=Path(args.data) if args.data else None,
