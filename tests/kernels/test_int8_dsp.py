@@ -7,7 +7,8 @@ general kernels (kernel width a multiple of 4: whole words of the input rows; up
 through a byte row, of up to 64 taps 4 windows inside the input at once; longer rows: tap by tap), a last
 tile of one position, strides, dilation, asymmetric padding, groups, depthwise
 3-wide kernels of stride 1 and 2, heights 1 to 3 (taller: the reference), depth multipliers, planes
-narrower than a tile of 4, output-channel ranges, fused activations,
+narrower than a tile of 4, tall narrow planes (run transposed) with 3-high kernels 1 to 3 wide,
+output-channel ranges, fused activations,
 and per channel every requantization kind of mt_s8_dsp.h (FOLDED, FAST with right shifts of 23 to 31, WIDE
 with biases near 2^30 and 2^31, SLOW: no shift and left shifts), plus a weight row too long for the DSP
 path. Expected outputs come from the NumPy semantics (which test_int8_ops.py and test_int8_models.py hold
@@ -83,6 +84,11 @@ CONVS = (
     Conv("depthwise narrow", 4, 4, 4, (3, 3), ONE, PAD1, ONE, (3, 3), ((0, 4),), act="relu6"),
     Conv("depthwise 5 high", 3, 3, 3, (5, 3), ONE, (2, 2, 1, 1), ONE, (6, 6), ((0, 3),), dsp=False),
     Conv("depthwise 5 wide", 3, 3, 3, (3, 5), ONE, (1, 1, 2, 2), ONE, (6, 7), ((0, 3),)),
+    Conv("depthwise tall", 6, 6, 6, (3, 3), ONE, PAD1, ONE, (25, 5), ((0, 2), (2, 6)), act="relu"),
+    Conv("depthwise tall 3x2", 4, 4, 4, (3, 2), ONE, (1, 1, 0, 1), ONE, (9, 4), ((0, 4),)),
+    Conv("depthwise tall 3x1", 3, 3, 3, (3, 1), ONE, (1, 1, 0, 0), ONE, (12, 3), ((0, 3),), act="relu6"),
+    Conv("depthwise tall 5 high", 3, 3, 3, (5, 3), ONE, (2, 2, 1, 1), ONE, (12, 4), ((0, 3),), dsp=False),
+    Conv("kinds tall depthwise", 15, 15, 15, (3, 3), (2, 2), (1, 0, 1, 0), ONE, (19, 6), ((0, 15),), "mixed"),
     Conv("kinds", 8, 15, 1, (3, 3), ONE, PAD1, ONE, (5, 6), ((0, 7), (7, 15)), "mixed"),
     Conv("kinds pointwise", 32, 15, 1, ONE, ONE, NO_PAD, ONE, (4, 5), ((0, 15),), "mixed", "relu"),
     Conv("kinds depthwise", 15, 15, 15, (3, 3), (2, 1), PAD1, ONE, (6, 9), ((0, 15),), "mixed"),

@@ -10,7 +10,7 @@ size_t mt_conv2d_fw_s8_scratch_bytes(const mt_conv2d_dims_t *d)
         return 0u; /* the reference runs */
     }
     if (mt_s8_dw_path(d)) {
-        return (size_t)mt_s8_dw_rows(d) * (size_t)mt_s8_dw_row_bytes(d);
+        return (size_t)mt_s8_dw_scratch(d);
     }
     return 2u * (size_t)(mt_s8_gemm_positions(d) + 1) * (size_t)mt_s8_taps(d);
 }

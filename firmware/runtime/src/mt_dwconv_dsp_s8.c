@@ -2,7 +2,9 @@
  * or 2 (mt_s8_dw_path; part of mt_conv2d_fw_s8_dsp).
  *
  * Per output channel, its input plane is copied into the scratch with a border of in_zp, so that every
- * output sees all its taps: sum w * x - in_zp * sum w (a per-channel constant) is the reference's sum over
+ * output sees all its taps (transposed, rows becoming columns, where the plane is less than 8 outputs
+ * wide and taller than wide and the kernel 3 high: mt_s8_dw_transposed; the outputs of a transposed row
+ * go to their column of y): sum w * x - in_zp * sum w (a per-channel constant) is the reference's sum over
  * the taps inside the input. Four outputs of a row at a time (mt_s8_dw_row3): per kernel row the words at
  * p and p+2 (stride 2: p, p+2, p+4, p+6) unpack (SXTB16) to the pairs of outer taps (kx 0 and 2), each
  * times the doubled weight pair in one SMLAD, the middle tap by SMLABB / SMLATB (the pairs' other halves). */
@@ -117,14 +119,54 @@ static void mt_s8_dw_out_row(const mt_conv_geom_t *g, const int8_t *row, int32_t
     }
 }
 
+/* Channel co's input plane (xc) into the padded plane: n_in bytes of each of the first iy1 rows of the
+ * running geometry t (the input's rows, or its columns when transposed). */
+static inline void mt_s8_dw_fill(const mt_conv_geom_t *t, const int8_t *xc, int32_t rb, int32_t n_in,
+                                 int32_t iy1, int32_t transposed, int8_t *plane)
+{
+    int8_t *dst = plane + t->pt * rb + t->pl;
+    if (transposed) { /* row iy of t is column iy of the input (t->in_h input columns) */
+        for (int32_t iy = 0; iy < iy1; ++iy, dst += rb) {
+            const int8_t *src = xc + iy;
+            int32_t i = 0;
+            for (; i + 2 <= n_in; i += 2, src += 2 * t->in_h) {
+                const int8_t v0 = src[0], v1 = src[t->in_h];
+                dst[i] = v0;
+                dst[i + 1] = v1;
+            }
+            if (i < n_in) {
+                dst[i] = *src;
+            }
+        }
+        return;
+    }
+    for (int32_t iy = 0; iy < iy1; ++iy, dst += rb) {
+        const int8_t *src = xc + iy * t->in_w;
+        int32_t i = 0;
+        for (; i + 4 <= n_in; i += 4) {
+            mt_st32(dst + i, mt_ld32(src + i));
+        }
+        for (; i < n_in; ++i) {
+            dst[i] = src[i];
+        }
+    }
+}
+
 int32_t mt_s8_conv_dw(const mt_conv_geom_t *g, const mt_conv2d_dims_t *d, const mt_conv2d_q8_t *q,
                       int32_t co_begin, int32_t co_end, const int8_t *x, const int8_t *w, const int32_t *b,
                       int8_t *y, int8_t *plane)
 {
-    const int32_t kh = g->kh, rb = mt_s8_dw_row_bytes(d), rows = mt_s8_dw_rows(d), room = mt_s8_room(g->K);
-    const int32_t n_in = g->in_w < rb - g->pl ? g->in_w : rb - g->pl;
-    const int32_t iy1 = g->in_h < rows - g->pt ? g->in_h : rows - g->pt;
+    /* t: the geometry the row loop runs, d's or (tall, narrow planes) the transposed one */
+    const int32_t transposed = mt_s8_dw_transposed(d);
+    const mt_conv2d_dims_t dt = transposed ? mt_s8_dw_swap(d) : *d;
+    const mt_conv_geom_t t = transposed ? mt_conv2d_geom(&dt) : *g;
+    const int32_t kh = t.kh, rb = mt_s8_dw_row_bytes(&dt), rows = mt_s8_dw_rows(&dt), room = mt_s8_room(g->K);
     const uint32_t zp4 = ((uint32_t)q->in_zp & 0xFFu) * 0x01010101u;
+    const int32_t n_in = t.in_w < rb - t.pl ? t.in_w : rb - t.pl;
+    const int32_t iy1 = t.in_h < rows - t.pt ? t.in_h : rows - t.pt;
+    /* tap kx of t's kernel row ky: w[ky * row_step + kx * tap_step] (transposed: d's tap (kx, ky)) */
+    const int32_t tap_step = transposed ? g->kw : 1, row_step = transposed ? 1 : 3;
+    int8_t *out_row = plane + rows * rb; /* transposed: one output row of t, then its bytes go to y */
     if (kh > 3) {
         return 0;
     }
@@ -135,29 +177,28 @@ int32_t mt_s8_conv_dw(const mt_conv_geom_t *g, const mt_conv2d_dims_t *d, const 
     }
     for (int32_t co = co_begin; co < co_end; ++co) {
         const int32_t r = co - co_begin;
-        const int8_t *xc = x + (co / g->cout_g) * g->plane, *wr = w + r * kh * 3;
-        for (int32_t iy = 0; iy < iy1; ++iy) { /* the channel's rows into the padded plane */
-            int8_t *dst = plane + (iy + g->pt) * rb + g->pl;
-            const int8_t *src = xc + iy * g->in_w;
-            int32_t i = 0;
-            for (; i + 4 <= n_in; i += 4) {
-                mt_st32(dst + i, mt_ld32(src + i));
-            }
-            for (; i < n_in; ++i) {
-                dst[i] = src[i];
-            }
-        }
+        const int8_t *wr = w + r * g->K;
+        mt_s8_dw_fill(&t, x + (co / g->cout_g) * g->plane, rb, n_in, iy1, transposed, plane);
         int32_t sumw = 0;
         for (int32_t ky = 0; ky < kh; ++ky) { /* doubled weights: the sums are 2 * (w * x) */
-            const int32_t w0 = wr[3 * ky], w1 = wr[3 * ky + 1], w2 = wr[3 * ky + 2];
+            const int8_t *wk = wr + ky * row_step;
+            const int32_t w0 = wk[0], w1 = wk[tap_step], w2 = wk[2 * tap_step];
             c.w[2 * ky] = (uint32_t)(uint16_t)(2 * w0) | ((uint32_t)(uint16_t)(2 * w2) << 16);
             c.w[2 * ky + 1] = (uint32_t)(uint16_t)(2 * w1);
             sumw += w0 + w1 + w2;
         }
         const int32_t bias = (int32_t)((uint32_t)(b ? b[r] : 0) - (uint32_t)(q->in_zp * sumw));
         mt_s8_chan_init(&c, q->mult[r], q->shift[r], q->out_zp, bias, room);
-        for (int32_t oy = 0; oy < g->out_h; ++oy) {
-            mt_s8_dw_out_row(g, plane + oy * g->sh * rb, rb, &c, y + co * g->oplane + oy * g->out_w);
+        int8_t *yc = y + co * g->oplane;
+        for (int32_t oy = 0; oy < t.out_h; ++oy) {
+            if (!transposed) {
+                mt_s8_dw_out_row(&t, plane + oy * t.sh * rb, rb, &c, yc + oy * t.out_w);
+                continue;
+            }
+            mt_s8_dw_out_row(&t, plane + oy * t.sh * rb, rb, &c, out_row); /* t's row oy: d's column oy */
+            for (int32_t i = 0; i < t.out_w; ++i) {
+                yc[i * g->out_w + oy] = out_row[i];
+            }
         }
     }
     return 1;

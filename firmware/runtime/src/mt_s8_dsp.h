@@ -26,10 +26,10 @@ void mt_linear_fw_s8_ref(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int
 
 /* The conv2d's scratch: the DSP path's working memory, the same bytes on every target (the plan does not
  * know the target; mcutrain.core.int8_params.conv2d_s8_scratch_bytes mirrors these functions).
- * Depthwise with 3-wide kernels: the input plane padded with the zero point, mt_s8_dw_rows(d) rows of
- * mt_s8_dw_row_bytes(d). Otherwise the column tiles of mt_s8_gemm_positions(d) output positions (a
- * multiple of 4, at most MT_S8_COL_BYTES of tiles unless one tile of 4 is larger) and one weight row, each
- * K taps rounded up to 4, as int16 (mt_s8_taps(d)). */
+ * Depthwise with 3-wide kernels (or 3-high ones on tall planes, transposed): mt_s8_dw_scratch(d), the
+ * input plane padded with the zero point. Otherwise the column tiles of mt_s8_gemm_positions(d) output
+ * positions (a multiple of 4, at most MT_S8_COL_BYTES of tiles unless one tile of 4 is larger) and one weight
+ * row, each K taps rounded up to 4, as int16 (mt_s8_taps(d)). */
 #define MT_S8_COL_BYTES 4096
 
 /* 2^30 - 255 * 128 * taps when the taps' sums cannot overflow the doubled int32 sums (and the WIDE
@@ -39,12 +39,47 @@ static inline int32_t mt_s8_room(int32_t taps)
     return taps < (1 << 29) / 32640 ? (1 << 30) - 32640 * taps : 0;
 }
 
-static inline int32_t mt_s8_dw_path(const mt_conv2d_dims_t *d)
+/* A depthwise convolution the row loop of mt_dwconv_dsp_s8.c can run as it is: kernels 3 taps wide. */
+static inline int32_t mt_s8_dw_rowwise(const mt_conv2d_dims_t *d)
 {
     return d->groups == d->in_c && d->kernel_w == 3 && d->dilation_w == 1 && d->dilation_h == 1 &&
            (d->stride_w == 1 || d->stride_w == 2) && d->pad_left >= 0 && d->pad_top >= 0;
 }
 
+/* d with rows and columns exchanged (input, output, kernel, stride, dilation, padding). */
+static inline mt_conv2d_dims_t mt_s8_dw_swap(const mt_conv2d_dims_t *d)
+{
+    mt_conv2d_dims_t t = *d;
+    t.in_h = d->in_w;
+    t.in_w = d->in_h;
+    t.out_h = d->out_w;
+    t.out_w = d->out_h;
+    t.kernel_h = d->kernel_w;
+    t.kernel_w = d->kernel_h;
+    t.stride_h = d->stride_w;
+    t.stride_w = d->stride_h;
+    t.dilation_h = d->dilation_w;
+    t.dilation_w = d->dilation_h;
+    t.pad_top = d->pad_left;
+    t.pad_left = d->pad_top;
+    return t;
+}
+
+/* Whether the row loop runs on the transposed plane: outputs less than 8 wide (a row is at most one block
+ * of 4 and a tail) and more of them high, the kernel 3 high and at most 3 wide (audio models' tall,
+ * narrow time x frequency planes). */
+static inline int32_t mt_s8_dw_transposed(const mt_conv2d_dims_t *d)
+{
+    const mt_conv2d_dims_t t = mt_s8_dw_swap(d);
+    return d->out_w < 8 && d->out_h > d->out_w && t.kernel_h <= 3 && mt_s8_dw_rowwise(&t);
+}
+
+static inline int32_t mt_s8_dw_path(const mt_conv2d_dims_t *d)
+{
+    return mt_s8_dw_rowwise(d) || mt_s8_dw_transposed(d);
+}
+
+/* The padded plane of the row loop on d as it runs (transposed or not): rows and bytes per row. */
 static inline int32_t mt_s8_dw_row_bytes(const mt_conv2d_dims_t *d)
 {
     return ((d->out_w + 3) / 4 * 4 * d->stride_w + 8 + 3) / 4 * 4;
@@ -53,6 +88,16 @@ static inline int32_t mt_s8_dw_row_bytes(const mt_conv2d_dims_t *d)
 static inline int32_t mt_s8_dw_rows(const mt_conv2d_dims_t *d)
 {
     return (d->out_h - 1) * d->stride_h + d->kernel_h;
+}
+
+/* The depthwise scratch of d: the padded plane; transposed, also one output row (whole words). */
+static inline int32_t mt_s8_dw_scratch(const mt_conv2d_dims_t *d)
+{
+    if (mt_s8_dw_transposed(d)) {
+        const mt_conv2d_dims_t t = mt_s8_dw_swap(d);
+        return mt_s8_dw_rows(&t) * mt_s8_dw_row_bytes(&t) + (t.out_w + 3) / 4 * 4;
+    }
+    return mt_s8_dw_rows(d) * mt_s8_dw_row_bytes(d);
 }
 
 static inline int32_t mt_s8_taps(const mt_conv2d_dims_t *d)
