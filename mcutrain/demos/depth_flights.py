@@ -198,6 +198,7 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
     n_stream = len(ds.stream_frames(train, recipes["time"]))
     updates = len(schedule(n_stream, replay)) // cfg.batch
     res, full = make_plans(g, cfg, fp, updates, replay)
+    assert config_of(res.plan.app) == replay  # the firmware's reservoir is the one the recipe streams through
     link = link_memory(g, res.plan, res.plan.app) if res.plan.app else {}
     peak, full_peak = res.memory.peak_ram_bytes, full.memory.peak_ram_bytes
     say(
