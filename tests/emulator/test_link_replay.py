@@ -28,8 +28,7 @@ from mcutrain.core import ir
 from mcutrain.demos.replay import ReplayConfig, config_of, schedule
 from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
-from mcutrain.host import Block, DeviceError, ErrorCode, Link, Sample
-from mcutrain.host.messages import ReplayInfo
+from mcutrain.host import Block, DeviceError, ErrorCode, Link, ReplayInfo, Sample
 from mcutrain.train.simulator import Simulator
 from mcutrain.train.trainable import trainable_vectors
 from mcutrain.train.update_plan import (
@@ -70,6 +69,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
     proj = emit_firmware(g, plan, tmp_path_factory.mktemp("replay") / "fw", BOARD, app="link")
     assert proj.manifest["link_memory"]["replay"] == 6 * (16 + 24 * 32 + 2 * 64 + 8) + 12
     fb = build_firmware(proj.out_dir)  # fails when the linked RAM exceeds the plan's peak
+    assert plan.app is not None and fb.size.ram_bytes <= fb.plan_peak_ram  # the plan counts the link's RAM
     # a time-ordered stream: the scene drifts from dark and near to bright and far
     rng = np.random.default_rng(5)
     samples = []
