@@ -68,7 +68,8 @@ def make_plan(
     fp = args.footprint
     loss = LossConfig(LossKind(args.loss), masked=True, zone=ZoneSpec(fp.top, fp.left, fp.zone_h, fp.zone_w))
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=args.lr, schedule=args.schedule, total_steps=updates)
-    app = LinkApp.make(replay_slots=args.slots)  # the reservoir's bytes in the plans' peak RAM
+    # the reservoir (its bytes in the plans' peak RAM, its schedule the firmware's)
+    app = LinkApp.make(replay_slots=args.slots, replay_steps=args.replay)
     full = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=args.batch, app=app)
     if args.plan == "decoder":
         k = DECODER_LAYERS

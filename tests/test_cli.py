@@ -202,3 +202,32 @@ def test_plan_with_a_masked_zone_loss(tmp_path: Path) -> None:
         "plan", "tiny_unet", "--strategy", "full", "--loss", "l1", "--zones", "20,0,2,4", "--out", str(out)
     )
     assert bad.returncode == 2 and "does not fit" in bad.stderr
+
+
+def test_plan_with_a_replay_reservoir(tmp_path: Path) -> None:
+    """--replay-slots/--replay-steps/--replay-seed go into the plan's link firmware (its C reservoir is
+    configured from them); the two schedule options without a reservoir are an error."""
+    out = tmp_path / "plan.json"
+    args = [
+        "plan",
+        "tiny_unet",
+        "--strategy",
+        "last-layer",
+        "--loss",
+        "mse",
+        "--masked",
+        "--zones",
+        "0,0,3,4",
+    ]
+    reservoir = ["--app", "link", "--replay-slots", "4", "--replay-steps", "3", "--replay-seed", "0x10"]
+    r = mcutrain(*args, *reservoir, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    app = json.loads(out.read_text())["plan"]["app"]
+    assert {k: v for k, v in app.items() if k.startswith("replay")} == {
+        "replay_slots": 4,
+        "replay_steps": 3,
+        "replay_new": True,
+        "replay_seed": 16,
+    }
+    r = mcutrain(*args, "--app", "link", "--replay-steps", "2", "--out", str(out))
+    assert r.returncode != 0 and "add --replay-slots K" in r.stderr and "Traceback" not in r.stderr

@@ -45,7 +45,7 @@ def test_the_plan_counts_the_reservoir() -> None:
     loss = LossConfig(LossKind.MSE, masked=True, zone=ZoneSpec(12, 20, 3, 3))
     plans = {k: api.plan(g, None, "last-layer", loss=loss, app=LinkApp.make(replay_slots=k)) for k in (0, 5)}
     per = replay_sample_bytes(48 * 64, 64)
-    assert per == 48 * 64 + 128 + 8 + 8
+    assert per == 48 * 64 + 128 + 8 + 16
     assert plans[5].memory.peak_ram_bytes - plans[0].memory.peak_ram_bytes == 5 * per + 12
     assert link_memory(g, plans[5].plan, plans[5].plan.app)["replay"] == 5 * per + 12
     assert "replay" not in link_memory(g, plans[0].plan, plans[0].plan.app)

@@ -485,6 +485,48 @@ def test_exactly_once_in_order_through_faults(rig) -> None:
     print(f"\n{n} samples through faults {injected} in {elapsed:.1f} s: {stats}")
 
 
+@pytest.mark.parametrize(("slots", "steps", "new"), [(8, 3, 1), (5, 2, 0)])
+def test_replay_reservoir_trains_on_the_schedule_through_faults(
+    rig, slots: int, steps: int, new: int
+) -> None:
+    """The C reservoir (mt_link_replay.c) behind a faulty link: the samples of its training steps, in
+    order, are exactly those of mcutrain.demos.replay.schedule() (algorithm R, xorshift32), over 200
+    samples; duplicated SAMPLEs are not offered twice, and a sample the reservoir cannot store is refused."""
+    from mcutrain.demos.replay import ReplayConfig, schedule
+
+    cfg = ReplayConfig(slots, steps, bool(new), seed=0xC0FFEE + slots)
+    rng = np.random.default_rng(3)
+    samples = [
+        Sample(
+            Block.u8(rng.integers(0, 256, 40), scale=1 / 255.0, offset=-0.5),
+            Block.i16(rng.integers(-3000, 3000, 8), scale=1e-3, offset=0.25),
+            Block.bits(rng.random(8) < 0.8) if i % 3 else Block.none(),  # NONE: stored as all ones
+            sample_id=i,
+        )
+        for i in range(200)
+    ]
+    faults = h.Faults(drop=0.03, corrupt=0.03, duplicate=0.05, reorder=0.03, garbage=0.03)
+    args = ("--shape", "1", "5", "8", "--target", "8", "--params", "64")
+    r = rig(*args, "--replay", str(slots), str(steps), str(new), str(cfg.seed), faults=faults, seed=slots)
+    link = Link(r.url, timeout=0.3, retries=12)
+    assert link.info is not None and link.info.replay == M.ReplayInfo(slots, cfg.seed, steps, bool(new), 0, 0)
+    acks = [link.sample(s, replay=True) for s in samples]
+    with pytest.raises(DeviceError) as err:  # an f32 input is not what the reservoir stores
+        link.sample(
+            replace(samples[0], input=Block.f32(np.zeros(40, np.float32)), sample_id=200), replay=True
+        )
+    assert err.value.reply.code == ErrorCode.ENCODING
+    info = link.hello()
+    link.close()
+    crcs = [h.applied_crc(s) for s in samples]
+    steps_run = schedule(len(samples), cfg)
+    assert r.applied() == [crcs[i] for i in steps_run]
+    assert acks[-1].step == len(steps_run) and info.replay.seen == 200 and info.replay.filled == slots
+    assert r.proxy.injected.get("duplicate", 0) > 0
+    other = schedule(len(samples), replace(cfg, seed=cfg.seed + 1))
+    assert r.applied() != [crcs[i] for i in other]
+
+
 def test_host_killed_and_restarted_mid_stream(rig) -> None:
     """SIGKILL the streaming host process mid-stream (possibly mid-frame), start it again: it resumes
     after the last sample the device applied; nothing is lost or applied twice."""

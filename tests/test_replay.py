@@ -1,4 +1,4 @@
-"""The replay reservoir's exact semantics (mcutrain.demos.replay): the C version will mirror these."""
+"""The replay reservoir's exact semantics (mcutrain.demos.replay), which the link firmware's C mirrors."""
 
 from __future__ import annotations
 
@@ -51,5 +51,5 @@ def test_config_checks_and_bytes() -> None:
     with pytest.raises(ValueError):
         ReplayConfig(replay=0, train_new=False)
     one = sample_bytes(48 * 64, 64)
-    assert one == 3072 + 128 + 8 + 8
-    assert ReplayConfig(slots=64).bytes_for(one) == 64 * 3216 + 12
+    assert one == 3072 + 128 + 8 + 16  # image, zones, bits, both blocks' scale and offset
+    assert ReplayConfig(slots=64).bytes_for(one) == 64 * 3224 + 12

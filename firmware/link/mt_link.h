@@ -78,6 +78,7 @@ enum {
 /** Header flags (meaning depends on the message type). */
 enum {
     MT_FLAG_TRAIN = 0x01,   /**< SAMPLE: train on the sample once stored */
+    MT_FLAG_REPLAY = 0x02,  /**< SAMPLE: offer it to the replay reservoir and run its steps */
     MT_FLAG_RUN = 0x01,     /**< INFER: run the model first (else read the last output again) */
     MT_FLAG_VALSET = 0x01,  /**< EVAL: mean over the validation slots instead of the stored sample */
     MT_FLAG_LAST = 0x01,    /**< PUT_PARAMS: last chunk: commit */
@@ -292,6 +293,8 @@ typedef struct {
     uint32_t cpu_hz;                    /**< mt_board_cpu_hz() */
 } mt_link_info_t;
 
+struct mt_replay; /* the replay reservoir (below), NULL in firmware without one */
+
 /**
  * The application: sample buffers and callbacks. Every callback is optional (NULL: the request
  * is answered with MT_LINK_ERR_UNSUPPORTED). Callbacks return 0 on success or a negative
@@ -315,6 +318,8 @@ typedef struct {
     float *val_target;
     float *val_mask;
     uint32_t val_slots;
+    /* optional replay reservoir: SAMPLE with MT_FLAG_REPLAY (NULL: ERROR UNSUPPORTED) */
+    const struct mt_replay *replay;
 
     /** One training step on (x, target, mask); fill res (result MT_RESULT_NONFINITE when skipped). */
     int (*train)(void *ctx, const float *x, const float *target, const float *mask, mt_link_result_t *res);
@@ -361,6 +366,68 @@ int mt_link_handle(mt_link_t *link, const mt_link_app_t *app, const mt_link_fram
 
 /** Send an unsolicited LOG frame with a text message (at most the frame size). */
 void mt_link_log(mt_link_t *link, const char *text);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Replay reservoir (mt_link_replay.c; docs/depth.md, "The reservoir on the device")                */
+/* ---------------------------------------------------------------------------------------------- */
+
+/** Bytes of one stored sample: the input's and the target's f32 scale and offset, the uint8 input,
+ *  the int16 target, and (masked plans) the mask bits, exactly as they arrived in the SAMPLE. */
+#define MT_REPLAY_SLOT_BYTES(x_numel, target_numel, masked) \
+    (16u + (x_numel) + 2u * (target_numel) + ((masked) ? ((target_numel) + 7u) / 8u : 0u))
+
+/** The reservoir's mutable state (12 bytes of RAM). */
+typedef struct {
+    uint32_t rng;    /**< xorshift32 state, never 0 */
+    uint32_t seen;   /**< samples offered so far */
+    uint32_t filled; /**< slots written so far (at most slots) */
+} mt_replay_state_t;
+
+/**
+ * A reservoir of @p slots samples (Vitter's algorithm R with xorshift32), fixed when the firmware is
+ * generated (the plan's LinkApp). Per SAMPLE with MT_FLAG_REPLAY: offer it (the n-th sample, 0-based,
+ * goes to slot n while n < slots, afterwards to slot j = rand() % (n + 1) if j < slots), one training
+ * step on it when @p train_new, then @p replay steps on slot rand() % filled each.
+ */
+typedef struct mt_replay {
+    uint8_t *bytes;    /**< slots * MT_REPLAY_SLOT_BYTES(x_numel, target_numel, mask != NULL) */
+    uint32_t slots;    /**< samples kept */
+    uint32_t replay;   /**< replayed training steps per incoming sample */
+    uint32_t seed;     /**< the rng state after a reset (non-zero) */
+    uint8_t train_new; /**< 1: one step on the incoming sample, before the replayed ones */
+    mt_replay_state_t *st;
+} mt_replay_t;
+
+/** One xorshift32 step (x ^= x << 13; x ^= x >> 17; x ^= x << 5): the new state, also the draw. */
+uint32_t mt_replay_rand(mt_replay_state_t *st);
+
+/** Empty the reservoir: state back to the seed, nothing seen, no slot filled. */
+void mt_replay_reset(const mt_replay_t *r);
+
+/**
+ * Check that a parsed sample can be stored: uint8 input, int16 target, and a bits or NONE mask
+ * (NONE stored as all ones) when @p masked, else a NONE mask. @return 0 or -MT_LINK_ERR_ENCODING.
+ */
+int mt_replay_check(const mt_link_sample_t *s, int masked);
+
+/**
+ * Offer a checked sample (algorithm R). @return the slot it was stored in, or -1 when dropped.
+ */
+int32_t mt_replay_offer(const mt_replay_t *r, const mt_link_app_t *app, const mt_link_sample_t *s);
+
+/** A uniformly drawn filled slot: rand() % filled (the reservoir must hold a sample). */
+uint32_t mt_replay_draw(const mt_replay_t *r);
+
+/** Decode stored slot @p k into the app's working x, target and mask, as the SAMPLE was decoded. */
+void mt_replay_load(const mt_replay_t *r, const mt_link_app_t *app, uint32_t k);
+
+/**
+ * The reservoir's steps for one incoming sample, already checked and decoded into the app's working
+ * buffers: offer, train_new, replay. The working buffers hold the incoming sample again afterwards.
+ * @p res: the first step's loss, the step count after the last step, MT_RESULT_NONFINITE when any step
+ * was skipped. @return 0 or the (negative) return value of a failing train callback.
+ */
+int mt_replay_train(const mt_link_app_t *app, const mt_link_sample_t *s, mt_link_result_t *res);
 
 #ifdef __cplusplus
 }

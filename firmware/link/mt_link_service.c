@@ -18,7 +18,14 @@
 #define MT_BOARD_MAX 32u
 
 /* INFO flag bits. */
-enum { INFO_MASK = 1, INFO_TRAIN = 2, INFO_CHECKPOINT = 4, INFO_PUT_PARAMS = 8, INFO_PERSIST = 16 };
+enum {
+    INFO_MASK = 1,
+    INFO_TRAIN = 2,
+    INFO_CHECKPOINT = 4,
+    INFO_PUT_PARAMS = 8,
+    INFO_PERSIST = 16,
+    INFO_REPLAY = 32
+};
 
 static int is_sequenced(uint8_t type)
 {
@@ -128,6 +135,8 @@ static void do_hello(mt_link_t *l, const mt_link_app_t *app, uint32_t seq)
         flags |= INFO_PERSIST;
     if (app->write_params)
         flags |= INFO_PUT_PARAMS;
+    if (app->replay && app->train)
+        flags |= INFO_REPLAY;
     memset(p, 0, 72);
     p[0] = (uint8_t)MT_LINK_VERSION;
     p[1] = (uint8_t)(app->val_slots > 255u ? 255u : app->val_slots);
@@ -160,6 +169,17 @@ static void do_hello(mt_link_t *l, const mt_link_app_t *app, uint32_t seq)
     n += put_str(p + n, in->model_hash, MT_HASH_MAX);
     n += put_str(p + n, in->plan, MT_PLAN_MAX);
     n += put_str(p + n, in->board, MT_BOARD_MAX);
+    if (flags & INFO_REPLAY) { /* after the strings: older hosts ignore it */
+        const mt_replay_t *r = app->replay;
+        mt_put_u32(p + n, r->slots);
+        mt_put_u32(p + n + 4, r->seed);
+        mt_put_u16(p + n + 8, (uint16_t)(r->replay > 0xFFFFu ? 0xFFFFu : r->replay));
+        p[n + 10] = r->train_new;
+        p[n + 11] = 0;
+        mt_put_u32(p + n + 12, r->st->seen);
+        mt_put_u32(p + n + 16, r->st->filled);
+        n += 20;
+    }
     (void)mt_link_send(l, MT_MSG_INFO, 0, seq, p, n);
 }
 
@@ -345,7 +365,8 @@ static int do_sample(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame
 {
     mt_link_sample_t s;
     float *x, *t, *m;
-    const int train = (f->flags & MT_FLAG_TRAIN) != 0;
+    const int replay = (f->flags & MT_FLAG_REPLAY) != 0;
+    const int train = replay || (f->flags & MT_FLAG_TRAIN) != 0;
     int r = mt_link_parse_sample(f->payload, f->len, &s);
     if (r < 0)
         return r;
@@ -378,8 +399,10 @@ static int do_sample(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame
             *detail = 0;
             return -MT_LINK_ERR_RANGE;
         }
-        if (app->train == NULL)
+        if (app->train == NULL || (replay && app->replay == NULL))
             return -MT_LINK_ERR_UNSUPPORTED;
+        if (replay && (r = mt_replay_check(&s, m != NULL)) < 0)
+            return r; /* the reservoir stores uint8 inputs, int16 targets and mask bits */
         if ((!l->have_input && s.input.enc == MT_ENC_NONE) ||
             (!l->have_target && s.target.enc == MT_ENC_NONE))
             return -MT_LINK_ERR_NO_SAMPLE;
@@ -399,7 +422,11 @@ static int do_sample(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame
             l->val_written |= 1u << (s.slot - 1u);
         l->have_ref = 0; /* another validation set: the reference loss no longer compares */
     }
-    if (train) {
+    if (replay) {
+        r = mt_replay_train(app, &s, res);
+        if (r < 0)
+            return app_error(r, detail);
+    } else if (train) {
         r = app->train(app->ctx, x, t, m, res);
         if (r < 0)
             return app_error(r, detail);
@@ -534,6 +561,8 @@ static int apply(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t *
         if (r < 0)
             return app_error(r, detail);
         l->have_ref = 0; /* the model starts again: no accepted checkpoint */
+        if (app->replay != NULL)
+            mt_replay_reset(app->replay); /* and the reservoir is empty again */
         return 0;
     }
 }

@@ -31,12 +31,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise SystemExit(f"mcutrain demo: unknown case {args.case!r} (available: depth, handposture, ...)")
     if bool(args.train_flights) != bool(args.test_flights):
         raise SystemExit("mcutrain demo: give both --train-flights and --test-flights, or neither")
-    if args.train_flights and not args.qemu:  # real flights: baselines and the adapted model per type
+    if args.train_flights:  # real flights: baselines, adapted model per type (--qemu: on the device too)
         return _depth_flights(args)
     cfg = DepthDemoConfig(out=Path(args.out or "out/demo-depth"), quick=args.quick, lr=args.lr or 3e-4)
-    if args.train_flights:  # --qemu: the real flights streamed to the emulated board, shuffled
-        cfg.data = Path(args.data) if args.data else None
-        cfg.train_flights, cfg.test_flights = args.train_flights, args.test_flights
     if args.quick:
         cfg.stream, cfg.test = 24, 24
     if args.samples:
@@ -73,6 +70,7 @@ def _depth_flights(args: argparse.Namespace) -> int:
         cfg.slots = args.replay_slots
     cfg.blend = args.blend
     cfg.blanked = not args.no_blanked
+    cfg.qemu = args.qemu
     if args.quick:  # a small slice for tests: every 16th frame, a small reservoir, no GAP9 emission
         cfg.every = cfg.test_every = max(cfg.every, 16)
         cfg.slots, cfg.gap9 = min(cfg.slots, 8), False
@@ -128,7 +126,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     dm.add_argument(
         "--qemu",
         action="store_true",
-        help="depth, real flights: train the firmware in QEMU instead (shuffled, no reservoir, no baselines)",
+        help="depth, real flights: also train the plan's link firmware in QEMU on the time-ordered stream, "
+        "through its replay reservoir, and compare it with the simulator",
     )
     dm.add_argument(
         "--no-blanked", action="store_true", help="depth, real flights: skip the blanked-image control"

@@ -39,6 +39,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from mcutrain.cli import tables
     from mcutrain.train.plan_file import write_plan
     from mcutrain.train.update_plan import (
+        REPLAY_SEED,
         LinkApp,
         LossConfig,
         LossKind,
@@ -52,8 +53,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "--val-slots, --snapshot, --storage and --replay-slots size the serial-link firmware: "
             "add --app link"
         )
+    if not args.replay_slots and (args.replay_steps is not None or args.replay_seed is not None):
+        raise PlanError("--replay-steps and --replay-seed configure the reservoir: add --replay-slots K")
+    replay = {
+        "replay_steps": 1 if args.replay_steps is None else args.replay_steps,
+        "replay_seed": REPLAY_SEED if args.replay_seed is None else args.replay_seed,
+    }
     app = (
-        LinkApp.make(args.val_slots or 0, args.snapshot, args.storage, args.replay_slots or 0)
+        LinkApp.make(args.val_slots or 0, args.snapshot, args.storage, args.replay_slots or 0, **replay)
         if args.app == "link"
         else None
     )
@@ -216,6 +223,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="K",
         help="--app link: a replay reservoir of K streamed samples (docs/depth.md, 'Time order')",
+    )
+    ap.add_argument(
+        "--replay-steps",
+        type=int,
+        metavar="N",
+        help="--replay-slots: replayed training steps per streamed sample, after one on it (default 1)",
+    )
+    ap.add_argument(
+        "--replay-seed",
+        type=lambda v: int(v, 0),
+        metavar="S",
+        help="--replay-slots: the reservoir's xorshift32 seed, a non-zero uint32 (default 0x2545F491)",
     )
     pl.add_argument("--out", default="plan.json")
     pl.add_argument("--plot", help="write a PNG of memory by category and by layer")

@@ -149,15 +149,16 @@ def device_link(fb: FirmwareBuild, graph: ir.Graph, timeout: float = 30.0) -> It
 
 
 def stream_samples(
-    link: Link, samples: Sequence[Sample], desc: str = "training", progress: bool = True
+    link: Link, samples: Sequence[Sample], desc: str = "training", progress: bool = True, replay: bool = False
 ) -> list[float]:
-    """Send every sample as SAMPLE+TRAIN in order; returns the device's loss of each step. ``progress``
-    shows a bar with the running loss when stderr is a terminal."""
+    """Send every sample as SAMPLE+TRAIN in order (``replay``: SAMPLE+REPLAY, the firmware's reservoir
+    steps); returns the device's loss of each sample's first step. ``progress`` shows a bar with the
+    running loss when stderr is a terminal."""
     losses: list[float] = []
     bar = tqdm(samples, desc=desc, unit="sample", disable=None if progress else True, leave=False)
     avg = None
     for s in bar:
-        ack = link.sample(s)
+        ack = link.sample(s, replay=replay)
         losses.append(float(ack.loss))
         avg = ack.loss if avg is None else 0.9 * avg + 0.1 * ack.loss
         bar.set_postfix(step=ack.step, loss=f"{ack.loss:.4f}", avg=f"{avg:.4f}")

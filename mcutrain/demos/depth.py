@@ -46,11 +46,6 @@ class DepthDemoConfig:
     seed: int = 101
     out: Path = Path("out/demo-depth")
     quick: bool = False
-    # real flights (tof_drone_flights): training flights stream instead of domain B, test flights are held out
-    data: Path | None = None  # folder of the flights; None: the shared data folder's
-    train_flights: str | None = None  # e.g. "O0,O2,A0"; set to run on the real flights
-    test_flights: str | None = None
-    order: str = "shuffle"  # order of the labelled training frames (see mcutrain.data.drone.stream_order)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,22 +84,8 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     say = print
     g = api.load("depth")
-    real = cfg.train_flights is not None
-    if real:
-        from mcutrain.data.drone import load_flights, stream_order
-
-        if not cfg.test_flights:
-            raise ValueError("--train-flights needs --test-flights (held-out flights to measure on)")
-        stream = stream_order(load_flights(cfg.train_flights, cfg.data).labelled(), cfg.order, cfg.seed)
-        stream = stream.select(slice(0, cfg.stream))
-        test = load_flights(cfg.test_flights, cfg.data)
-        if cfg.quick:
-            test = test.select(slice(0, cfg.test))
-        where = f"real flights {cfg.train_flights} (test {cfg.test_flights})"
-    else:
-        stream = generate("B", cfg.stream, seed=cfg.seed)
-        test = generate("B", cfg.test, seed=cfg.seed + 1000)
-        where = "domain-B"
+    stream = generate("B", cfg.stream, seed=cfg.seed)
+    test = generate("B", cfg.test, seed=cfg.seed + 1000)
     f = stream.footprint
     loss = LossConfig(LossKind.BERHU, masked=True, zone=ZoneSpec(f.top, f.left, f.zone_h, f.zone_w))
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=cfg.lr)
@@ -144,7 +125,7 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
     exact = np.concatenate([v for _, v in trainable_vectors(g, plan, sim64.numpy_params())])
     floor = float(np.max(np.abs(want - exact)) / (np.max(np.abs(exact)) + 1e-12))
 
-    say(f"[4/6] QEMU: stream {len(samples)} {where} frames + ToF zones over the serial link")
+    say(f"[4/6] QEMU: stream {len(samples)} domain-B frames + ToF zones over the serial link")
     t0 = time.perf_counter()
     with device_link(fb, g) as link:
         dev_losses = stream_samples(link, samples, desc="      training")
@@ -152,7 +133,7 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
         got = link.get_params()
     wall = time.perf_counter() - t0
 
-    say(f"[5/6] evaluate on {len(test)} held-out {'test-flight' if real else 'domain-B'} frames")
+    say(f"[5/6] evaluate on {len(test)} held-out domain-B frames")
     trained = g.replace(params=unflatten_params(g, plan, got))
     before, after = rmse(g, test), rmse(trained, test)
     sim_after = rmse(sim.trained_graph(), test)
@@ -174,20 +155,7 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
         "demo": "depth",
         "board": BOARD,
         "samples": len(samples),
-        "data": (
-            {
-                "dataset": "tof_drone_flights",
-                "train_flights": cfg.train_flights,
-                "test_flights": cfg.test_flights,
-                "test_frames": len(test),
-                "test_valid_zones": int(test.tof_valid.sum()),
-                "order": cfg.order,
-                "lr": cfg.lr,
-                "footprint": [f.top, f.left, f.zone_h, f.zone_w],
-            }
-            if real
-            else {"dataset": "synthetic domain B", "test_frames": len(test), "lr": cfg.lr}
-        ),
+        "data": {"dataset": "synthetic domain B", "test_frames": len(test), "lr": cfg.lr},
         "metrics_before": {"dense_rmse_m": before[0], "zone_rmse_m": before[1]},
         "metrics_after": {"dense_rmse_m": after[0], "zone_rmse_m": after[1]},
         "simulator_after": {"dense_rmse_m": sim_after[0], "zone_rmse_m": sim_after[1]},
@@ -241,15 +209,7 @@ def _plots(
     x = torch.from_numpy((test.image[:n, None] / 255.0).astype(np.float32))
     p0 = semantics.forward(g0, x)[:, 0].numpy() * MAX_DEPTH_M
     p1 = semantics.forward(g1, x)[:, 0].numpy() * MAX_DEPTH_M
-    if test.depth is None:  # real frames: the valid ToF zones painted over their footprint
-        fp = test.footprint
-        truth = np.full((n, *test.image.shape[1:]), np.nan, np.float32)
-        zones = np.where(test.tof_valid[:n], test.tof_mm[:n] / 1000.0, np.nan)
-        up = np.repeat(np.repeat(zones, fp.zone_h, axis=1), fp.zone_w, axis=2)
-        truth[:, fp.top : fp.top + fp.height, fp.left : fp.left + fp.width] = up
-        truth_title = "ToF zones"
-    else:
-        truth, truth_title = test.depth, "true depth"
+    truth, truth_title = test.depth, "true depth"
     fig, axes = plt.subplots(n, 4, figsize=(10, 2.1 * n), squeeze=False)
     for i in range(n):
         for j, (img, title) in enumerate(

@@ -8,9 +8,10 @@ category ``serial_link``, part ``replay``). The ToF footprint is fitted on the t
 (:mod:`mcutrain.data.footprint_fit`). On the held-out flights it prints zone RMSE per flight type of the
 pre-trained network, the per-zone mean, the scale+shift calibrated network, the network adapted on
 blanked frames and the adapted network (:mod:`mcutrain.demos.depth_baselines`), and the GAP9 memory of
-the plan beside the full update's. The training runs in the simulator, the same step the firmware runs
-(the reservoir's C loop is not in the link firmware yet: its RAM is reserved, the schedule is the one the
-C would draw).
+the plan beside the full update's. The training runs in the simulator, the same step the firmware runs,
+on the schedule the firmware's reservoir draws (firmware/link/mt_link_replay.c); with ``qemu`` the link
+firmware of the plan also trains on the time-ordered stream in QEMU (mps2-an386), through its reservoir,
+and its pulled parameters are compared with the simulator's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mcutrain.data.drone import DroneBatch, load_flights
 from mcutrain.data.flight_split import FlightSplit
 from mcutrain.data.footprint_fit import edge_score, fit_footprint, with_footprint
 from mcutrain.demos import depth_stream as ds
+from mcutrain.demos.adaptation import BOARD, device_link, stream_samples
 from mcutrain.demos.depth_baselines import (
     baselines,
     blank_level,
@@ -41,10 +43,13 @@ from mcutrain.demos.depth_baselines import (
     zone_predictions,
     zone_rmse,
 )
-from mcutrain.demos.replay import ReplayConfig, schedule
+from mcutrain.demos.replay import ReplayConfig, config_of, schedule
+from mcutrain.emit.firmware_build import build_firmware
+from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.train.app_memory import link_memory
 from mcutrain.train.planner import PlanResult
 from mcutrain.train.simulator import Simulator
+from mcutrain.train.trainable import trainable_vectors, unflatten_params
 from mcutrain.train.update_plan import LinkApp, LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
 
 DECODER_LAYERS = 8  # dec_conv.3, dec_up.2, dec_conv.2, dec_up.1, dec_conv.1, dec_up.0, dec_conv.0, head
@@ -78,6 +83,7 @@ class FlightsConfig:
     blanked: bool = True  # the blanked-image control (one more adaptation)
     blend: float | None = None  # weight of the network when shrunk toward the per-zone mean (None: not)
     gap9: bool = True  # the plan's and the full update's memory on the gap9 target
+    qemu: bool = False  # also train the plan's link firmware in QEMU on the time-ordered stream
     out: Path = Path("out/demo-depth-flights")
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -92,12 +98,14 @@ def flight_names(spec: str, held_out: bool) -> list[str]:
     return [n.strip() for n in spec.split(",") if n.strip()]
 
 
-def make_plans(g: ir.Graph, cfg: FlightsConfig, fp: Any, updates: int) -> tuple[PlanResult, PlanResult]:
+def make_plans(
+    g: ir.Graph, cfg: FlightsConfig, fp: Any, updates: int, replay: ReplayConfig | None
+) -> tuple[PlanResult, PlanResult]:
     """(the plan that adapts, the full update's plan), both counting the link firmware with the
-    reservoir (``LinkApp.replay_slots``) in their peak RAM."""
+    reservoir (``LinkApp.replay_slots``, the firmware's schedule too) in their peak RAM."""
     loss = LossConfig(LossKind(cfg.loss), masked=True, zone=ZoneSpec(fp.top, fp.left, fp.zone_h, fp.zone_w))
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=cfg.lr, schedule="cosine", total_steps=max(1, updates))
-    app = LinkApp.make(replay_slots=cfg.slots)
+    app = replay.app() if replay is not None else LinkApp.make()
     full = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=cfg.batch, app=app)
     if cfg.plan == "full":
         return full, full
@@ -109,8 +117,42 @@ def adapt(g: ir.Graph, res: PlanResult, train: DroneBatch, recipe: ds.StreamReci
     frames = ds.stream_frames(train, recipe)
     x, t, m = ds.decode(ds.encode(frames, recipe), g.inputs[0][1])
     sim = Simulator(g, res.plan)
-    ds.adapt(sim, x, t, m, recipe.replay)
+    ds.adapt(sim, x, t, m, config_of(res.plan.app))  # the plan's reservoir: the firmware's schedule
     return sim
+
+
+def on_device(
+    g: ir.Graph,
+    res: PlanResult,
+    train: DroneBatch,
+    recipe: ds.StreamRecipe,
+    sim: Simulator,
+    cfg: FlightsConfig,
+) -> tuple[ir.Graph, dict[str, Any]]:
+    """Build the plan's link firmware, train it in QEMU on the stream of ``recipe`` (SAMPLE+REPLAY: its
+    reservoir draws the schedule), pull its parameters; (the device-trained graph, how it agrees with
+    ``sim``: the simulator trained on the same schedule)."""
+    samples = ds.encode(ds.stream_frames(train, recipe), recipe)
+    fb = build_firmware(emit_firmware(g, res.plan, cfg.out / "device", BOARD, app="link").out_dir)
+    print(f"      {fb.summary().splitlines()[0].strip()}")
+    t0 = time.perf_counter()
+    with device_link(fb, g) as link:
+        stream_samples(link, samples, desc="      device", replay=config_of(res.plan.app) is not None)
+        stats, info = link.device_stats(), link.hello()
+        got = link.get_params()
+    want = np.concatenate([v for _, v in trainable_vectors(g, res.plan, sim.numpy_params())])
+    agree = {
+        "board": BOARD,
+        "samples": len(samples),
+        "training_steps": stats.samples_trained,
+        "simulator_training_steps": len(schedule(len(samples), config_of(res.plan.app))),
+        "updates": stats.step,
+        "reservoir": asdict(info.replay) if info.replay else None,
+        "param_rel_err_vs_simulator": float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-12)),
+        "instructions_last_step": int(stats.last_step_instr),
+        "seconds": time.perf_counter() - t0,
+    }
+    return g.replace(params=unflatten_params(g, res.plan, got)), agree
 
 
 def gap9_memory(g: ir.Graph, res: PlanResult, out: Path) -> dict[str, Any]:
@@ -118,8 +160,6 @@ def gap9_memory(g: ir.Graph, res: PlanResult, out: Path) -> dict[str, Any]:
     of the plan without the link firmware, emitted, not built) and its L2 need, the plan's peak RAM (the
     link firmware and the reservoir included) plus the parameter tables."""
     from dataclasses import replace
-
-    from mcutrain.emit.firmware_project import emit_firmware
 
     cm = emit_firmware(g, replace(res.plan, app=None), out, "gap9").emitted.cluster
     cm = replace(cm, l2_plan=res.memory.peak_ram_bytes)
@@ -157,7 +197,8 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
     }
     n_stream = len(ds.stream_frames(train, recipes["time"]))
     updates = len(schedule(n_stream, replay)) // cfg.batch
-    res, full = make_plans(g, cfg, fp, updates)
+    res, full = make_plans(g, cfg, fp, updates, replay)
+    assert config_of(res.plan.app) == replay  # the firmware's reservoir is the one the recipe streams through
     link = link_memory(g, res.plan, res.plan.app) if res.plan.app else {}
     peak, full_peak = res.memory.peak_ram_bytes, full.memory.peak_ram_bytes
     say(
@@ -179,7 +220,8 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
     rows = baselines(graph_depth(g, cfg.standardize), train, test)
     level = blank_level(train)
     zm = np.broadcast_to(zone_mean(train), test.tof_mm.shape)
-    preds = {}
+    preds: dict[str, np.ndarray] = {}
+    device: dict[str, Any] | None = None
     if cfg.blanked:
         sim_b = adapt(g, res, blanked(train, level), recipes["shuffle"])
         preds["blanked"] = zone_predictions(ds.sim_depth(sim_b, cfg.standardize), blanked(test, level))
@@ -192,6 +234,17 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
         preds[name] = zone_predictions(ds.sim_depth(sim, cfg.standardize), test)
         rows[name] = zone_rmse(preds[name], test)
         say(f"      {time.perf_counter() - t1:.0f} s")
+        if cfg.qemu and o == "time":
+            say(f"      the same on the emulated device ({BOARD}, QEMU): its reservoir draws the schedule")
+            trained, device = on_device(g, res, train, recipes[o], sim, cfg)
+            preds[f"{name} (device)"] = zone_predictions(graph_depth(trained, cfg.standardize), test)
+            device["zone_rmse_m"] = rows[f"{name} (device)"] = zone_rmse(preds[f"{name} (device)"], test)
+            device["simulator_zone_rmse_m"] = rows[name]
+            say(
+                f"      device vs simulator: parameters differ by {device['param_rel_err_vs_simulator']:.1e} "
+                f"(relative); zone RMSE {device['zone_rmse_m']['all']:.3f} m on the device, "
+                f"{rows[name]['all']:.3f} m in the simulator; {device['seconds']:.0f} s"
+            )
     # the network's zones shrunk toward the per-zone mean: a * net + (1 - a) * mean, for every a of a grid
     # (to choose a on the tuning split), and the rows of cfg.blend's a (the image-free control: blanked)
     curves = {
@@ -265,6 +318,7 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
         "blend_curves": curves,
         "ratio_to_best_baseline": ratio,
         "time_order_keeps": keep,
+        "device": device,
         "gap9": {k: {kk: vv for kk, vv in v.items() if kk != "table"} for k, v in gap9.items()},
     }
     cfg.out.mkdir(parents=True, exist_ok=True)

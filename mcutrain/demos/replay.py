@@ -5,8 +5,10 @@ A drone sees its frames in time order: a take-off (the floor a few centimetres a
 room, a landing, the next flight. Trained on in that order, one frame per update, the network follows
 whatever it saw last. The device therefore keeps a **reservoir** of ``slots`` past samples, a uniform
 random sample of everything streamed so far (Vitter's algorithm R), stored exactly as the samples
-arrive on the link (uint8 image, int16 zone distances, validity bits, the input's float32 scale and
-offset), and trains on a fixed mix of new and replayed samples.
+arrive on the link (uint8 image, int16 zone distances, validity bits, the float32 scale and offset of
+the image and of the distances), and trains on a fixed mix of new and replayed samples. The link
+firmware runs this loop in C (firmware/link/mt_link_replay.c) per SAMPLE with the REPLAY flag, with the
+configuration of the plan's :class:`~mcutrain.train.update_plan.LinkApp` (:func:`config_of`).
 
 Per incoming labelled sample, in this order:
 
@@ -26,8 +28,10 @@ a plan with ``LinkApp(replay_slots=slots)`` counts (:func:`mcutrain.train.app_me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mcutrain.train.app_memory import REPLAY_STATE_BYTES, replay_sample_bytes
+from mcutrain.train.update_plan import REPLAY_SEED, LinkApp
 
 MASK32 = 0xFFFFFFFF
 
@@ -45,24 +49,40 @@ class ReplayConfig:
     slots: int = 32  # samples kept on the device
     replay: int = 1  # replayed training steps per incoming sample
     train_new: bool = True  # also one step on the incoming sample
-    seed: int = 0x2545F491  # xorshift32 state, non-zero
+    seed: int = REPLAY_SEED  # xorshift32 state, non-zero
 
     def __post_init__(self) -> None:
-        if self.slots < 1 or self.replay < 0 or not 0 < self.seed <= MASK32:
-            raise ValueError(f"replay: need slots >= 1, replay >= 0 and a non-zero uint32 seed, got {self}")
-        if not self.train_new and self.replay == 0:
-            raise ValueError("replay: with train_new=False at least one replayed step per sample is needed")
+        if self.slots < 1:
+            raise ValueError(f"replay: need slots >= 1, got {self}")
+        self.app()  # the plan's checks of the rest (PlanError, a ValueError)
 
     def bytes_for(self, sample_bytes: int) -> int:
         """RAM of the reservoir: ``slots`` stored samples plus the rng state, the count of samples seen
         and the count of filled slots (uint32 each)."""
         return self.slots * sample_bytes + REPLAY_STATE_BYTES
 
+    def app(self, **link: Any) -> LinkApp:
+        """The plan's link firmware with this reservoir (``link``: its other LinkApp.make options)."""
+        return LinkApp.make(
+            **link,
+            replay_slots=self.slots,
+            replay_steps=self.replay,
+            replay_new=self.train_new,
+            replay_seed=self.seed,
+        )
+
+
+def config_of(app: LinkApp | None) -> ReplayConfig | None:
+    """The reservoir of a plan's link firmware, or None when it has none."""
+    if app is None or not app.replay_slots:
+        return None
+    return ReplayConfig(app.replay_slots, app.replay_steps, app.replay_new, app.replay_seed)
+
 
 def sample_bytes(pixels: int, zones: int, per_sample_scale: bool = True) -> int:
     """Bytes of one stored sample: uint8 pixels, int16 zone distances, validity bits rounded up to
-    bytes, and (``per_sample_scale``) the input's float32 scale and offset."""
-    return replay_sample_bytes(pixels, zones) - (0 if per_sample_scale else 8)
+    bytes, and (``per_sample_scale``) the float32 scale and offset of the image and of the distances."""
+    return replay_sample_bytes(pixels, zones) - (0 if per_sample_scale else 16)
 
 
 class Reservoir:

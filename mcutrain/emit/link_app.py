@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 from mcutrain.boards.targets import Target
@@ -15,7 +16,7 @@ from mcutrain.train.trainable import checkpoint_state_names, trainable_names
 from mcutrain.train.update_plan import LinkApp, LossKind, PlanError, UpdatePlan
 
 #: Device side of the serial link (firmware/link/), compiled into the link firmware.
-LINK_SOURCES = ("mt_link.c", "mt_link_sample.c", "mt_link_service.c")
+LINK_SOURCES = ("mt_link.c", "mt_link_sample.c", "mt_link_service.c", "mt_link_replay.c")
 #: Storage backends of the link firmware's CHECKPOINT PERSIST: a semihosting file standing in for flash
 #: (Arm boards under QEMU). Its sources, besides LINK_SOURCES.
 STORAGE_SOURCES = {"semihost": ("bsp/link/mt_store.c", "bsp/boards/common/mt_semihost.c")}
@@ -39,11 +40,11 @@ def link_app(
     options that contradict the plan's are an error."""
     if plan.app is None:
         return LinkApp.make(val_slots, snapshot, storage)
-    asked = LinkApp.make(
-        val_slots or plan.app.val_slots,
-        plan.app.snapshot if snapshot is None else snapshot,
-        storage or plan.app.storage,
-        plan.app.replay_slots,  # the reservoir's bytes stay reserved (its C loop is not in the link yet)
+    asked = replace(  # the reservoir is the plan's (its slots and schedule are compiled in)
+        plan.app,
+        val_slots=val_slots or plan.app.val_slots,
+        snapshot=plan.app.snapshot if snapshot is None else snapshot,
+        storage=storage or plan.app.storage,
     )
     if asked != plan.app:
         raise PlanError(
@@ -90,8 +91,22 @@ def link_template_data(
         "storage": app.storage is not None,
         "storage_file": storage_file,
         "metric": eval_metric(graph, plan),
+        "replay": _replay_data(app, memory.get("replay", 0)),
     }
     return data, memory, extra, list(STORAGE_SOURCES.get(app.storage or "", ()))
+
+
+def _replay_data(app: LinkApp, nbytes: int) -> dict[str, int] | None:
+    """The reservoir's compile-time configuration (None: none) and its RAM as the plan counts it."""
+    if not app.replay_slots:
+        return None
+    return {
+        "slots": app.replay_slots,
+        "steps": app.replay_steps,
+        "new": int(app.replay_new),
+        "seed": app.replay_seed,
+        "bytes": nbytes,
+    }
 
 
 def plan_summary(plan: UpdatePlan) -> str:

@@ -15,7 +15,7 @@ from mcutrain.host.link_transport import (
     SequenceError,
     VersionMismatch,
 )
-from mcutrain.host.messages import Ack, CheckpointMode, EvalResult, Info, Result, Stats
+from mcutrain.host.messages import Ack, CheckpointMode, EvalResult, Info, ReplayInfo, Result, Stats
 from mcutrain.host.sample_encoding import Block, Enc, Sample
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "LinkStats",
     "LinkTimeout",
     "MsgType",
+    "ReplayInfo",
     "Result",
     "Sample",
     "SequenceError",

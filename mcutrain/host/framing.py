@@ -66,6 +66,7 @@ _SEQUENCED = frozenset(
 
 #: Header flags (their meaning depends on the message type).
 FLAG_TRAIN = 0x01  # SAMPLE: train on it once stored
+FLAG_REPLAY = 0x02  # SAMPLE: offer it to the replay reservoir and run the reservoir's steps
 FLAG_RUN = 0x01  # INFER: run the model first
 FLAG_VALSET = 0x01  # EVAL: mean over the validation slots
 FLAG_LAST = 0x01  # PUT_PARAMS: final chunk, commit

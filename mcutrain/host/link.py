@@ -23,7 +23,15 @@ from types import TracebackType
 
 import numpy as np
 
-from mcutrain.host.framing import FLAG_LAST, FLAG_PERSIST, FLAG_RUN, FLAG_TRAIN, FLAG_VALSET, MsgType
+from mcutrain.host.framing import (
+    FLAG_LAST,
+    FLAG_PERSIST,
+    FLAG_REPLAY,
+    FLAG_RUN,
+    FLAG_TRAIN,
+    FLAG_VALSET,
+    MsgType,
+)
 from mcutrain.host.link_transport import LinkClosed, LinkError, LinkTimeout, LinkTransport
 from mcutrain.host.messages import (
     Ack,
@@ -113,10 +121,13 @@ class Link(LinkTransport):
 
     # ---- the protocol's verbs ------------------------------------------------------------------
 
-    def sample(self, sample: Sample, train: bool = True) -> Ack:
-        """Store a sample on the device and (``train``) run one training step on it. Returns the ACK:
-        ``ack.loss``, ``ack.step``, ``ack.skipped`` (NaN/Inf guard)."""
-        return self._ack(MsgType.SAMPLE, sample.pack(), FLAG_TRAIN if train else 0)
+    def sample(self, sample: Sample, train: bool = True, replay: bool = False) -> Ack:
+        """Store a sample on the device and (``train``) run one training step on it; with ``replay``
+        (a firmware with a reservoir, ``info.replay``) offer it to the reservoir and run the reservoir's
+        steps instead (docs/protocol.md). Returns the ACK: ``ack.loss`` (of the first step),
+        ``ack.step``, ``ack.skipped`` (NaN/Inf guard, on any step)."""
+        flags = FLAG_REPLAY if replay else FLAG_TRAIN if train else 0
+        return self._ack(MsgType.SAMPLE, sample.pack(), flags)
 
     def train(self) -> Ack:
         """One training step on the stored sample."""

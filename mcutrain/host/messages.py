@@ -21,6 +21,9 @@ ACK = struct.Struct("<BBxxIfI")  # cmd, result, step, loss, sample_id
 ERROR = struct.Struct("<HBxII")  # code, request type, last_seq, detail
 CHUNK = struct.Struct("<II")  # first/offset, total (PARAMS, OUTPUT) or offset, count (requests)
 INFO_FIXED = struct.Struct("<BBHIIII IHHHxx III IIII I HHHBB")
+INFO_REPLAY = struct.Struct(
+    "<IIHBxII"
+)  # slots, seed, replayed steps, train_new, seen, filled (after the strings)
 STATS = struct.Struct("<IIIfffQQIIIIIIII")
 EVAL_RESULT = struct.Struct("<ffI")
 NO_SAMPLE_ID = 0xFFFFFFFF
@@ -107,6 +110,19 @@ def _str_at(payload: bytes, pos: int) -> tuple[str, int]:
 
 
 @dataclass(frozen=True)
+class ReplayInfo:
+    """The device's replay reservoir (INFO, flag 32): its configuration, compiled in from the plan, and
+    how many samples it has seen and holds."""
+
+    slots: int
+    seed: int
+    replay: int  # replayed training steps per incoming sample
+    train_new: bool  # one step on the incoming sample too
+    seen: int
+    filled: int
+
+
+@dataclass(frozen=True)
 class Info:
     version: int
     val_slots: int
@@ -133,12 +149,14 @@ class Info:
     board: str
     restored_from: int = 0  # 0: compiled-in parameters at boot; 1 + k: loaded from storage slot k
     bad_slots: int = 0  # bit k: storage slot k held a damaged or foreign record at boot
+    replay: ReplayInfo | None = None  # the replay reservoir (None: the firmware has none)
 
     FLAG_MASK = 1
     FLAG_TRAIN = 2
     FLAG_CHECKPOINT = 4
     FLAG_PUT_PARAMS = 8
     FLAG_PERSIST = 16
+    FLAG_REPLAY = 32
 
     @property
     def uses_mask(self) -> bool:
@@ -181,6 +199,10 @@ class Info:
         model_hash, pos = _str_at(p, pos)
         plan, pos = _str_at(p, pos)
         board, pos = _str_at(p, pos)
+        replay = None
+        if v[2] & Info.FLAG_REPLAY and len(p) >= pos + INFO_REPLAY.size:
+            r = INFO_REPLAY.unpack_from(p, pos)
+            replay = ReplayInfo(r[0], r[1], r[2], bool(r[3]), r[4], r[5])
         return Info(
             version=v[0],
             val_slots=v[1],
@@ -207,6 +229,7 @@ class Info:
             board=board,
             restored_from=v[22],
             bad_slots=v[23],
+            replay=replay,
         )
 
 

@@ -107,8 +107,9 @@ def stream(
     monitor: Monitor | None = None,
     checkpoints: CheckpointSchedule | None = None,
 ) -> int:
-    """Send the source's samples from the device's next one (SAMPLE + TRAIN each) at most ``rate`` per
-    second, each ACK to ``monitor``, with the ``checkpoints`` schedule; returns how many were sent."""
+    """Send the source's samples from the device's next one (SAMPLE + TRAIN each; SAMPLE + REPLAY when the
+    firmware has a replay reservoir, ``info.replay``) at most ``rate`` per second, each ACK to ``monitor``,
+    with the ``checkpoints`` schedule; returns how many were sent."""
     from tqdm import tqdm
 
     assert link.info is not None
@@ -130,7 +131,7 @@ def stream(
                 if delay > 0:
                     time.sleep(delay)
                 next_t = max(next_t + period, time.monotonic())
-            ack = link.sample(s)
+            ack = link.sample(s, replay=link.info.replay is not None)
             sent += 1
             if monitor is not None:
                 monitor.on_ack(link, ack)

@@ -36,8 +36,9 @@ REPLAY_STATE_BYTES = 12
 
 def replay_sample_bytes(numel_in: int, numel_t: int, masked: bool = True) -> int:
     """One sample as the reservoir stores it, as it arrived on the link: uint8 input, int16 targets,
-    validity bits rounded up to bytes, the input's float32 scale and offset (mcutrain.demos.replay)."""
-    return numel_in + 2 * numel_t + ((numel_t + 7) // 8 if masked else 0) + 2 * F32
+    validity bits rounded up to bytes, the input's and the target's float32 scale and offset
+    (MT_REPLAY_SLOT_BYTES of firmware/link/mt_link.h; mcutrain.demos.replay)."""
+    return numel_in + 2 * numel_t + ((numel_t + 7) // 8 if masked else 0) + 4 * F32
 
 
 def link_memory(graph: ir.Graph, plan: UpdatePlan, app: LinkApp) -> dict[str, int]:

@@ -164,6 +164,12 @@ class LossConfig:
         return math.prod(out_shape)
 
 
+#: The replay reservoir's default xorshift32 seed (mcutrain.demos.replay.ReplayConfig's too).
+REPLAY_SEED = 0x2545F491
+#: LinkApp's fields of the reservoir, absent from plan files without one.
+REPLAY_FIELDS = ("replay_slots", "replay_steps", "replay_new", "replay_seed")
+
+
 @dataclass(frozen=True)
 class LinkApp:
     """The serial-link firmware the plan is for (``mcutrain plan --app link``): its RAM (frame buffer,
@@ -173,14 +179,22 @@ class LinkApp:
     val_slots: int = 0  # validation samples kept on the device (EVAL, CHECKPOINT accept-if-better)
     snapshot: bool = False  # a copy of the training state for CHECKPOINT / ROLLBACK
     storage: str | None = None  # persistence of checkpoints (STORAGES)
-    # a replay reservoir of streamed samples, stored as they arrive (mcutrain.demos.replay; docs/depth.md)
+    # a replay reservoir of streamed samples, stored as they arrive (mcutrain.demos.replay; docs/depth.md):
+    # its slots, and the schedule the firmware runs per SAMPLE with REPLAY (compiled in, reported in INFO)
     replay_slots: int = 0
+    replay_steps: int = 1  # replayed training steps per incoming sample
+    replay_new: bool = True  # also one step on the incoming sample, before the replayed ones
+    replay_seed: int = REPLAY_SEED  # xorshift32 state at boot and after RESET, non-zero uint32
 
     def __post_init__(self) -> None:
         if not 0 <= self.val_slots <= MAX_VAL_SLOTS:
             raise PlanError(f"val_slots must be 0..{MAX_VAL_SLOTS}, got {self.val_slots}")
         if self.replay_slots < 0:
             raise PlanError(f"replay_slots must be >= 0, got {self.replay_slots}")
+        if self.replay_steps < 0 or not 0 < self.replay_seed <= 0xFFFFFFFF:
+            raise PlanError(f"replay: need replay_steps >= 0 and a non-zero uint32 seed, got {self}")
+        if not self.replay_new and self.replay_steps == 0:
+            raise PlanError("replay: with replay_new=False at least one replayed step per sample is needed")
         if self.storage is not None and self.storage not in STORAGES:
             raise PlanError(f"unknown storage {self.storage!r}: one of {', '.join(STORAGES)} (or None)")
         if self.storage is not None and not self.snapshot:
@@ -188,11 +202,17 @@ class LinkApp:
 
     @staticmethod
     def make(
-        val_slots: int = 0, snapshot: bool | None = None, storage: str | None = None, replay_slots: int = 0
+        val_slots: int = 0,
+        snapshot: bool | None = None,
+        storage: str | None = None,
+        replay_slots: int = 0,
+        replay_steps: int = 1,
+        replay_new: bool = True,
+        replay_seed: int = REPLAY_SEED,
     ) -> LinkApp:
         """With ``snapshot=None``: a snapshot when there are validation slots or storage."""
         snap = bool(val_slots or storage) if snapshot is None else snapshot
-        return LinkApp(val_slots, snap, storage, replay_slots)
+        return LinkApp(val_slots, snap, storage, replay_slots, replay_steps, replay_new, replay_seed)
 
 
 @dataclass(frozen=True)
@@ -283,7 +303,8 @@ class UpdatePlan:
         if self.app is None:
             d.pop("app")
         elif not self.app.replay_slots:  # absent without a reservoir (plan files stay as they were)
-            d["app"].pop("replay_slots")
+            for k in REPLAY_FIELDS:
+                d["app"].pop(k)
         if self.int8_scratch:  # absent when the default
             d.pop("int8_scratch")
         return json.loads(json.dumps(d, default=lambda o: o.value if isinstance(o, enum.Enum) else o))
@@ -319,6 +340,9 @@ class UpdatePlan:
                     bool(app["snapshot"]),
                     app.get("storage"),
                     int(app.get("replay_slots", 0)),
+                    int(app.get("replay_steps", 1)),
+                    bool(app.get("replay_new", True)),
+                    int(app.get("replay_seed", REPLAY_SEED)),
                 )
                 if app
                 else None,

@@ -72,9 +72,35 @@ FLIGHTS = DATASETS / "tof_drone_flights"
 @pytest.mark.skipif(not FLIGHTS.is_dir(), reason=f"{FLIGHTS} is absent")
 @NEEDS_QEMU
 def test_depth_demo_quick_on_real_flights(tmp_path: Path) -> None:
+    """--qemu on the real flights: the plan's link firmware trains in time order through its replay
+    reservoir (8 slots, 3 replayed per frame under --quick) on exactly the simulator's schedule."""
     res = demo(
-        tmp_path, "--out", str(tmp_path / "d"), "--train-flights", "O0,A0", "--test-flights", "O1", "--qemu"
+        tmp_path,
+        "--out",
+        str(tmp_path / "d"),
+        "--train-flights",
+        "O0,A0",
+        "--test-flights",
+        "O1",
+        "--qemu",
+        "--every",
+        "32",
+        "--no-blanked",
     )
-    assert res["metrics_before"]["dense_rmse_m"] is None  # real flights have no dense ground truth
-    assert res["device_vs_simulator_param_rel_err"] < 1e-4
-    assert abs(res["metrics_after"]["zone_rmse_m"] - res["simulator_after"]["zone_rmse_m"]) < 1e-3
+    dev, n = res["device"], res["stream_frames"]
+    assert (
+        res["recipe"]["orders"] == ["time"] and res["recipe"]["slots"] == 8 and res["recipe"]["replay"] == 3
+    )
+    assert dev["samples"] == n and dev["training_steps"] == dev["simulator_training_steps"] == 4 * n
+    assert dev["updates"] == res["updates"] == 4 * n // 8
+    assert dev["reservoir"] == {
+        "slots": 8,
+        "seed": 0x2545F491,
+        "replay": 3,
+        "train_new": True,
+        "seen": n,
+        "filled": 8,
+    }
+    assert dev["param_rel_err_vs_simulator"] < 1e-4
+    assert abs(dev["zone_rmse_m"]["all"] - dev["simulator_zone_rmse_m"]["all"]) < 1e-3
+    assert res["zone_rmse_m"]["adapted, time order (device)"] == dev["zone_rmse_m"]

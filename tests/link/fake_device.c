@@ -3,9 +3,10 @@
  * @brief A host "device": the link service over stdin/stdout with the toy model behind it.
  *
  * Usage: fake_device [--shape C H W] [--target N] [--mask 0|1] [--params N] [--val K] [--frame BYTES]
- *                    [--log FILE] [--banner]
+ *                    [--log FILE] [--banner] [--replay SLOTS STEPS NEW SEED]
  * Ends at EOF on stdin or after RESET(EXIT) (status 0). --banner prints a line of text before the
- * first frame, like a firmware's boot message on the same UART.
+ * first frame, like a firmware's boot message on the same UART. --replay adds a replay reservoir of
+ * SLOTS (at most FAKE_REPLAY_MAX) samples, STEPS replayed steps per sample, NEW 0/1, SEED (SAMPLE REPLAY).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -18,6 +19,11 @@ static toy_t toy;
 static float frame_buf[MT_LINK_MAX_FRAME / 4];
 static uint8_t out[8192];
 static size_t out_n;
+
+#define FAKE_REPLAY_MAX 64u
+static uint8_t replay_bytes[FAKE_REPLAY_MAX * MT_REPLAY_SLOT_BYTES(TOY_MAX_X, TOY_MAX_T, 1u)];
+static mt_replay_state_t replay_state;
+static mt_replay_t replay = {replay_bytes, 0, 0, 1, 1, &replay_state};
 
 static void out_flush(void *ctx)
 {
@@ -63,6 +69,13 @@ int main(int argc, char **argv)
             frame = (unsigned)atoi(argv[++i]);
         } else if (!strcmp(a, "--log") && i + 1 < argc) {
             toy.log = fopen(argv[++i], "w");
+        } else if (!strcmp(a, "--replay") && i + 4 < argc) {
+            replay.slots = (uint32_t)strtoul(argv[++i], NULL, 0);
+            replay.replay = (uint32_t)strtoul(argv[++i], NULL, 0);
+            replay.train_new = (uint8_t)atoi(argv[++i]);
+            replay.seed = (uint32_t)strtoul(argv[++i], NULL, 0);
+            if (replay.slots == 0 || replay.slots > FAKE_REPLAY_MAX || replay.seed == 0)
+                return 2;
         } else if (!strcmp(a, "--banner")) {
             banner = 1;
         } else {
@@ -73,6 +86,10 @@ int main(int argc, char **argv)
         FILE *log = toy.log;
         toy_init(&toy, (uint16_t)c, (uint16_t)h, (uint16_t)w, target, (int)masked, params, val);
         toy.log = log;
+    }
+    if (replay.slots) {
+        mt_replay_reset(&replay);
+        toy.app.replay = &replay;
     }
     if (mt_link_init(&link, (uint8_t *)frame_buf, frame, out_putc, out_flush, NULL) != 0)
         return 2;

@@ -12,6 +12,9 @@ mt_link_t fuzz_dev;
 uint64_t fuzz_restarts;
 
 static float dev_buf[MT_LINK_MAX_FRAME / 4];
+static uint8_t replay_bytes[FUZZ_REPLAY_SLOTS * MT_REPLAY_SLOT_BYTES(FUZZ_X, FUZZ_T, 1u)];
+static mt_replay_state_t replay_state;
+static const mt_replay_t replay = {replay_bytes, FUZZ_REPLAY_SLOTS, 2u, 0x2545F491u, 1u, &replay_state};
 static float chk_buf[MT_LINK_MAX_FRAME / 4];
 static mt_link_t chk;
 static uint64_t replies;
@@ -61,7 +64,7 @@ static void dev_putc(void *ctx, uint8_t b)
             fail("bad chunk length", f->type, f->len);
         return;
     case MT_MSG_INFO:
-        if (f->len < 75 || f->len > 72u + 3u + 64u + 96u + 32u)
+        if (f->len < 75 || f->len > 72u + 3u + 64u + 96u + 32u + 20u) /* + the reservoir's record */
             fail("bad INFO length", f->type, f->len);
         return;
     case MT_MSG_LOG:
@@ -89,6 +92,9 @@ void fuzz_device_init(size_t cap, int sparse)
         fuzz_toy.app.reset = NULL;
         fuzz_toy.app.stats = NULL;
         fuzz_toy.app.train = NULL;
+    } else {
+        mt_replay_reset(&replay);
+        fuzz_toy.app.replay = &replay;
     }
     if (mt_link_init(&fuzz_dev, (uint8_t *)dev_buf, cap, dev_putc, NULL, NULL) != 0 ||
         mt_link_init(&chk, (uint8_t *)chk_buf, sizeof chk_buf, chk_putc, NULL, NULL) != 0) {

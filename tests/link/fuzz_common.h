@@ -10,14 +10,16 @@
 
 #include "toy_app.h"
 
-/** Toy model sizes of the fuzzed device: input 3x4x4, 8 targets, masked, 700 parameters, 2 slots. */
-#define FUZZ_C      3u
-#define FUZZ_H      4u
-#define FUZZ_W      4u
-#define FUZZ_X      (FUZZ_C * FUZZ_H * FUZZ_W)
-#define FUZZ_T      8u
-#define FUZZ_PARAMS 700u
-#define FUZZ_VAL    2u
+/** Toy model sizes of the fuzzed device: input 3x4x4, 8 targets, masked, 700 parameters, 2 slots,
+ *  a replay reservoir of 3 samples (2 replayed steps per SAMPLE with REPLAY). */
+#define FUZZ_C            3u
+#define FUZZ_H            4u
+#define FUZZ_W            4u
+#define FUZZ_X            (FUZZ_C * FUZZ_H * FUZZ_W)
+#define FUZZ_T            8u
+#define FUZZ_PARAMS       700u
+#define FUZZ_VAL          2u
+#define FUZZ_REPLAY_SLOTS 3u
 
 extern toy_t fuzz_toy;
 extern mt_link_t fuzz_dev;
@@ -35,8 +37,8 @@ void fuzz_feed(const uint8_t *p, size_t n);
 
 /**
  * One fuzz input, the format of libFuzzer and of the regression corpus: byte 0 picks the frame buffer
- * (bits 0-1: 320, 512, 1024 or 6144 bytes) and a sparse application (bit 2); the rest is fed to a
- * fresh device.
+ * (bits 0-1: 320, 512, 1024 or 6144 bytes) and a sparse application (bit 2, also without a reservoir); the
+ * rest is fed to a fresh device.
  */
 void fuzz_one_input(const uint8_t *data, size_t size);
 

@@ -130,7 +130,7 @@ static size_t gen_request(uint8_t *type, uint8_t *flags, uint32_t *seq)
     const uint32_t last = fuzz_dev.last_seq, pick = below(10);
     size_t n = 0, i;
     *type = types[below(sizeof types)];
-    *flags = (uint8_t)(below(2) ? 1u : below(4) == 0 ? rnd() : 0u);
+    *flags = (uint8_t)(below(2) ? 1u + below(2) : below(4) == 0 ? rnd() : 0u); /* SAMPLE: TRAIN or REPLAY */
     *seq = pick < 7 ? last + 1u : pick < 8 ? last : pick < 9 ? last - below(5) : rnd();
     switch (*type) {
     case MT_MSG_SAMPLE:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import struct
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mcutrain.host.framing import (
     FLAG_LAST,
+    FLAG_REPLAY,
     FLAG_RUN,
     FLAG_TRAIN,
     FLAG_VALSET,
@@ -121,6 +123,18 @@ def cases() -> dict[str, bytes]:
         "unknown_type": bytes([CAP_512]) + f(0x42, 1, b"xyz") + f(MsgType.INFER, 2, b"\x00"),
         "reply_echo": bytes([CAP_512]) + f(MsgType.ACK, 1, bytes(16)) + f(MsgType.ERROR, 1, bytes(12)),
         "banner_then_frame": bytes([CAP_512]) + b"[mt_board] boot\r\n" + hello[1:],
+        # the 3-slot reservoir: fill, replace, a duplicate, an f32 input and a validation slot (refused),
+        # NONE mask, RESET, INFO with the reservoir record; the sparse device has none (UNSUPPORTED)
+        "replay": bytes([CAP_512])
+        + b"".join(f(MsgType.SAMPLE, i + 1, sample(10 + i).pack(), FLAG_REPLAY) for i in range(6))
+        + f(MsgType.SAMPLE, 6, sample(15).pack(), FLAG_REPLAY)
+        + f(MsgType.SAMPLE, 7, sample(16, input=Block.f32(np.zeros(X))).pack(), FLAG_REPLAY)
+        + f(MsgType.SAMPLE, 7, replace(sample(17), slot=1).pack(), FLAG_REPLAY)
+        + f(MsgType.SAMPLE, 7, sample(18, mask=Block.none()).pack(), FLAG_REPLAY | FLAG_TRAIN)
+        + f(MsgType.RESET, 8, b"\x00")
+        + f(MsgType.SAMPLE, 9, sample(19).pack(), FLAG_REPLAY)
+        + hello,
+        "replay_to_sparse": bytes([CAP_1024 | SPARSE]) + f(MsgType.SAMPLE, 1, s1, FLAG_REPLAY),
     }
     return c
 
