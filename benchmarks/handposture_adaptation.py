@@ -6,7 +6,9 @@ per-user protocol (each user's calibration session = the first half of every rec
 on all of the user's). Baseline plans do not depend on the budget: each runs once and counts in every
 budget column it fits. ``--orders shuffled,recorded`` adds the recorded-order stream for comparison.
 ``--device`` then runs the auto plan at ``--device-budget`` for every user on a Cortex-M4F in QEMU
-through the serial link and compares it with the simulator.
+through the serial link and compares it with the simulator. ``--validation`` picks hyperparameters
+without the held-out frames: the calibration session is split again the same way (the first half of each
+of its recordings streams, the second half is tested), and the test frames are never read.
 
 Prints markdown tables, writes ``results.json`` and ``handposture-accuracy-vs-memory.png`` to ``--out``.
 
@@ -47,16 +49,20 @@ def _graph(model: str | None) -> Any:
     return demo.load_graph(Path(model) if model else None)
 
 
-def _split(cfg: demo.HandPostureDemoConfig) -> tuple[hp.HandPostureFrames, hp.HandPostureFrames]:
+def _split(
+    cfg: demo.HandPostureDemoConfig, validation: bool = False
+) -> tuple[hp.HandPostureFrames, hp.HandPostureFrames]:
     f = _frames(str(cfg.data) if cfg.data else None)
-    return f.cross_user_split(cfg.user) if cfg.cross_user else f.adaptation_split(cfg.user)
+    stream, test = f.cross_user_split(cfg.user) if cfg.cross_user else f.adaptation_split(cfg.user)
+    # validation: the session's recordings split again; the held-out frames stay unread
+    return stream.adaptation_split(cfg.user) if validation else (stream, test)
 
 
-def cell(cfg: demo.HandPostureDemoConfig) -> dict[str, Any]:
+def cell(cfg: demo.HandPostureDemoConfig, validation: bool = False) -> dict[str, Any]:
     """One (protocol, order, strategy, budget, user, seed) run; infeasible budgets are recorded."""
     torch.set_num_threads(1)
     g = _graph(str(cfg.model) if cfg.model else None)
-    stream, test = _split(cfg)
+    stream, test = _split(cfg, validation)
     key = {
         "protocol": "cross-user" if cfg.cross_user else "per-user",
         "order": cfg.order,
@@ -129,8 +135,9 @@ def print_tables(t: Table, args: argparse.Namespace, users: list[str], budgets: 
         print(
             f"\n### {protocol}, {args.orders[0]} stream, "
             f"{args.cross_epochs if protocol == 'cross-user' else args.epochs} epochs, "
-            f"Adam lr {args.lr:g} cosine ({args.lr_scale} per-tensor scales), "
-            f"weight decay {args.weight_decay:g}; "
+            f"{args.optimizer} lr {args.lr:g} cosine ({args.lr_scale} per-tensor scales), "
+            f"weight decay {args.weight_decay:g}, {args.frozen_precision} frozen layers; "
+            f"{'VALIDATION split of the sessions; ' if args.validation else ''}"
             f"mean over {', '.join(users)} (seeds {args.seeds})\n"
         )
         print(
@@ -234,7 +241,7 @@ def device_runs(args: argparse.Namespace, base: demo.HandPostureDemoConfig, user
             simulator_only=False,
             out=args.out / f"device-{u}",
         )
-        c = cell(cfg)
+        c = cell(cfg, args.validation)
         out.append(c)
         print(
             f"| {u} | {c['samples']:,} | {c['simulator_accuracy']:.2%} | {c['device_accuracy']:.2%} | "
@@ -256,9 +263,14 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="stream permutations, averaged, e.g. 0,1,2")
     ap.add_argument("--epochs", type=int, default=demo.HandPostureDemoConfig.epochs)
     ap.add_argument("--cross-epochs", type=int, default=1, help="epochs of the cross-user stream")
+    ap.add_argument("--optimizer", choices=["adam", "sgd", "momentum"], default="adam")
     ap.add_argument("--lr", type=float, default=demo.HandPostureDemoConfig.lr)
     ap.add_argument("--lr-scale", choices=["none", "relative"], default=demo.HandPostureDemoConfig.lr_scale)
     ap.add_argument("--weight-decay", type=float, default=demo.HandPostureDemoConfig.weight_decay)
+    ap.add_argument("--frozen-precision", choices=["fp32", "int8"], default="fp32")
+    ap.add_argument(
+        "--validation", action="store_true", help="split each session again; never read the test frames"
+    )
     ap.add_argument("--data", help="ST's zip or an unpacked folder (default: the shared data zip)")
     ap.add_argument("--model", help=".tflite or mcutrain IR .json (default: the shared ST model)")
     ap.add_argument("--jobs", type=int, default=1)
@@ -276,6 +288,8 @@ def main() -> None:
     base = demo.HandPostureDemoConfig(
         data=Path(args.data) if args.data else None,
         model=Path(args.model) if args.model else None,
+        optimizer=args.optimizer,
+        frozen_precision=args.frozen_precision,
         lr=args.lr,
         lr_scale=args.lr_scale,
         weight_decay=args.weight_decay,
@@ -300,10 +314,11 @@ def main() -> None:
     else:
         print(f"{len(cfgs)} simulator runs on {args.jobs} processes ...", flush=True)
         with Pool(args.jobs) as pool:
-            cells = pool.map(cell, cfgs, chunksize=1)
+            cells = pool.map(functools.partial(cell, validation=args.validation), cfgs, chunksize=1)
         print(f"done in {time.perf_counter() - t0:.0f} s")
     g = _graph(args.model)
-    full_peak = demo.make_plan(g, replace(base, strategy="full", budget=None), demo.optimizer(base, 1), None)
+    full = replace(base, strategy="full", budget=None, frozen_precision="fp32")  # nothing frozen
+    full_peak = demo.make_plan(g, full, demo.optimizer(base, 1), None)
     t = Table(cells, full_peak.memory.peak_ram_bytes)
     print_tables(t, args, args.users, budgets)
     if not args.no_plot:

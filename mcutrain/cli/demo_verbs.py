@@ -136,6 +136,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     dm.add_argument(
         "--replay-slots", type=int, help="depth, real flights: replay reservoir samples (16; 0: none)"
     )
+    hp.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd", "momentum"],
+        help="handposture: adam (default; two floats of state per trained parameter) or sgd (none)",
+    )
     hp.add_argument("--simulator-only", action="store_true", help="no firmware, no QEMU")
     cf = dm.add_argument_group("cifar-shift (docs/cifar.md; also --budget, --strategy, --epochs, --data)")
     cf.add_argument("--shift", choices=["grayscale", "noise"], default="grayscale")

@@ -203,6 +203,7 @@ def main(args: Any) -> dict[str, Any]:
         strategy=args.strategy,
         cross_user=args.cross_user,
         data=Path(args.data) if args.data else None,
+        optimizer=args.optimizer or HandPostureDemoConfig.optimizer,
         lr=args.lr if args.lr is not None else HandPostureDemoConfig.lr,
         lr_scale=args.lr_scale or HandPostureDemoConfig.lr_scale,
         epochs=args.epochs,

@@ -64,3 +64,20 @@ def test_infeasible_budget_names_the_smallest_one(tmp_path: Path, capsys: pytest
     assert "no frames of user 'User9'" in capsys.readouterr().err
     assert main([*args, "--budget", "lots"]) == 2
     assert "cannot read a memory size from 'lots'" in capsys.readouterr().err
+
+
+@NEEDS_DATA
+def test_sgd_at_8kb_affords_the_whole_last_layer(tmp_path: Path) -> None:
+    """``--optimizer sgd`` reaches the plan: without Adam's two state floats per parameter the 8 KB plan
+    trains all of dense_1_2 besides the first convolution (Adam's 8 KB plan: 1/8 of its weights), so the
+    int8 frozen layers stay unused (docs/handposture.md, "8 KB with int8 frozen layers")."""
+    from mcutrain.cli import main
+
+    out = tmp_path / "r.json"
+    args = ["demo", "handposture", "--out", str(tmp_path), "--simulator-only", "--samples", "128"]
+    args += ["--user", "User2", "--budget", "8KB", "--frozen-precision", "int8", "--epochs", "1"]
+    assert main([*args, "--optimizer", "sgd", "--lr", "2e-3", "--lr-scale", "none", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["optimizer"]["kind"] == "sgd" and res["frozen_precision"] == "int8"
+    assert res["peak_ram_bytes"] <= res["budget_bytes"] == 8192
+    assert "weight all + bias dense_1_2" in res["plan"] and "weight all + bias conv2d_1" in res["plan"]
