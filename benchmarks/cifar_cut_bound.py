@@ -13,6 +13,10 @@ the cut's resolution (C x H x W x 4 bytes each) are alive at once, whatever the 
 
     .venv/bin/python benchmarks/cifar_cut_bound.py            # 8 trainings, 15-30 min on 2 busy cores
     .venv/bin/python benchmarks/cifar_cut_bound.py --cuts conv2d_3 --json out/cut.json
+    .venv/bin/python benchmarks/cifar_cut_bound.py --rows out/cut.json --plot docs/img/cifar-cut-bound.png
+
+``--plot`` draws accuracy against the cut with the 128 KB budget's reach marked; ``--rows`` plots the rows
+a ``--json`` run wrote instead of training again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from mcutrain import api
 from mcutrain.core.units import format_bytes
@@ -35,12 +40,66 @@ from mcutrain.train.update_plan import LayerUpdate
 CUTS = {"conv2d": "stem", "conv2d_1": "block 1", "conv2d_3": "block 2", "conv2d_6": "block 3"}
 
 
+def plot(rows: list[dict[str, Any]], path: Path, budget_kb: int = 128) -> None:
+    """Accuracy of both plans per cut, the half-gap line, and the cuts whose two float32 gradient maps
+    alone fill ``budget_kb``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cuts = [c for c in CUTS if any(r["cut"] == c for r in rows)]
+    x = range(len(cuts))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for mark, (label, pick) in zip(
+        "os", (("every bias from the cut on", 0), ("+ the cut's and dense weights", 1)), strict=True
+    ):
+        ys = [100 * [r for r in rows if r["cut"] == c][pick]["accuracy_after"] for c in cuts]
+        ax.plot(x, ys, mark + "-", label=label, ms=7)
+    r0 = rows[0]
+    half = 50 * (r0["accuracy_before"] + r0["accuracy_clean"])
+    ax.axhline(100 * r0["accuracy_before"], color="gray", ls=":", label="before (noisy images)")
+    ax.axhline(half, color="C3", ls="--", lw=1, label="half the gap")
+    for i, c in enumerate(cuts):
+        maps = next(r["gradient_maps_bytes"] for r in rows if r["cut"] == c)
+        if maps >= budget_kb * 1024:
+            ax.axvspan(i - 0.4, i + 0.4, color="C3", alpha=0.08)
+        ax.annotate(f"{maps // 1024} KB", (i, 100 * r0["accuracy_before"] + 1), ha="center", fontsize=8)
+    ax.set_xticks(list(x), [f"{CUTS[c]}\n({c})" for c in cuts])
+    ax.set_xlabel(
+        f"first layer updated (float32 gradient maps at it; shaded: they alone fill {budget_kb} KB)"
+    )
+    ax.set_ylabel("test accuracy after adaptation (%)")
+    ax.set_title("ResNet-8, CIFAR noise: how deep the update must reach")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cuts", default=",".join(CUTS), help="first trainable layer per row, comma-separated")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--rows", help="plot the rows of an earlier --json run instead of training")
+    ap.add_argument("--plot", help="write the plot here (PNG)")
     args = ap.parse_args()
+    if args.rows:
+        rows = json.loads(Path(args.rows).read_text())
+        if args.plot:
+            plot(rows, Path(args.plot))
+        return
+    rows = train_rows(args.cuts)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.plot:
+        plot(rows, Path(args.plot))
 
+
+def train_rows(cut_list: str) -> list[dict[str, Any]]:
+    """Train both plans per cut; print the table; return its rows."""
     graph = api.load(model_path())
     adapt, test = cifar.load(shift="noise").split()
     _, clean_test = cifar.load(shift="clean").split()
@@ -57,7 +116,7 @@ def main() -> None:
     print(f"noise shift, clean images {clean:.1%}; before {before:.1%}; half the gap needs {half:.1%}")
     print("| cut | plan | float32 peak RAM | gradient maps at the cut | accuracy | gap recovered |")
     print("|---|---|---|---|---|---|")
-    for cut in args.cuts.split(","):
+    for cut in cut_list.split(","):
         if cut not in CUTS:
             raise SystemExit(f"unknown cut {cut!r}: one of {', '.join(CUTS)}")
         after = [t for t in trainable if names.index(t) >= names.index(cut)]
@@ -91,9 +150,7 @@ def main() -> None:
                 f"{r.accuracy_before:.1%} -> {r.accuracy_after:.1%} | {recovered:.0%} |",
                 flush=True,
             )
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
 
 
 if __name__ == "__main__":
