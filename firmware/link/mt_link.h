@@ -346,6 +346,13 @@ typedef struct {
     void (*stats)(void *ctx, mt_link_app_stats_t *st);
 } mt_link_app_t;
 
+/**
+ * Decode a checked sample's input, target and (when @p mask is not NULL) mask blocks into @p x, @p target
+ * and @p mask, as a SAMPLE is stored (a NONE block leaves its buffer as it is; a NONE mask is all ones).
+ */
+void mt_link_decode_sample(const mt_link_sample_t *s, const mt_link_app_t *app, float *x, float *target,
+                           float *mask);
+
 /** Return values of mt_link_service() besides the (negative) framing errors of mt_link_feed(). */
 enum {
     MT_LINK_SVC_IDLE = 0,    /**< nothing complete yet */

@@ -102,14 +102,12 @@ void mt_replay_load(const mt_replay_t *r, const mt_link_app_t *app, uint32_t k)
     const uint8_t *p = r->bytes + (size_t)k * slot_bytes(app);
     const uint8_t *data = p + SLOT_HEADER;
     const uint32_t nx = app->x_numel, nt = app->target_numel;
-    mt_link_block_t b = block(MT_ENC_U8, nx, mt_le_f32(p), mt_le_f32(p + 4), data);
-    mt_link_decode_block(&b, MT_ROLE_INPUT, app->x, nx);
-    b = block(MT_ENC_I16, nt, mt_le_f32(p + 8), mt_le_f32(p + 12), data + nx);
-    mt_link_decode_block(&b, MT_ROLE_TARGET, app->target, nt);
-    if (app->mask != NULL) {
-        b = block(MT_ENC_BITS, nt, 1.0f, 0.0f, data + nx + 2u * (size_t)nt);
-        mt_link_decode_block(&b, MT_ROLE_MASK, app->mask, nt);
-    }
+    mt_link_sample_t s;
+    memset(&s, 0, sizeof s);
+    s.input = block(MT_ENC_U8, nx, mt_le_f32(p), mt_le_f32(p + 4), data);
+    s.target = block(MT_ENC_I16, nt, mt_le_f32(p + 8), mt_le_f32(p + 12), data + nx);
+    s.mask = block(MT_ENC_BITS, nt, 1.0f, 0.0f, data + nx + 2u * (size_t)nt);
+    mt_link_decode_sample(&s, app, app->x, app->target, app->mask);
 }
 
 /* One training step on the working buffers; keeps the first step's loss and any skip in *res. */
@@ -144,11 +142,7 @@ int mt_replay_train(const mt_link_app_t *app, const mt_link_sample_t *s, mt_link
         rc = step(app, first, res);
         first = 0;
     }
-    if (r->replay > 0) { /* the working sample is the incoming one again (INFER, EVAL, TRAIN use it) */
-        mt_link_decode_block(&s->input, MT_ROLE_INPUT, app->x, app->x_numel);
-        mt_link_decode_block(&s->target, MT_ROLE_TARGET, app->target, app->target_numel);
-        if (app->mask != NULL)
-            mt_link_decode_block(&s->mask, MT_ROLE_MASK, app->mask, app->target_numel);
-    }
+    if (r->replay > 0) /* the working sample is the incoming one again (INFER, EVAL, TRAIN use it) */
+        mt_link_decode_sample(s, app, app->x, app->target, app->mask);
     return rc;
 }

@@ -154,3 +154,12 @@ void mt_link_decode_block(const mt_link_block_t *b, int role, float *dst, uint32
         break;
     }
 }
+
+void mt_link_decode_sample(const mt_link_sample_t *s, const mt_link_app_t *app, float *x, float *target,
+                           float *mask)
+{
+    mt_link_decode_block(&s->input, MT_ROLE_INPUT, x, app->x_numel);
+    mt_link_decode_block(&s->target, MT_ROLE_TARGET, target, app->target_numel);
+    if (mask != NULL)
+        mt_link_decode_block(&s->mask, MT_ROLE_MASK, mask, app->target_numel);
+}

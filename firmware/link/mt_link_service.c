@@ -408,10 +408,7 @@ static int do_sample(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame
             return -MT_LINK_ERR_NO_SAMPLE;
     }
     /* Checked: now change state. */
-    mt_link_decode_block(&s.input, MT_ROLE_INPUT, x, app->x_numel);
-    mt_link_decode_block(&s.target, MT_ROLE_TARGET, t, app->target_numel);
-    if (m)
-        mt_link_decode_block(&s.mask, MT_ROLE_MASK, m, app->target_numel);
+    mt_link_decode_sample(&s, app, x, t, m);
     if (s.slot == 0) {
         l->have_input |= s.input.enc != MT_ENC_NONE;
         l->have_target |= s.target.enc != MT_ENC_NONE;
