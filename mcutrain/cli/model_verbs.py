@@ -39,7 +39,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from mcutrain.cli import tables
     from mcutrain.train.plan_file import write_plan
     from mcutrain.train.update_plan import (
-        REPLAY_SEED,
         LinkApp,
         LossConfig,
         LossKind,
@@ -55,10 +54,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     if not args.replay_slots and (args.replay_steps is not None or args.replay_seed is not None):
         raise PlanError("--replay-steps and --replay-seed configure the reservoir: add --replay-slots K")
-    replay = {
-        "replay_steps": 1 if args.replay_steps is None else args.replay_steps,
-        "replay_seed": REPLAY_SEED if args.replay_seed is None else args.replay_seed,
-    }
+    given = {"replay_steps": args.replay_steps, "replay_seed": args.replay_seed}
+    replay = {k: v for k, v in given.items() if v is not None}  # LinkApp's defaults otherwise
     app = (
         LinkApp.make(args.val_slots or 0, args.snapshot, args.storage, args.replay_slots or 0, **replay)
         if args.app == "link"

@@ -44,6 +44,7 @@ from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
 from mcutrain.core import ir, semantics
 from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
+from mcutrain.emit.selftest import rel_diff
 from mcutrain.host import Block, Link, Sample
 from mcutrain.train.planner import PlanResult
 from mcutrain.train.simulator import Simulator
@@ -319,7 +320,7 @@ def run_adaptation(
         if got.shape != want.shape:
             raise RuntimeError(f"the device exported {got.size} parameters, the plan trains {want.size}")
         max_abs = float(np.max(np.abs(got - want))) if want.size else 0.0
-        rel = max_abs / (float(np.max(np.abs(want))) + 1e-12) if want.size else 0.0
+        rel = rel_diff(got, want)
         if exact is not None:
             dev64 = float(np.max(np.abs(got - exact))) if want.size else 0.0
         dev_acc = accuracy(graph.replace(params=unflatten_params(graph, plan, got)), xt, test_y, plan)

@@ -26,6 +26,7 @@ from mcutrain.data.scenes import SceneBatch, generate
 from mcutrain.demos.adaptation import device_link, stream_samples
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
+from mcutrain.emit.selftest import rel_diff
 from mcutrain.host import Block, Sample
 from mcutrain.train.plan_file import write_plan
 from mcutrain.train.scoring import Calibration
@@ -123,7 +124,7 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
         sim64.train_step(x[i : i + 1], t[i : i + 1], m[i : i + 1])
     want = np.concatenate([v for _, v in trainable_vectors(g, plan, sim.numpy_params())])
     exact = np.concatenate([v for _, v in trainable_vectors(g, plan, sim64.numpy_params())])
-    floor = float(np.max(np.abs(want - exact)) / (np.max(np.abs(exact)) + 1e-12))
+    floor = rel_diff(want, exact)
 
     say(f"[4/6] QEMU: stream {len(samples)} domain-B frames + ToF zones over the serial link")
     t0 = time.perf_counter()
@@ -137,7 +138,7 @@ def run(cfg: DepthDemoConfig) -> dict[str, Any]:
     trained = g.replace(params=unflatten_params(g, plan, got))
     before, after = rmse(g, test), rmse(trained, test)
     sim_after = rmse(sim.trained_graph(), test)
-    param_err = float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-12))
+    param_err = rel_diff(got, want)
     dense = f"dense RMSE {before[0]:.3f} m -> {after[0]:.3f} m; " if before[0] is not None else ""
     say(f"      {dense}ToF-zone RMSE {before[1]:.3f} m -> {after[1]:.3f} m")
     say(

@@ -46,6 +46,7 @@ from mcutrain.demos.depth_baselines import (
 from mcutrain.demos.replay import ReplayConfig, config_of, schedule
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
+from mcutrain.emit.selftest import rel_diff
 from mcutrain.train.app_memory import link_memory
 from mcutrain.train.planner import PlanResult
 from mcutrain.train.simulator import Simulator
@@ -132,12 +133,12 @@ def on_device(
     """Build the plan's link firmware, train it in QEMU on the stream of ``recipe`` (SAMPLE+REPLAY: its
     reservoir draws the schedule), pull its parameters; (the device-trained graph, how it agrees with
     ``sim``: the simulator trained on the same schedule)."""
-    samples = ds.encode(ds.stream_frames(train, recipe), recipe)
+    samples, replay = ds.encode(ds.stream_frames(train, recipe), recipe), config_of(res.plan.app)
     fb = build_firmware(emit_firmware(g, res.plan, cfg.out / "device", BOARD, app="link").out_dir)
     print(f"      {fb.summary().splitlines()[0].strip()}")
     t0 = time.perf_counter()
     with device_link(fb, g) as link:
-        stream_samples(link, samples, desc="      device", replay=config_of(res.plan.app) is not None)
+        stream_samples(link, samples, desc="      device", replay=replay is not None)
         stats, info = link.device_stats(), link.hello()
         got = link.get_params()
     want = np.concatenate([v for _, v in trainable_vectors(g, res.plan, sim.numpy_params())])
@@ -145,10 +146,10 @@ def on_device(
         "board": BOARD,
         "samples": len(samples),
         "training_steps": stats.samples_trained,
-        "simulator_training_steps": len(schedule(len(samples), config_of(res.plan.app))),
+        "simulator_training_steps": len(schedule(len(samples), replay)),
         "updates": stats.step,
         "reservoir": asdict(info.replay) if info.replay else None,
-        "param_rel_err_vs_simulator": float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-12)),
+        "param_rel_err_vs_simulator": rel_diff(got, want),
         "instructions_last_step": int(stats.last_step_instr),
         "seconds": time.perf_counter() - t0,
     }

@@ -130,3 +130,9 @@ def expected(graph: ir.Graph, plan: UpdatePlan, st: SelfTest, fp16_operands: boo
 
 def param_scale(v: np.ndarray) -> float:
     return float(np.max(np.abs(v))) + 1e-12
+
+
+def rel_diff(got: np.ndarray, want: np.ndarray) -> float:
+    """The largest difference of ``got`` from ``want`` relative to ``want``'s largest magnitude (0 for
+    empty vectors): how far device parameters are from the simulator's."""
+    return float(np.max(np.abs(got - want))) / param_scale(want) if want.size else 0.0

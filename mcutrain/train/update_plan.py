@@ -339,10 +339,7 @@ class UpdatePlan:
                     int(app["val_slots"]),
                     bool(app["snapshot"]),
                     app.get("storage"),
-                    int(app.get("replay_slots", 0)),
-                    int(app.get("replay_steps", 1)),
-                    bool(app.get("replay_new", True)),
-                    int(app.get("replay_seed", REPLAY_SEED)),
+                    **{k: type(getattr(LinkApp, k))(app[k]) for k in REPLAY_FIELDS if k in app},  # as typed
                 )
                 if app
                 else None,
