@@ -12,6 +12,8 @@ import pytest
 from conftest import SHARED
 from graphs import small_cnn
 
+from mcutrain.train.update_plan import UpdatePlan
+
 
 def mcutrain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -231,3 +233,41 @@ def test_plan_with_a_replay_reservoir(tmp_path: Path) -> None:
     }
     r = mcutrain(*args, "--app", "link", "--replay-steps", "2", "--out", str(out))
     assert r.returncode != 0 and "add --replay-slots K" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plan_blend_counts_the_running_mean(tmp_path: Path) -> None:
+    """--blend A: the plan file keeps A, the link's RAM counts 12 B per target (sums, counts, the blended
+    prediction); it needs --app link and a regression loss, each refused with the way out."""
+    out = tmp_path / "plan.json"
+    args = [
+        "plan",
+        "tiny_unet",
+        "--strategy",
+        "last-layer",
+        "--loss",
+        "mse",
+        "--masked",
+        "--zones",
+        "0,0,3,4",
+    ]
+    r = mcutrain(*args, "--app", "link", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    plain = json.loads(out.read_text())
+    assert "blend" not in plain["plan"]["app"]  # plan files without a running mean stay as they were
+    r = mcutrain(*args, "--app", "link", "--blend", "0.6", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d["plan"]["app"]["blend"] == 0.6
+    assert UpdatePlan.from_dict(d["plan"]).app.blend == 0.6  # type: ignore[union-attr]
+    link = d["memory"]["categories"]["serial_link"] - plain["memory"]["categories"]["serial_link"]
+    assert link == 3 * 4 * 64
+    for bad, why in (
+        ([*args, "--blend", "0.6"], "add --app link"),
+        ([*args, "--app", "link", "--blend", "1.5"], "must be in [0, 1]"),
+        (
+            ["plan", "mlp", "--strategy", "last-layer", "--app", "link", "--blend", "0.5"],
+            "regression loss",
+        ),
+    ):
+        r = mcutrain(*bad, "--out", str(tmp_path / "bad.json"))
+        assert r.returncode != 0 and why in r.stderr and "Traceback" not in r.stderr, r.stderr

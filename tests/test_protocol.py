@@ -417,6 +417,9 @@ def test_link_verbs(rig) -> None:
         x = samples[3].input.to_floats()
         assert x is not None
         assert np.array_equal(out, x[:64] + params[:64])
+        assert not info.can_blend
+        with pytest.raises(DeviceError, match="UNSUPPORTED"):  # no running mean in this firmware
+            link.infer(blend=True)
         assert link.eval().count == 1 and link.eval(valset=True).count == 2
         new = np.arange(3000, dtype=np.float32) * 0.25
         link.put_params(new)

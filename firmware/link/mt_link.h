@@ -80,6 +80,7 @@ enum {
     MT_FLAG_TRAIN = 0x01,   /**< SAMPLE: train on the sample once stored */
     MT_FLAG_REPLAY = 0x02,  /**< SAMPLE: offer it to the replay reservoir and run its steps */
     MT_FLAG_RUN = 0x01,     /**< INFER: run the model first (else read the last output again) */
+    MT_FLAG_BLEND = 0x02,   /**< INFER: the blended prediction in the targets' space (mt_blend_t) */
     MT_FLAG_VALSET = 0x01,  /**< EVAL: mean over the validation slots instead of the stored sample */
     MT_FLAG_LAST = 0x01,    /**< PUT_PARAMS: last chunk: commit */
     MT_FLAG_PERSIST = 0x01, /**< CHECKPOINT: also write the kept parameters to storage */
@@ -294,6 +295,7 @@ typedef struct {
 } mt_link_info_t;
 
 struct mt_replay; /* the replay reservoir (below), NULL in firmware without one */
+struct mt_blend;  /* the running mean of the targets (below), NULL in firmware without one */
 
 /**
  * The application: sample buffers and callbacks. Every callback is optional (NULL: the request
@@ -320,6 +322,8 @@ typedef struct {
     uint32_t val_slots;
     /* optional replay reservoir: SAMPLE with MT_FLAG_REPLAY (NULL: ERROR UNSUPPORTED) */
     const struct mt_replay *replay;
+    /* optional running mean of the trained-on targets: INFER with MT_FLAG_BLEND (NULL: ERROR UNSUPPORTED) */
+    const struct mt_blend *blend;
 
     /** One training step on (x, target, mask); fill res (result MT_RESULT_NONFINITE when skipped). */
     int (*train)(void *ctx, const float *x, const float *target, const float *mask, mt_link_result_t *res);
@@ -435,6 +439,35 @@ void mt_replay_load(const mt_replay_t *r, const mt_link_app_t *app, uint32_t k);
  * was skipped. @return 0 or the (negative) return value of a failing train callback.
  */
 int mt_replay_train(const mt_link_app_t *app, const mt_link_sample_t *s, mt_link_result_t *res);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Blend: the prediction shrunk toward the running mean of the targets (mt_link_blend.c)            */
+/* ---------------------------------------------------------------------------------------------- */
+
+/**
+ * The running mean of every target element over the samples the device trained on (each SAMPLE with
+ * TRAIN or REPLAY counts once, its valid elements only: mask != 0), and the prediction INFER BLEND
+ * answers in the targets' space: a * p + (1 - a) * mean per element, p the model's output mapped to the
+ * targets (@p to_targets: e.g. pooled over the ToF zones; NULL: the output is the targets' space), the
+ * output itself where no valid target was seen yet. Fixed when the firmware is generated (the plan's
+ * LinkApp.blend); 12 bytes of RAM per target element. RESET (model) empties it; checkpoints keep it.
+ */
+typedef struct mt_blend {
+    float *sum;      /**< target_numel: the valid targets' sums */
+    uint32_t *count; /**< target_numel: how many */
+    float *out;      /**< target_numel: the last blended prediction (INFER BLEND reads it in chunks) */
+    float a;         /**< the prediction's weight, in [0, 1] */
+    void (*to_targets)(const float *y, float *p); /**< y_numel -> target_numel floats, or NULL */
+} mt_blend_t;
+
+/** Forget every target seen. */
+void mt_blend_reset(const mt_blend_t *b, uint32_t target_numel);
+
+/** Count one trained-on sample's valid targets (@p mask NULL: all are valid). */
+void mt_blend_observe(const mt_blend_t *b, const float *target, const float *mask, uint32_t target_numel);
+
+/** b->out = the blended prediction of the model output @p y. */
+void mt_blend_predict(const mt_blend_t *b, const float *y, uint32_t target_numel);
 
 #ifdef __cplusplus
 }

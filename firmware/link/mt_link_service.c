@@ -24,7 +24,8 @@ enum {
     INFO_CHECKPOINT = 4,
     INFO_PUT_PARAMS = 8,
     INFO_PERSIST = 16,
-    INFO_REPLAY = 32
+    INFO_REPLAY = 32,
+    INFO_BLEND = 64
 };
 
 static int is_sequenced(uint8_t type)
@@ -137,6 +138,8 @@ static void do_hello(mt_link_t *l, const mt_link_app_t *app, uint32_t seq)
         flags |= INFO_PUT_PARAMS;
     if (app->replay && app->train)
         flags |= INFO_REPLAY;
+    if (app->blend && app->infer)
+        flags |= INFO_BLEND;
     memset(p, 0, 72);
     p[0] = (uint8_t)MT_LINK_VERSION;
     p[1] = (uint8_t)(app->val_slots > 255u ? 255u : app->val_slots);
@@ -222,15 +225,18 @@ static void send_chunk(mt_link_t *l, uint8_t type, uint32_t seq, uint32_t first,
 static int do_infer(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t *f, uint32_t *detail)
 {
     uint32_t first, want, n;
+    const int blend = (f->flags & MT_FLAG_BLEND) != 0;
+    const uint32_t total = blend ? app->target_numel : app->y_numel;
+    const float *out = app->y;
     int r;
     if (f->len != 8)
         return -MT_LINK_ERR_LENGTH;
-    if (app->infer == NULL || app->y == NULL)
+    if (app->infer == NULL || app->y == NULL || (blend && app->blend == NULL))
         return -MT_LINK_ERR_UNSUPPORTED;
     first = mt_le_u32(f->payload);
     want = mt_le_u32(f->payload + 4);
-    if (first > app->y_numel) {
-        *detail = app->y_numel;
+    if (first > total) {
+        *detail = total;
         return -MT_LINK_ERR_RANGE;
     }
     if (f->flags & MT_FLAG_RUN) {
@@ -245,11 +251,15 @@ static int do_infer(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_
     } else if (!l->have_output) {
         return -MT_LINK_ERR_NO_SAMPLE;
     }
-    n = min_u32(app->y_numel - first, reply_floats(l));
+    if (blend) { /* from the output, every chunk again: the running mean changes only with SAMPLE */
+        mt_blend_predict(app->blend, app->y, app->target_numel);
+        out = app->blend->out;
+    }
+    n = min_u32(total - first, reply_floats(l));
     if (want)
         n = min_u32(n, want);
-    memcpy(reply_f32(l), app->y + first, 4u * (size_t)n);
-    send_chunk(l, MT_MSG_OUTPUT, f->seq, first, app->y_numel, n);
+    memcpy(reply_f32(l), out + first, 4u * (size_t)n);
+    send_chunk(l, MT_MSG_OUTPUT, f->seq, first, total, n);
     return 0;
 }
 
@@ -430,6 +440,8 @@ static int do_sample(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame
     } else {
         res->step = app_step(app);
     }
+    if (train && app->blend != NULL) /* once per trained-on sample, not per replayed step */
+        mt_blend_observe(app->blend, t, m, app->target_numel);
     l->last_sample_id = s.sample_id; /* only once applied: a resuming host starts after it */
     return 0;
 }
@@ -560,6 +572,8 @@ static int apply(mt_link_t *l, const mt_link_app_t *app, const mt_link_frame_t *
         l->have_ref = 0; /* the model starts again: no accepted checkpoint */
         if (app->replay != NULL)
             mt_replay_reset(app->replay); /* and the reservoir is empty again */
+        if (app->blend != NULL)
+            mt_blend_reset(app->blend, app->target_numel); /* and no target was seen */
         return 0;
     }
 }

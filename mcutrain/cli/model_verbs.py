@@ -47,9 +47,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         PlanError,
     )
 
-    if args.app != "link" and (args.val_slots or args.snapshot or args.storage or args.replay_slots):
+    if args.app != "link" and (
+        args.val_slots or args.snapshot or args.storage or args.replay_slots or args.blend is not None
+    ):
         raise PlanError(
-            "--val-slots, --snapshot, --storage and --replay-slots size the serial-link firmware: "
+            "--val-slots, --snapshot, --storage, --replay-slots and --blend size the serial-link firmware: "
             "add --app link"
         )
     if not args.replay_slots and (args.replay_steps is not None or args.replay_seed is not None):
@@ -57,7 +59,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     given = {"replay_steps": args.replay_steps, "replay_seed": args.replay_seed}
     replay = {k: v for k, v in given.items() if v is not None}  # LinkApp's defaults otherwise
     app = (
-        LinkApp.make(args.val_slots or 0, args.snapshot, args.storage, args.replay_slots or 0, **replay)
+        LinkApp.make(
+            args.val_slots or 0,
+            args.snapshot,
+            args.storage,
+            args.replay_slots or 0,
+            **replay,
+            blend=args.blend,
+        )
         if args.app == "link"
         else None
     )
@@ -232,6 +241,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         type=lambda v: int(v, 0),
         metavar="S",
         help="--replay-slots: the reservoir's xorshift32 seed, a non-zero uint32 (default 0x2545F491)",
+    )
+    ap.add_argument(
+        "--blend",
+        type=float,
+        metavar="A",
+        help="--app link: INFER BLEND answers A * prediction + (1 - A) * the running mean of the trained-on "
+        "targets (regression; docs/depth.md, 'The blend on the device')",
     )
     pl.add_argument("--out", default="plan.json")
     pl.add_argument("--plot", help="write a PNG of memory by category and by layer")

@@ -11,12 +11,13 @@ from typing import Any
 
 from mcutrain.boards.targets import Target
 from mcutrain.core import ir
+from mcutrain.emit.c_text import c_float
 from mcutrain.train.app_memory import link_memory
 from mcutrain.train.trainable import checkpoint_state_names, trainable_names
 from mcutrain.train.update_plan import LinkApp, LossKind, PlanError, UpdatePlan
 
 #: Device side of the serial link (firmware/link/), compiled into the link firmware.
-LINK_SOURCES = ("mt_link.c", "mt_link_sample.c", "mt_link_service.c", "mt_link_replay.c")
+LINK_SOURCES = ("mt_link.c", "mt_link_sample.c", "mt_link_service.c", "mt_link_replay.c", "mt_link_blend.c")
 #: Storage backends of the link firmware's CHECKPOINT PERSIST: a semihosting file standing in for flash
 #: (Arm boards under QEMU). Its sources, besides LINK_SOURCES.
 STORAGE_SOURCES = {"semihost": ("bsp/link/mt_store.c", "bsp/boards/common/mt_semihost.c")}
@@ -92,6 +93,7 @@ def link_template_data(
         "storage_file": storage_file,
         "metric": eval_metric(graph, plan),
         "replay": _replay_data(app, memory.get("replay", 0)),
+        "blend": _blend_data(app, plan, memory.get("blend", 0)),
     }
     return data, memory, extra, list(STORAGE_SOURCES.get(app.storage or "", ()))
 
@@ -107,6 +109,14 @@ def _replay_data(app: LinkApp, nbytes: int) -> dict[str, int] | None:
         "seed": app.replay_seed,
         "bytes": nbytes,
     }
+
+
+def _blend_data(app: LinkApp, plan: UpdatePlan, nbytes: int) -> dict[str, Any] | None:
+    """INFER BLEND's weight (a C literal and as written), whether the targets are zones, its RAM."""
+    if app.blend is None:
+        return None
+    zones = plan.loss.zone is not None
+    return {"a": c_float(app.blend), "weight": f"{app.blend:g}", "zones": zones, "bytes": nbytes}
 
 
 def plan_summary(plan: UpdatePlan) -> str:

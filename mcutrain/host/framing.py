@@ -68,6 +68,7 @@ _SEQUENCED = frozenset(
 FLAG_TRAIN = 0x01  # SAMPLE: train on it once stored
 FLAG_REPLAY = 0x02  # SAMPLE: offer it to the replay reservoir and run the reservoir's steps
 FLAG_RUN = 0x01  # INFER: run the model first
+FLAG_BLEND = 0x02  # INFER: the prediction blended with the running mean of the targets (targets' space)
 FLAG_VALSET = 0x01  # EVAL: mean over the validation slots
 FLAG_LAST = 0x01  # PUT_PARAMS: final chunk, commit
 FLAG_PERSIST = 0x01  # CHECKPOINT: also write to storage

@@ -24,6 +24,7 @@ from types import TracebackType
 import numpy as np
 
 from mcutrain.host.framing import (
+    FLAG_BLEND,
     FLAG_LAST,
     FLAG_PERSIST,
     FLAG_REPLAY,
@@ -133,16 +134,19 @@ class Link(LinkTransport):
         """One training step on the stored sample."""
         return self._ack(MsgType.TRAIN)
 
-    def infer(self, sample: Sample | None = None) -> np.ndarray:
-        """Model output (float32) for ``sample`` (stored first) or for the stored input."""
+    def infer(self, sample: Sample | None = None, blend: bool = False) -> np.ndarray:
+        """Model output (float32) for ``sample`` (stored first) or for the stored input; with ``blend``, the
+        device's blended prediction in the targets' space (zones): ``A * prediction + (1 - A) * the running
+        mean of the targets it trained on`` (firmware planned with ``LinkApp.blend``)."""
         if sample is not None:
             self.sample(sample, train=False)
         out: list[np.ndarray] = []
-        first, total, flags = 0, None, FLAG_RUN
+        more = FLAG_BLEND if blend else 0
+        first, total, flags = 0, None, FLAG_RUN | more
         while total is None or first < total:
             chunk = self.request(MsgType.INFER, chunk_request(first), flags)
             assert isinstance(chunk, Chunk)
-            total, flags = chunk.total, 0
+            total, flags = chunk.total, more
             if chunk.first != first or (len(chunk.values) == 0 and first < total):
                 raise LinkError(f"INFER: asked from {first}, got {chunk.first}+{len(chunk.values)}")
             out.append(chunk.values)

@@ -157,6 +157,7 @@ class Info:
     FLAG_PUT_PARAMS = 8
     FLAG_PERSIST = 16
     FLAG_REPLAY = 32
+    FLAG_BLEND = 64
 
     @property
     def uses_mask(self) -> bool:
@@ -166,6 +167,11 @@ class Info:
     def can_checkpoint(self) -> bool:
         """CHECKPOINT and ROLLBACK work (the firmware keeps a snapshot)."""
         return bool(self.flags & Info.FLAG_CHECKPOINT)
+
+    @property
+    def can_blend(self) -> bool:
+        """INFER BLEND works (the firmware keeps a running mean of the targets: the plan's LinkApp.blend)."""
+        return bool(self.flags & Info.FLAG_BLEND)
 
     @property
     def can_persist(self) -> bool:

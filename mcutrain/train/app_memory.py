@@ -44,7 +44,8 @@ def replay_sample_bytes(numel_in: int, numel_t: int, masked: bool = True) -> int
 def link_memory(graph: ir.Graph, plan: UpdatePlan, app: LinkApp) -> dict[str, int]:
     """Bytes of the link firmware by part: frame buffer, model output, link state, validation slots
     (input, target and mask of each), the snapshot (trainable values and optimizer moments, step) and,
-    with ``replay_slots``, the replay reservoir (its samples as they arrived, and its state)."""
+    with ``replay_slots``, the replay reservoir (its samples as they arrived, and its state); with ``blend``,
+    the running mean of the targets and the blended prediction."""
     numel_in = math.prod(graph.inputs[0][1])
     numel_t = plan.loss.target_numel(graph.shapes[graph.outputs[0]])
     trainable = sum(t for t, _ in trainable_bytes(graph, plan).values()) // F32
@@ -59,4 +60,6 @@ def link_memory(graph: ir.Graph, plan: UpdatePlan, app: LinkApp) -> dict[str, in
     if app.replay_slots:  # absent without a reservoir (the emitted projects stay as they were)
         per = replay_sample_bytes(numel_in, numel_t, plan.loss.masked)
         parts["replay"] = app.replay_slots * per + REPLAY_STATE_BYTES
+    if app.blend is not None:  # float32 sums, uint32 counts, the blended prediction (mt_blend_t)
+        parts["blend"] = 3 * 4 * numel_t
     return parts

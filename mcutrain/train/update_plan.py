@@ -185,6 +185,9 @@ class LinkApp:
     replay_steps: int = 1  # replayed training steps per incoming sample
     replay_new: bool = True  # also one step on the incoming sample, before the replayed ones
     replay_seed: int = REPLAY_SEED  # xorshift32 state at boot and after RESET, non-zero uint32
+    # INFER BLEND answers A * prediction + (1 - A) * the running mean of each target element over the
+    # streamed samples' valid targets (docs/depth.md, "The blend on the device"); None: no running mean
+    blend: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.val_slots <= MAX_VAL_SLOTS:
@@ -199,6 +202,8 @@ class LinkApp:
             raise PlanError(f"unknown storage {self.storage!r}: one of {', '.join(STORAGES)} (or None)")
         if self.storage is not None and not self.snapshot:
             raise PlanError("persistence writes the snapshot: storage needs snapshot=True")
+        if self.blend is not None and not 0.0 <= self.blend <= 1.0:
+            raise PlanError(f"blend: the network's weight A must be in [0, 1], got {self.blend}")
 
     @staticmethod
     def make(
@@ -209,10 +214,11 @@ class LinkApp:
         replay_steps: int = 1,
         replay_new: bool = True,
         replay_seed: int = REPLAY_SEED,
+        blend: float | None = None,
     ) -> LinkApp:
         """With ``snapshot=None``: a snapshot when there are validation slots or storage."""
         snap = bool(val_slots or storage) if snapshot is None else snapshot
-        return LinkApp(val_slots, snap, storage, replay_slots, replay_steps, replay_new, replay_seed)
+        return LinkApp(val_slots, snap, storage, replay_slots, replay_steps, replay_new, replay_seed, blend)
 
 
 @dataclass(frozen=True)
@@ -291,6 +297,8 @@ class UpdatePlan:
                 raise PlanError(f"layer {lu.name}: {lu.channels} channels planned but it has only {cout}")
         if self.loss.zone is not None:
             self.loss.zone.check(graph.shapes[graph.outputs[0]])
+        if self.app is not None and self.app.blend is not None and self.loss.kind is LossKind.XENT:
+            raise PlanError("blend: a running mean of the targets needs a regression loss: drop --blend")
 
     # -- JSON ---------------------------------------------------------------------------------------
 
@@ -305,6 +313,8 @@ class UpdatePlan:
         elif not self.app.replay_slots:  # absent without a reservoir (plan files stay as they were)
             for k in REPLAY_FIELDS:
                 d["app"].pop(k)
+        if self.app is not None and self.app.blend is None:  # absent without a running mean
+            d["app"].pop("blend")
         if self.int8_scratch:  # absent when the default
             d.pop("int8_scratch")
         return json.loads(json.dumps(d, default=lambda o: o.value if isinstance(o, enum.Enum) else o))
@@ -340,6 +350,7 @@ class UpdatePlan:
                     bool(app["snapshot"]),
                     app.get("storage"),
                     **{k: type(getattr(LinkApp, k))(app[k]) for k in REPLAY_FIELDS if k in app},  # as typed
+                    blend=None if app.get("blend") is None else float(app["blend"]),
                 )
                 if app
                 else None,

@@ -8,6 +8,10 @@ parameters pulled after a short time-ordered stream must equal the simulator's o
 schedule of another seed (or without a reservoir) by far more than the round-off tolerance: the device
 draws exactly the schedule the simulator runs. The firmware build itself checks that the linked RAM,
 the reservoir included, is within the plan's peak.
+
+The same firmware keeps the running mean of the trained-on targets (``LinkApp.blend``, A = 0.6): INFER
+BLEND must answer ``A * zones(output) + (1 - A) * mean`` with the mean of ``mcutrain.demos.blend`` over
+the streamed samples, each counted once (not per replayed step, not when stored without training).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from conftest import require_board
 from mcutrain import api
 from mcutrain.boards.qemu import QemuProcess, SerialTcp, free_tcp_port
 from mcutrain.core import ir
+from mcutrain.demos.blend import RunningMean
 from mcutrain.demos.replay import ReplayConfig, config_of, schedule
 from mcutrain.emit.firmware_build import FirmwareBuild, build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
@@ -45,6 +50,7 @@ pytestmark = pytest.mark.emulator
 BOARD = "mps2-an386"
 N = 24  # streamed samples
 REPLAY = ReplayConfig(slots=6, replay=2, seed=0x1234567)
+BLEND = 0.6  # the network's weight in INFER BLEND
 RTOL = 1e-5  # as the other link tests: float32 round-off of the device against the simulator
 
 
@@ -64,10 +70,11 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
     g = api.load("tiny_unet")
     loss = LossConfig(LossKind.MSE, masked=True, zone=ZoneSpec(0, 0, 3, 4))
     opt = OptimizerConfig(OptimizerKind.MOMENTUM, lr=0.05)
-    plan = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=2, app=REPLAY.app()).plan
+    plan = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=2, app=REPLAY.app(blend=BLEND)).plan
     assert config_of(plan.app) == REPLAY
     proj = emit_firmware(g, plan, tmp_path_factory.mktemp("replay") / "fw", BOARD, app="link")
     assert proj.manifest["link_memory"]["replay"] == 6 * (16 + 24 * 32 + 2 * 64 + 8) + 12
+    assert proj.manifest["link_memory"]["blend"] == 3 * 4 * 64  # sums, counts, the blended zones
     fb = build_firmware(proj.out_dir)  # fails when the linked RAM exceeds the plan's peak
     assert plan.app is not None and fb.size.ram_bytes <= fb.plan_peak_ram  # the plan counts the link's RAM
     # a time-ordered stream: the scene drifts from dark and near to bright and far
@@ -157,3 +164,43 @@ def test_the_plan_carries_the_reservoir(case: Case, tmp_path: Path) -> None:
     assert UpdatePlan.from_dict(case.plan.to_dict()) == case.plan
     main = (case.fb.project / "main.c").read_text()
     assert "static const mt_replay_t mt_fw_replay" in main and "0x01234567u" in main
+
+
+def _zones(y: np.ndarray) -> np.ndarray:
+    """The 24x32 output pooled over the plan's 8x8 zones of 3x4 pixels (as mt_zone_pool_fw_f32)."""
+    return y.reshape(8, 3, 8, 4).astype(np.float64).mean(axis=(1, 3)).ravel()
+
+
+def test_infer_blend_shrinks_toward_the_running_mean_of_the_trained_targets(case: Case) -> None:
+    c = case
+    probe = replace(c.samples[3], target=Block.none(), mask=Block.none(), sample_id=10_000)
+    with _link(c.fb) as link:
+        assert link.info is not None and link.info.can_blend
+        for s in c.samples[:4]:
+            link.sample(s, replay=True)
+        link.reset_model()  # forgets the targets seen
+        y0 = link.infer(probe)
+        np.testing.assert_allclose(link.infer(blend=True), _zones(y0), rtol=1e-6, atol=1e-6)  # none seen
+        for s in c.samples[:12]:
+            link.sample(s, replay=True)
+        link.sample(replace(c.samples[12], sample_id=12), train=False)  # stored, not trained on: not counted
+        for s in c.samples[13:]:
+            link.sample(s, replay=True)
+        y = link.infer(probe)
+        got = link.infer(probe, blend=True)
+        assert got.shape == (64,)
+    counted = [i for i in range(N) if i != 12]
+    rm = RunningMean(64)
+    for i in counted:
+        rm.observe(c.t[i], c.m[i])
+    assert np.all(rm.count > 0)
+    want = rm.blend(_zones(y), BLEND)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # the mean counts each trained sample once: with sample 12, or per training step, it differs
+    for other in ([*range(N)], schedule(N, REPLAY)):
+        alt = RunningMean(64)
+        for i in other:
+            alt.observe(c.t[i], c.m[i])
+        assert float(np.max(np.abs(alt.blend(_zones(y), BLEND) - got))) > 100 * 1e-5 * float(
+            np.max(np.abs(got))
+        )
