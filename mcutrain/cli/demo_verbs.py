@@ -121,7 +121,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--blend",
         type=float,
         metavar="A",
-        help="depth, real flights: also A * network + (1 - A) * per-zone mean (A from the tuning split)",
+        help="depth, real flights: also A * network + (1 - A) * the running mean of the streamed zones, "
+        "as the device's INFER BLEND answers (in the plan: 768 B); A from the tuning split",
     )
     dm.add_argument(
         "--qemu",

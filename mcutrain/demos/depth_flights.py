@@ -12,6 +12,11 @@ the plan beside the full update's. The training runs in the simulator, the same 
 on the schedule the firmware's reservoir draws (firmware/link/mt_link_replay.c); with ``qemu`` the link
 firmware of the plan also trains on the time-ordered stream in QEMU (mps2-an386), through its reservoir,
 and its pulled parameters are compared with the simulator's.
+
+With ``blend`` A, the plan's firmware also keeps the running mean of the zones it trained on
+(``LinkApp.blend``: INFER BLEND, firmware/link/mt_link_blend.c) and the rows "+ running mean (A)" are
+``A * network + (1 - A) * that mean`` (:mod:`mcutrain.demos.blend`, the stream's own targets, as the
+device has them); with ``qemu`` the device's INFER BLEND answers on held-out frames are compared with it.
 """
 
 from __future__ import annotations
@@ -31,15 +36,16 @@ from mcutrain.core.units import format_bytes
 from mcutrain.data.drone import DroneBatch, load_flights
 from mcutrain.data.flight_split import FlightSplit
 from mcutrain.data.footprint_fit import edge_score, fit_footprint, with_footprint
+from mcutrain.data.frame_scale import input_scale
 from mcutrain.demos import depth_stream as ds
 from mcutrain.demos.adaptation import BOARD, device_link, stream_samples
+from mcutrain.demos.blend import RunningMean
 from mcutrain.demos.depth_baselines import (
     baselines,
     blank_level,
     blanked,
     format_table,
     graph_depth,
-    zone_mean,
     zone_predictions,
     zone_rmse,
 )
@@ -47,16 +53,19 @@ from mcutrain.demos.replay import ReplayConfig, config_of, schedule
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.emit.selftest import rel_diff
+from mcutrain.host import Block, Link, Sample
 from mcutrain.train.app_memory import link_memory
 from mcutrain.train.planner import PlanResult
 from mcutrain.train.simulator import Simulator
 from mcutrain.train.trainable import trainable_vectors, unflatten_params
 from mcutrain.train.update_plan import LinkApp, LossConfig, LossKind, OptimizerConfig, OptimizerKind, ZoneSpec
+from mcutrain.zoo.depth import MAX_DEPTH_M
 
 DECODER_LAYERS = 8  # dec_conv.3, dec_up.2, dec_conv.2, dec_up.1, dec_conv.1, dec_up.0, dec_conv.0, head
 BASELINES = ("pretrained", "zone_mean", "scale_shift", "blanked")
 BLEND_GRID = tuple(k / 10 for k in range(11))
 ORDER_NAMES = {"time": "time order", "shuffle": "shuffled"}
+PROBE_FRAMES = 8  # held-out frames whose INFER BLEND the device answers (--qemu with a blend)
 
 
 @dataclass
@@ -82,7 +91,7 @@ class FlightsConfig:
     standardize: bool = True
     seed: int = 0
     blanked: bool = True  # the blanked-image control (one more adaptation)
-    blend: float | None = None  # weight of the network when shrunk toward the per-zone mean (None: not)
+    blend: float | None = None  # the network's weight when shrunk toward the running zone mean (None: not)
     gap9: bool = True  # the plan's and the full update's memory on the gap9 target
     qemu: bool = False  # also train the plan's link firmware in QEMU on the time-ordered stream
     out: Path = Path("out/demo-depth-flights")
@@ -106,7 +115,7 @@ def make_plans(
     reservoir (``LinkApp.replay_slots``, the firmware's schedule too) in their peak RAM."""
     loss = LossConfig(LossKind(cfg.loss), masked=True, zone=ZoneSpec(fp.top, fp.left, fp.zone_h, fp.zone_w))
     opt = OptimizerConfig(OptimizerKind.ADAM, lr=cfg.lr, schedule="cosine", total_steps=max(1, updates))
-    app = replay.app() if replay is not None else LinkApp.make()
+    app = replay.app(blend=cfg.blend) if replay is not None else LinkApp.make(blend=cfg.blend)
     full = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=cfg.batch, app=app)
     if cfg.plan == "full":
         return full, full
@@ -122,6 +131,48 @@ def adapt(g: ir.Graph, res: PlanResult, train: DroneBatch, recipe: ds.StreamReci
     return sim
 
 
+def blend_row(name: str, a: float) -> str:
+    return f"{name} + running mean ({a:g})"
+
+
+def running_mean(train: DroneBatch, recipe: ds.StreamRecipe) -> RunningMean:
+    """The device's running mean of the zones (target units) after streaming ``recipe``'s frames."""
+    frames = ds.stream_frames(train, recipe)
+    _, t, m = ds.decode(ds.encode(frames, recipe), (1, *frames.image.shape[1:]))
+    rm = RunningMean(t.shape[1])
+    for ti, mi in zip(t, m, strict=True):
+        rm.observe(ti, mi)
+    return rm
+
+
+def blend_m(zones_m: np.ndarray, rm: RunningMean, a: float) -> np.ndarray:
+    """``a * zones + (1 - a) * running mean`` in metres (``[N, 8, 8]``; the zones alone where none seen)."""
+    flat = np.asarray(zones_m, np.float32).reshape(len(zones_m), -1) / np.float32(MAX_DEPTH_M)
+    return (rm.blend(flat, a) * MAX_DEPTH_M).reshape(np.shape(zones_m))
+
+
+def device_blend_check(
+    link: Link,
+    trained: ir.Graph,
+    probe: DroneBatch,
+    rm: RunningMean,
+    a: float,
+    cfg: FlightsConfig,
+    first_id: int,
+) -> float:
+    """INFER BLEND on the frames of ``probe`` against the host's blend of the same network with the
+    mirror's running mean: their largest relative difference."""
+    got = []
+    for i in range(len(probe)):
+        s, o = input_scale(probe.image[i], cfg.standardize)
+        x = Sample(
+            Block.u8(probe.image[i].ravel(), scale=s, offset=o), Block.none(), Block.none(), first_id + i
+        )
+        got.append(link.infer(x, blend=True) * MAX_DEPTH_M)
+    want = blend_m(zone_predictions(graph_depth(trained, cfg.standardize), probe), rm, a)
+    return rel_diff(np.stack(got).ravel(), want.ravel())
+
+
 def on_device(
     g: ir.Graph,
     res: PlanResult,
@@ -129,11 +180,14 @@ def on_device(
     recipe: ds.StreamRecipe,
     sim: Simulator,
     cfg: FlightsConfig,
+    probe: DroneBatch,
 ) -> tuple[ir.Graph, dict[str, Any]]:
     """Build the plan's link firmware, train it in QEMU on the stream of ``recipe`` (SAMPLE+REPLAY: its
     reservoir draws the schedule), pull its parameters; (the device-trained graph, how it agrees with
-    ``sim``: the simulator trained on the same schedule)."""
+    ``sim``: the simulator trained on the same schedule; with a blend, how its INFER BLEND on the frames of
+    ``probe`` agrees with the host's)."""
     samples, replay = ds.encode(ds.stream_frames(train, recipe), recipe), config_of(res.plan.app)
+    a = res.plan.app.blend if res.plan.app is not None else None
     fb = build_firmware(emit_firmware(g, res.plan, cfg.out / "device", BOARD, app="link").out_dir)
     print(f"      {fb.summary().splitlines()[0].strip()}")
     t0 = time.perf_counter()
@@ -141,6 +195,10 @@ def on_device(
         stream_samples(link, samples, desc="      device", replay=replay is not None)
         stats, info = link.device_stats(), link.hello()
         got = link.get_params()
+        trained = g.replace(params=unflatten_params(g, res.plan, got))
+        if a is not None:
+            rm = running_mean(train, recipe)
+            blend_err = device_blend_check(link, trained, probe, rm, a, cfg, len(samples))
     want = np.concatenate([v for _, v in trainable_vectors(g, res.plan, sim.numpy_params())])
     agree = {
         "board": BOARD,
@@ -153,7 +211,10 @@ def on_device(
         "instructions_last_step": int(stats.last_step_instr),
         "seconds": time.perf_counter() - t0,
     }
-    return g.replace(params=unflatten_params(g, res.plan, got)), agree
+    if a is not None:
+        agree["blend_probe_frames"] = len(probe)
+        agree["blend_rel_err_vs_host"] = blend_err
+    return trained, agree
 
 
 def gap9_memory(g: ir.Graph, res: PlanResult, out: Path) -> dict[str, Any]:
@@ -220,7 +281,8 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
     say(f"[3/5] baselines on the held-out frames ({cfg.model} pre-trained; simulator)")
     rows = baselines(graph_depth(g, cfg.standardize), train, test)
     level = blank_level(train)
-    zm = np.broadcast_to(zone_mean(train), test.tof_mm.shape)
+    rm = running_mean(train, recipes["time"])  # what the device has after the stream (either order)
+    probe = test.select(np.linspace(0, len(test) - 1, min(len(test), PROBE_FRAMES)).astype(int))
     preds: dict[str, np.ndarray] = {}
     device: dict[str, Any] | None = None
     if cfg.blanked:
@@ -237,7 +299,7 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
         say(f"      {time.perf_counter() - t1:.0f} s")
         if cfg.qemu and o == "time":
             say(f"      the same on the emulated device ({BOARD}, QEMU): its reservoir draws the schedule")
-            trained, device = on_device(g, res, train, recipes[o], sim, cfg)
+            trained, device = on_device(g, res, train, recipes[o], sim, cfg, probe)
             preds[f"{name} (device)"] = zone_predictions(graph_depth(trained, cfg.standardize), test)
             device["zone_rmse_m"] = rows[f"{name} (device)"] = zone_rmse(preds[f"{name} (device)"], test)
             device["simulator_zone_rmse_m"] = rows[name]
@@ -246,15 +308,20 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
                 f"(relative); zone RMSE {device['zone_rmse_m']['all']:.3f} m on the device, "
                 f"{rows[name]['all']:.3f} m in the simulator; {device['seconds']:.0f} s"
             )
-    # the network's zones shrunk toward the per-zone mean: a * net + (1 - a) * mean, for every a of a grid
-    # (to choose a on the tuning split), and the rows of cfg.blend's a (the image-free control: blanked)
+            if "blend_rel_err_vs_host" in device:
+                say(
+                    f"      INFER BLEND on {len(probe)} held-out frames vs the host's blend: "
+                    f"{device['blend_rel_err_vs_host']:.1e} (relative)"
+                )
+    # the network's zones shrunk toward the running mean of the streamed zones (the device's INFER BLEND):
+    # a * net + (1 - a) * mean, for every a of a grid (to choose a on the tuning split), and the rows of
+    # cfg.blend's a (the image-free control: blanked)
     curves = {
-        k: {f"{a:.1f}": zone_rmse(a * p + (1 - a) * zm, test) for a in BLEND_GRID} for k, p in preds.items()
+        k: {f"{a:.1f}": zone_rmse(blend_m(p, rm, a), test) for a in BLEND_GRID} for k, p in preds.items()
     }
     if cfg.blend is not None:
-        a = cfg.blend
         for k in list(preds):
-            rows[f"{k} + zone mean ({a:g})"] = zone_rmse(a * preds[k] + (1 - a) * zm, test)
+            rows[blend_row(k, cfg.blend)] = zone_rmse(blend_m(preds[k], rm, cfg.blend), test)
     gap9 = {}
     if cfg.gap9:
         say("[5/5] GAP9 memory (gap9 target: L2 1.5 MB, L1 tiles)")
@@ -274,25 +341,25 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
     say(format_table(rows))
     base = [b for b in BASELINES if b in rows]
     if cfg.blend is not None and "blanked" in rows:
-        base.append(f"blanked + zone mean ({cfg.blend:g})")
+        base.append(blend_row("blanked", cfg.blend))
     best = min(base, key=lambda k: rows[k]["all"] or np.inf)
     adapted_row = f"adapted, {ORDER_NAMES[cfg.orders[0]]}"
     if cfg.blend is not None:
-        adapted_row += f" + zone mean ({cfg.blend:g})"
+        adapted_row = blend_row(adapted_row, cfg.blend)
     main = rows[adapted_row]["all"]
     ratio = (main or np.nan) / (rows[best]["all"] or np.nan)
     say(f"{adapted_row} / best baseline ({best}): {ratio:.3f} (target <= 0.85)")
     say(
-        "shrunk toward the zone mean, a * net + (1 - a) * mean, all flights: "
+        "shrunk toward the running zone mean, a * net + (1 - a) * mean, all flights: "
         + "; ".join(
             f"{k}: " + " ".join(f"{a}:{v['all']:.3f}" for a, v in c.items()) for k, c in curves.items()
         )
     )
     keep = None
     if set(cfg.orders) == {"time", "shuffle"}:
-        suffix = f" + zone mean ({cfg.blend:g})" if cfg.blend is not None else ""
         pre = rows["pretrained"]["all"]
-        shuf, tim = (rows[f"adapted, {k}{suffix}"]["all"] for k in ("shuffled", "time order"))
+        names = (f"adapted, {k}" for k in ("shuffled", "time order"))
+        shuf, tim = (rows[blend_row(k, cfg.blend) if cfg.blend is not None else k]["all"] for k in names)
         keep = (pre - tim) / (pre - shuf) if pre != shuf else None  # type: ignore[operator]
         say(f"time order keeps {keep:.0%} of the shuffled improvement (target >= 90%)")
     result = {

@@ -73,7 +73,8 @@ FLIGHTS = DATASETS / "tof_drone_flights"
 @NEEDS_QEMU
 def test_depth_demo_quick_on_real_flights(tmp_path: Path) -> None:
     """--qemu on the real flights: the plan's link firmware trains in time order through its replay
-    reservoir (8 slots, 3 replayed per frame under --quick) on exactly the simulator's schedule."""
+    reservoir (8 slots, 3 replayed per frame under --quick) on exactly the simulator's schedule; with
+    --blend its INFER BLEND on held-out frames is the host's blend with the mirror's running mean."""
     res = demo(
         tmp_path,
         "--out",
@@ -86,6 +87,8 @@ def test_depth_demo_quick_on_real_flights(tmp_path: Path) -> None:
         "--every",
         "32",
         "--no-blanked",
+        "--blend",
+        "0.6",
     )
     dev, n = res["device"], res["stream_frames"]
     assert (
@@ -104,3 +107,7 @@ def test_depth_demo_quick_on_real_flights(tmp_path: Path) -> None:
     assert dev["param_rel_err_vs_simulator"] < 1e-4
     assert abs(dev["zone_rmse_m"]["all"] - dev["simulator_zone_rmse_m"]["all"]) < 1e-3
     assert res["zone_rmse_m"]["adapted, time order (device)"] == dev["zone_rmse_m"]
+    assert res["serial_link_bytes"]["blend"] == 3 * 4 * 64  # the running mean, in the plan's peak
+    assert dev["blend_probe_frames"] == min(8, res["test_frames"])
+    assert dev["blend_rel_err_vs_host"] < 1e-5, dev
+    assert "adapted, time order (device) + running mean (0.6)" in res["zone_rmse_m"]
