@@ -1,4 +1,5 @@
-"""The replay reservoir in the link firmware (firmware/link/mt_link_replay.c), in QEMU on mps2-an386.
+"""The replay reservoir in the link firmware (firmware/link/mt_link_replay.c), in QEMU on mps2-an386 and
+rv32-qemu.
 
 A small encoder-decoder (zoo ``tiny_unet``, 1x24x32 uint8 frames, 8x8 int16 zones with validity bits,
 masked MSE, SGD with momentum, batch 2) is planned with ``LinkApp(replay_slots=6, replay_steps=2)``; its
@@ -47,7 +48,7 @@ from mcutrain.train.update_plan import (
 
 pytestmark = pytest.mark.emulator
 
-BOARD = "mps2-an386"
+BOARDS = ("mps2-an386", "rv32-qemu")
 N = 24  # streamed samples
 REPLAY = ReplayConfig(slots=6, replay=2, seed=0x1234567)
 BLEND = 0.6  # the network's weight in INFER BLEND
@@ -64,15 +65,16 @@ class Case(NamedTuple):
     m: np.ndarray
 
 
-@pytest.fixture(scope="module")
-def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
-    require_board(BOARD)
+@pytest.fixture(scope="module", params=BOARDS)
+def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Case:
+    board = request.param
+    require_board(board)
     g = api.load("tiny_unet")
     loss = LossConfig(LossKind.MSE, masked=True, zone=ZoneSpec(0, 0, 3, 4))
     opt = OptimizerConfig(OptimizerKind.MOMENTUM, lr=0.05)
     plan = api.plan(g, None, "full", loss=loss, optimizer=opt, batch=2, app=REPLAY.app(blend=BLEND)).plan
     assert config_of(plan.app) == REPLAY
-    proj = emit_firmware(g, plan, tmp_path_factory.mktemp("replay") / "fw", BOARD, app="link")
+    proj = emit_firmware(g, plan, tmp_path_factory.mktemp("replay") / "fw", board, app="link")
     assert proj.manifest["link_memory"]["replay"] == 6 * (16 + 24 * 32 + 2 * 64 + 8) + 12
     assert proj.manifest["link_memory"]["blend"] == 3 * 4 * 64  # sums, counts, the blended zones
     fb = build_firmware(proj.out_dir)  # fails when the linked RAM exceeds the plan's peak
