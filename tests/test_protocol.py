@@ -748,3 +748,23 @@ def test_libfuzzer_smoke(build_dir: Path, tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr[-4000:]
     assert "Done" in res.stderr
+
+
+def test_info_reservoir_and_blend_flags() -> None:
+    """INFO's reservoir record follows the strings when flag 32 is set; cut short it is a malformed INFO
+    (not a device without a reservoir); flag 64 says INFER BLEND works."""
+    fixed = bytearray(M.INFO_FIXED.size)
+    strings = b"".join(bytes([len(s)]) + s for s in (b"0123", b"plan", b"host"))
+    record = M.INFO_REPLAY.pack(16, 0x2545F491, 3, 1, 40, 16)
+
+    def info(flags: int, tail: bytes) -> bytes:
+        struct.pack_into("<H", fixed, 2, flags)
+        return bytes(fixed) + strings + tail
+
+    got = M.parse_reply(Frame(MsgType.INFO, payload=info(M.Info.FLAG_REPLAY | M.Info.FLAG_BLEND, record)))
+    assert isinstance(got, M.Info) and got.can_blend and got.board == "host"
+    assert got.replay == M.ReplayInfo(16, 0x2545F491, 3, True, 40, 16)
+    plain = M.parse_reply(Frame(MsgType.INFO, payload=info(0, b"")))
+    assert isinstance(plain, M.Info) and plain.replay is None and not plain.can_blend
+    with pytest.raises(ValueError, match="malformed INFO"):
+        M.parse_reply(Frame(MsgType.INFO, payload=info(M.Info.FLAG_REPLAY, record[:-1])))

@@ -206,7 +206,7 @@ class Info:
         plan, pos = _str_at(p, pos)
         board, pos = _str_at(p, pos)
         replay = None
-        if v[2] & Info.FLAG_REPLAY and len(p) >= pos + INFO_REPLAY.size:
+        if v[2] & Info.FLAG_REPLAY:  # a truncated record is malformed, not "no reservoir" (struct.error)
             r = INFO_REPLAY.unpack_from(p, pos)
             replay = ReplayInfo(r[0], r[1], r[2], bool(r[3]), r[4], r[5])
         return Info(
