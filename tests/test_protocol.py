@@ -24,6 +24,7 @@ from link import harness as h
 from link.make_corpus import cases as corpus_cases
 
 from mcutrain.boards.qemu import free_tcp_port
+from mcutrain.demos.blend import RunningMean
 from mcutrain.host import framing as F
 from mcutrain.host import messages as M
 from mcutrain.host import sample_encoding as S
@@ -768,3 +769,33 @@ def test_info_reservoir_and_blend_flags() -> None:
     assert isinstance(plain, M.Info) and plain.replay is None and not plain.can_blend
     with pytest.raises(ValueError, match="malformed INFO"):
         M.parse_reply(Frame(MsgType.INFO, payload=info(M.Info.FLAG_REPLAY, record[:-1])))
+
+
+def test_infer_blend_in_chunks_counts_only_trained_finite_valid_targets(rig) -> None:
+    """INFER BLEND over 600-byte frames (200 targets: two OUTPUT chunks) on the toy device, whose output
+    is in the targets' space: the mirror's blend of the plain output. Masked elements, NaN targets and
+    samples stored without training are not counted; RESET forgets everything."""
+    r = rig("--shape", "1", "4", "4", "--target", "200", "--frame", "600", "--params", "50", "--blend", ".25")
+    rng = np.random.default_rng(3)
+
+    def sample(i: int) -> Sample:
+        target = Block.i16(rng.integers(200, 4000, 200), np.nan if i == 5 else 1e-3)  # 5: all NaN
+        return Sample(Block.u8(rng.integers(0, 256, 16)), target, Block.bits(rng.random(200) < 0.7), i)
+
+    samples = [sample(i) for i in range(12)]
+    rm = RunningMean(200)
+    with Link(r.url, timeout=0.5) as link:
+        assert link.info is not None and link.info.can_blend and link.info.max_frame == 600
+        link.sample(samples[0])
+        link.reset_model()  # forgets sample 0
+        y0 = link.infer(samples[1])
+        assert np.array_equal(link.infer(blend=True), y0)  # nothing seen: the output itself
+        for s in samples[1:]:
+            link.sample(s, train=s.sample_id != 9)  # sample 9: stored, not trained on
+            if s.sample_id != 9:
+                rm.observe(s.target.to_floats(role="target"), s.mask.to_floats(200, role="mask"))
+        y = link.infer(samples[2])
+        got = link.infer(blend=True)
+        link.exit_firmware()
+    assert got.shape == (200,) and np.isfinite(got).all() and rm.count.max() <= 9  # samples 1-11 but 5, 9
+    np.testing.assert_array_equal(got, rm.blend(y, 0.25))  # the same float32 operations, in order

@@ -446,7 +446,7 @@ int mt_replay_train(const mt_link_app_t *app, const mt_link_sample_t *s, mt_link
 
 /**
  * The running mean of every target element over the samples the device trained on (each SAMPLE with
- * TRAIN or REPLAY counts once, its valid elements only: mask != 0), and the prediction INFER BLEND
+ * TRAIN or REPLAY counts once, its valid elements only: mask != 0, finite), and the prediction INFER BLEND
  * answers in the targets' space: a * p + (1 - a) * mean per element, p the model's output mapped to the
  * targets (@p to_targets: e.g. pooled over the ToF zones; NULL: the output is the targets' space), the
  * output itself where no valid target was seen yet. Fixed when the firmware is generated (the plan's

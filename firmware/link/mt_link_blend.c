@@ -8,6 +8,7 @@
  */
 #include "mt_link.h"
 
+#include <math.h>
 #include <string.h>
 
 void mt_blend_reset(const mt_blend_t *b, uint32_t target_numel)
@@ -19,7 +20,7 @@ void mt_blend_reset(const mt_blend_t *b, uint32_t target_numel)
 void mt_blend_observe(const mt_blend_t *b, const float *target, const float *mask, uint32_t target_numel)
 {
     for (uint32_t i = 0; i < target_numel; i++) {
-        if (mask == NULL || mask[i] != 0.0f) {
+        if ((mask == NULL || mask[i] != 0.0f) && isfinite(target[i])) { /* a NaN target would stay */
             b->sum[i] += target[i];
             b->count[i]++;
         }

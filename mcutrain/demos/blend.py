@@ -20,9 +20,11 @@ class RunningMean:
         self.count = np.zeros(numel, np.uint32)
 
     def observe(self, target: np.ndarray, mask: np.ndarray | None = None) -> None:
-        """Count one sample (``mask`` != 0 marks its valid elements; None: all)."""
+        """Count one sample's valid elements: ``mask`` != 0 (None: all) and finite."""
         t = np.asarray(target, np.float32).ravel()
-        valid = np.ones(t.size, bool) if mask is None else np.asarray(mask, np.float32).ravel() != 0
+        valid = (
+            np.isfinite(t) if mask is None else (np.asarray(mask, np.float32).ravel() != 0) & np.isfinite(t)
+        )
         self.sum[valid] = (self.sum[valid] + t[valid]).astype(np.float32)
         self.count[valid] += 1
 

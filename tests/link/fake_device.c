@@ -3,10 +3,11 @@
  * @brief A host "device": the link service over stdin/stdout with the toy model behind it.
  *
  * Usage: fake_device [--shape C H W] [--target N] [--mask 0|1] [--params N] [--val K] [--frame BYTES]
- *                    [--log FILE] [--banner] [--replay SLOTS STEPS NEW SEED]
+ *                    [--log FILE] [--banner] [--replay SLOTS STEPS NEW SEED] [--blend A]
  * Ends at EOF on stdin or after RESET(EXIT) (status 0). --banner prints a line of text before the
  * first frame, like a firmware's boot message on the same UART. --replay adds a replay reservoir of
  * SLOTS (at most FAKE_REPLAY_MAX) samples, STEPS replayed steps per sample, NEW 0/1, SEED (SAMPLE REPLAY).
+ * --blend adds the running mean of the targets with weight A (INFER BLEND; the output is the targets).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -24,6 +25,10 @@ static size_t out_n;
 static uint8_t replay_bytes[FAKE_REPLAY_MAX * MT_REPLAY_SLOT_BYTES(TOY_MAX_X, TOY_MAX_T, 1u)];
 static mt_replay_state_t replay_state;
 static mt_replay_t replay = {replay_bytes, 0, 0, 1, 1, &replay_state};
+
+static float blend_sum[TOY_MAX_T], blend_out[TOY_MAX_T];
+static uint32_t blend_count[TOY_MAX_T];
+static mt_blend_t blend = {blend_sum, blend_count, blend_out, -1.0f, NULL};
 
 static void out_flush(void *ctx)
 {
@@ -76,6 +81,8 @@ int main(int argc, char **argv)
             replay.seed = (uint32_t)strtoul(argv[++i], NULL, 0);
             if (replay.slots == 0 || replay.slots > FAKE_REPLAY_MAX || replay.seed == 0)
                 return 2;
+        } else if (!strcmp(a, "--blend") && i + 1 < argc) {
+            blend.a = strtof(argv[++i], NULL);
         } else if (!strcmp(a, "--banner")) {
             banner = 1;
         } else {
@@ -91,6 +98,8 @@ int main(int argc, char **argv)
         mt_replay_reset(&replay);
         toy.app.replay = &replay;
     }
+    if (blend.a >= 0.0f)
+        toy.app.blend = &blend;
     if (mt_link_init(&link, (uint8_t *)frame_buf, frame, out_putc, out_flush, NULL) != 0)
         return 2;
     if (banner) {
