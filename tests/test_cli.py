@@ -206,21 +206,16 @@ def test_plan_with_a_masked_zone_loss(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "does not fit" in bad.stderr
 
 
+#: A masked zone regression plan of the built-in U-Net (the link options' tests add to it).
+ZONE_PLAN = ["plan", "tiny_unet", "--strategy", "last-layer", "--loss", "mse", "--masked"]
+ZONE_PLAN += ["--zones", "0,0,3,4"]
+
+
 def test_plan_with_a_replay_reservoir(tmp_path: Path) -> None:
     """--replay-slots/--replay-steps/--replay-seed go into the plan's link firmware (its C reservoir is
     configured from them); the two schedule options without a reservoir are an error."""
     out = tmp_path / "plan.json"
-    args = [
-        "plan",
-        "tiny_unet",
-        "--strategy",
-        "last-layer",
-        "--loss",
-        "mse",
-        "--masked",
-        "--zones",
-        "0,0,3,4",
-    ]
+    args = ZONE_PLAN
     reservoir = ["--app", "link", "--replay-slots", "4", "--replay-steps", "3", "--replay-seed", "0x10"]
     r = mcutrain(*args, *reservoir, "--out", str(out))
     assert r.returncode == 0, r.stderr
@@ -239,17 +234,7 @@ def test_plan_blend_counts_the_running_mean(tmp_path: Path) -> None:
     """--blend A: the plan file keeps A, the link's RAM counts 12 B per target (sums, counts, the blended
     prediction); it needs --app link and a regression loss, each refused with the way out."""
     out = tmp_path / "plan.json"
-    args = [
-        "plan",
-        "tiny_unet",
-        "--strategy",
-        "last-layer",
-        "--loss",
-        "mse",
-        "--masked",
-        "--zones",
-        "0,0,3,4",
-    ]
+    args = ZONE_PLAN
     r = mcutrain(*args, "--app", "link", "--out", str(out))
     assert r.returncode == 0, r.stderr
     plain = json.loads(out.read_text())
