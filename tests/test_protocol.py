@@ -752,23 +752,28 @@ def test_libfuzzer_smoke(build_dir: Path, tmp_path: Path) -> None:
 
 
 def test_info_reservoir_and_blend_flags() -> None:
-    """INFO's reservoir record follows the strings when flag 32 is set; cut short it is a malformed INFO
-    (not a device without a reservoir); flag 64 says INFER BLEND works."""
+    """INFO's reservoir record follows the strings when flag 32 is set, the blend's when flag 64 is; cut
+    short either is a malformed INFO (not a device without a reservoir or a blend)."""
     fixed = bytearray(M.INFO_FIXED.size)
     strings = b"".join(bytes([len(s)]) + s for s in (b"0123", b"plan", b"host"))
     record = M.INFO_REPLAY.pack(16, 0x2545F491, 3, 1, 40, 16)
+    blend = M.INFO_BLEND.pack(0.5, 60)
 
     def info(flags: int, tail: bytes) -> bytes:
         struct.pack_into("<H", fixed, 2, flags)
         return bytes(fixed) + strings + tail
 
-    got = M.parse_reply(Frame(MsgType.INFO, payload=info(M.Info.FLAG_REPLAY | M.Info.FLAG_BLEND, record)))
+    both = M.Info.FLAG_REPLAY | M.Info.FLAG_BLEND
+    got = M.parse_reply(Frame(MsgType.INFO, payload=info(both, record + blend)))
     assert isinstance(got, M.Info) and got.can_blend and got.board == "host"
-    assert got.replay == M.ReplayInfo(16, 0x2545F491, 3, True, 40, 16)
+    assert got.replay == M.ReplayInfo(16, 0x2545F491, 3, True, 40, 16) and got.blend == M.BlendInfo(0.5, 60)
+    alone = M.parse_reply(Frame(MsgType.INFO, payload=info(M.Info.FLAG_BLEND, blend)))
+    assert isinstance(alone, M.Info) and alone.replay is None and alone.blend == M.BlendInfo(0.5, 60)
     plain = M.parse_reply(Frame(MsgType.INFO, payload=info(0, b"")))
-    assert isinstance(plain, M.Info) and plain.replay is None and not plain.can_blend
-    with pytest.raises(ValueError, match="malformed INFO"):
-        M.parse_reply(Frame(MsgType.INFO, payload=info(M.Info.FLAG_REPLAY, record[:-1])))
+    assert isinstance(plain, M.Info) and plain.replay is None and plain.blend is None and not plain.can_blend
+    for flags, tail in ((M.Info.FLAG_REPLAY, record[:-1]), (both, record + blend[:-1])):
+        with pytest.raises(ValueError, match="malformed INFO"):
+            M.parse_reply(Frame(MsgType.INFO, payload=info(flags, tail)))
 
 
 def test_infer_blend_in_chunks_counts_only_trained_finite_valid_targets(rig) -> None:
@@ -786,6 +791,7 @@ def test_infer_blend_in_chunks_counts_only_trained_finite_valid_targets(rig) -> 
     rm = RunningMean(200)
     with Link(r.url, timeout=0.5) as link:
         assert link.info is not None and link.info.can_blend and link.info.max_frame == 600
+        assert link.info.blend == M.BlendInfo(0.25, 0)
         link.sample(samples[0])
         link.reset_model()  # forgets sample 0
         y0 = link.infer(samples[1])
@@ -796,6 +802,8 @@ def test_infer_blend_in_chunks_counts_only_trained_finite_valid_targets(rig) -> 
                 rm.observe(s.target.to_floats(role="target"), s.mask.to_floats(200, role="mask"))
         y = link.infer(samples[2])
         got = link.infer(blend=True)
+        seen = link.hello().blend
         link.exit_firmware()
+    assert seen == M.BlendInfo(0.25, int(np.count_nonzero(rm.count)))
     assert got.shape == (200,) and np.isfinite(got).all() and rm.count.max() <= 9  # samples 1-11 but 5, 9
     np.testing.assert_array_equal(got, rm.blend(y, 0.25))  # the same float32 operations, in order

@@ -183,6 +183,14 @@ static void do_hello(mt_link_t *l, const mt_link_app_t *app, uint32_t seq)
         mt_put_u32(p + n + 16, r->st->filled);
         n += 20;
     }
+    if (flags & INFO_BLEND) { /* after the reservoir's record: the weight, the zones with a mean */
+        uint32_t i, seen = 0;
+        for (i = 0; i < app->target_numel; i++)
+            seen += app->blend->count[i] != 0u;
+        mt_put_f32(p + n, app->blend->a);
+        mt_put_u32(p + n + 4, seen);
+        n += 8;
+    }
     (void)mt_link_send(l, MT_MSG_INFO, 0, seq, p, n);
 }
 

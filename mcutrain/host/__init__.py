@@ -15,12 +15,22 @@ from mcutrain.host.link_transport import (
     SequenceError,
     VersionMismatch,
 )
-from mcutrain.host.messages import Ack, CheckpointMode, EvalResult, Info, ReplayInfo, Result, Stats
+from mcutrain.host.messages import (
+    Ack,
+    BlendInfo,
+    CheckpointMode,
+    EvalResult,
+    Info,
+    ReplayInfo,
+    Result,
+    Stats,
+)
 from mcutrain.host.sample_encoding import Block, Enc, Sample
 
 __all__ = [
     "VERSION",
     "Ack",
+    "BlendInfo",
     "Block",
     "CheckpointMode",
     "DeviceError",

@@ -24,6 +24,7 @@ INFO_FIXED = struct.Struct("<BBHIIII IHHHxx III IIII I HHHBB")
 INFO_REPLAY = struct.Struct(
     "<IIHBxII"
 )  # slots, seed, replayed steps, train_new, seen, filled (after the strings)
+INFO_BLEND = struct.Struct("<fI")  # the blend's weight A, target elements with a mean (after the reservoir's)
 STATS = struct.Struct("<IIIfffQQIIIIIIII")
 EVAL_RESULT = struct.Struct("<ffI")
 NO_SAMPLE_ID = 0xFFFFFFFF
@@ -123,6 +124,15 @@ class ReplayInfo:
 
 
 @dataclass(frozen=True)
+class BlendInfo:
+    """The device's running mean of the targets (INFO, flag 64): INFER BLEND's weight, compiled in from
+    the plan, and how many target elements have a mean so far (the others answer the prediction alone)."""
+
+    a: float
+    seen: int
+
+
+@dataclass(frozen=True)
 class Info:
     version: int
     val_slots: int
@@ -150,6 +160,7 @@ class Info:
     restored_from: int = 0  # 0: compiled-in parameters at boot; 1 + k: loaded from storage slot k
     bad_slots: int = 0  # bit k: storage slot k held a damaged or foreign record at boot
     replay: ReplayInfo | None = None  # the replay reservoir (None: the firmware has none)
+    blend: BlendInfo | None = None  # the running mean of INFER BLEND (None: the firmware has none)
 
     FLAG_MASK = 1
     FLAG_TRAIN = 2
@@ -209,6 +220,11 @@ class Info:
         if v[2] & Info.FLAG_REPLAY:  # a truncated record is malformed, not "no reservoir" (struct.error)
             r = INFO_REPLAY.unpack_from(p, pos)
             replay = ReplayInfo(r[0], r[1], r[2], bool(r[3]), r[4], r[5])
+            pos += INFO_REPLAY.size
+        blend = None
+        if v[2] & Info.FLAG_BLEND:
+            a, seen = INFO_BLEND.unpack_from(p, pos)
+            blend = BlendInfo(a, seen)
         return Info(
             version=v[0],
             val_slots=v[1],
@@ -236,6 +252,7 @@ class Info:
             restored_from=v[22],
             bad_slots=v[23],
             replay=replay,
+            blend=blend,
         )
 
 

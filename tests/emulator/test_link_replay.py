@@ -178,6 +178,7 @@ def test_infer_blend_shrinks_toward_the_running_mean_of_the_trained_targets(case
     probe = replace(c.samples[3], target=Block.none(), mask=Block.none(), sample_id=10_000)
     with _link(c.fb) as link:
         assert link.info is not None and link.info.can_blend
+        assert link.info.blend is not None and link.info.blend.a == pytest.approx(BLEND)
         for s in c.samples[:4]:
             link.sample(s, replay=True)
         link.reset_model()  # forgets the targets seen
@@ -190,6 +191,7 @@ def test_infer_blend_shrinks_toward_the_running_mean_of_the_trained_targets(case
             link.sample(s, replay=True)
         y = link.infer(probe)
         got = link.infer(probe, blend=True)
+        assert link.hello().blend.seen == 64  # type: ignore[union-attr]
         assert got.shape == (64,)
     counted = [i for i in range(N) if i != 12]
     rm = RunningMean(64)
