@@ -453,7 +453,7 @@ int mt_replay_train(const mt_link_app_t *app, const mt_link_sample_t *s, mt_link
  * LinkApp.blend); 12 bytes of RAM per target element. RESET (model) empties it; checkpoints keep it.
  */
 typedef struct mt_blend {
-    float *sum;      /**< target_numel: the valid targets' sums */
+    float *mean;     /**< target_numel: the valid targets' means (0 before the first) */
     uint32_t *count; /**< target_numel: how many */
     float *out;      /**< target_numel: the last blended prediction (INFER BLEND reads it in chunks) */
     float a;         /**< the prediction's weight, in [0, 1] */

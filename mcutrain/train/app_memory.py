@@ -60,6 +60,6 @@ def link_memory(graph: ir.Graph, plan: UpdatePlan, app: LinkApp) -> dict[str, in
     if app.replay_slots:  # absent without a reservoir (the emitted projects stay as they were)
         per = replay_sample_bytes(numel_in, numel_t, plan.loss.masked)
         parts["replay"] = app.replay_slots * per + REPLAY_STATE_BYTES
-    if app.blend is not None:  # float32 sums, uint32 counts, the blended prediction (mt_blend_t)
+    if app.blend is not None:  # float32 means, uint32 counts, the blended prediction (mt_blend_t)
         parts["blend"] = 3 * 4 * numel_t
     return parts

@@ -26,9 +26,9 @@ static uint8_t replay_bytes[FAKE_REPLAY_MAX * MT_REPLAY_SLOT_BYTES(TOY_MAX_X, TO
 static mt_replay_state_t replay_state;
 static mt_replay_t replay = {replay_bytes, 0, 0, 1, 1, &replay_state};
 
-static float blend_sum[TOY_MAX_T], blend_out[TOY_MAX_T];
+static float blend_mean[TOY_MAX_T], blend_out[TOY_MAX_T];
 static uint32_t blend_count[TOY_MAX_T];
-static mt_blend_t blend = {blend_sum, blend_count, blend_out, -1.0f, NULL};
+static mt_blend_t blend = {blend_mean, blend_count, blend_out, -1.0f, NULL};
 
 static void out_flush(void *ctx)
 {
