@@ -3,6 +3,7 @@ kernel and the kernel the board's build selects (the DSP kernel on Cortex-M4/M7)
 (exact counts under -icount).
 
 Run:  .venv/bin/python benchmarks/int8_instructions.py [--board mps2-an386] [--models kws,vww]
+      [--col-bytes 4096]
 
 One firmware per model holds every conv2d and linear layer of the full-integer model
 (../shared/data/models) with its real int8 weights, int32 biases and integer parameters, as the code
@@ -32,7 +33,7 @@ from mcutrain.boards.cross_build import build
 from mcutrain.boards.qemu import run_qemu
 from mcutrain.boards.targets import load_target
 from mcutrain.core import ir
-from mcutrain.core.int8_params import conv2d_s8_scratch_bytes
+from mcutrain.core.int8_params import S8_COL_BYTES, conv2d_s8_scratch_bytes
 from mcutrain.core.int8_tables import ConstArray, int8_data
 from mcutrain.core.layout import c_ident
 from mcutrain.core.op_table import entry
@@ -58,6 +59,7 @@ class Layer:
     call: str  # the kernel call with "{fn}" for the kernel's name and "{y}" for the output
     out_bytes: int
     repeat: int
+    scratch: int = 0  # conv2d: the DSP path's scratch bytes (mcutrain.core.int8_params)
 
 
 def _kind(op: ir.Op, in_shape: tuple[int, ...]) -> str:
@@ -73,7 +75,7 @@ def _array(a: ConstArray) -> str:
     return f"static const {a.ctype} {a.name}[{a.values.size}] = {{\n{c_int_array(a.values, a.ctype)}\n}};"
 
 
-def program(graph: ir.Graph, seed: int = 0) -> tuple[str, list[Layer]]:
+def program(graph: ir.Graph, seed: int = 0, col_bytes: int = S8_COL_BYTES) -> tuple[str, list[Layer]]:
     """The C source of the benchmark firmware of ``graph`` and its layers."""
     rng = np.random.default_rng(seed)
     decls: list[str] = []
@@ -99,17 +101,23 @@ def program(graph: ir.Graph, seed: int = 0) -> tuple[str, list[Layer]]:
         macs = node.op.macs(ins, out)
         kind = _kind(node.op, ins[0])
         a = data.args
-        if kind != "linear":
-            scratch = max(scratch, conv2d_s8_scratch_bytes(dvals))
+        need = conv2d_s8_scratch_bytes(dvals, col_bytes) if kind != "linear" else 0
+        scratch = max(scratch, need)
         call = f"{{fn}}(&{base}_dims, {a['q']}, 0, {a['co_end']}, {base}_x, {a['w']}, {a['b']}, {{y}}"
         repeat = max(1, math.ceil(MIN_COUNT / macs))
-        layers.append(Layer(node.name, kind, macs, call, math.prod(out), repeat))
+        layers.append(Layer(node.name, kind, macs, call, math.prod(out), repeat, need))
     n_out = max(la.out_bytes for la in layers)
     body = []
     for i, la in enumerate(layers):
         stem = "mt_linear_fw_s8" if la.kind == "linear" else "mt_conv2d_fw_s8"
         ref = la.call.format(fn=stem + "_ref", y="y_ref") + ")"
         fast = la.call.format(fn=stem, y="y_fast") + ", (int8_t *)scratch)"
+        if la.kind != "linear":  # the C's scratch size is the mirror's (the buffer below is sized by it)
+            body.append(
+                f"    if (mt_conv2d_fw_s8_scratch_bytes(&{c_ident(la.name)}_dims) != {la.scratch}u) {{\n"
+                f'        printf("layer {i}: scratch differs from the mirror\\n");\n'
+                "        return 100;\n    }"
+            )
         body.append(
             f"    t0 = mt_board_instret();\n"
             f"    for (int r = 0; r < {la.repeat}; ++r) {{\n        {ref};\n    }}\n"
@@ -144,15 +152,18 @@ class Result:
     same: bool
 
 
-def measure(model: str, board: str, root: Path) -> list[Result]:
+def measure(model: str, board: str, root: Path, col_bytes: int = S8_COL_BYTES) -> list[Result]:
     graph = api.load(shared_path("models", f"{MODELS[model]}.tflite"))
-    src, layers = program(graph)
+    src, layers = program(graph, col_bytes=col_bytes)
     out = root / board / model
     out.mkdir(parents=True, exist_ok=True)
     (out / "main.c").write_text(src)
     sources = [out / "main.c", *sorted((RUNTIME / "src").glob("*_s8.c"))]
     target = load_target(board)
-    res = build(target, sources, include_dirs=[RUNTIME / "include", RUNTIME / "src"], out_dir=out / "build")
+    incs = [RUNTIME / "include", RUNTIME / "src"]
+    res = build(
+        target, sources, include_dirs=incs, out_dir=out / "build", defines={"MT_S8_COL_BYTES": col_bytes}
+    )
     run = run_qemu(target, res.elf, timeout_s=600.0)
     rows = {
         int(m[1]): (int(m[2]), int(m[3]), m[4] == "1")
@@ -209,14 +220,22 @@ def main() -> int:
     ap.add_argument("--board", default="mps2-an386", help="a QEMU board")
     ap.add_argument("--models", default="kws,vww", help=f"comma-separated, of {', '.join(MODELS)}")
     ap.add_argument("--out", help="keep the programs here (default: a temporary folder)")
+    ap.add_argument(
+        "--col-bytes",
+        type=int,
+        default=S8_COL_BYTES,
+        help=f"the DSP conv2d column-tile budget, MT_S8_COL_BYTES (default {S8_COL_BYTES}; multiple of 16)",
+    )
     args = ap.parse_args()
+    if args.col_bytes < 16 or args.col_bytes % 16:
+        ap.error(f"--col-bytes must be a positive multiple of 16, got {args.col_bytes}")
     if not (d := shared_data_dir()) or not d.is_dir():
         print("needs the real models of ../shared/data (or MCUTRAIN_SHARED_DATA)", file=sys.stderr)
         return 2
     root = Path(args.out or tempfile.mkdtemp(prefix="mt-int8-bench-"))
     results = {}
     for m in args.models.split(","):
-        results[m] = measure(m.strip(), args.board, root)
+        results[m] = measure(m.strip(), args.board, root, args.col_bytes)
         print_model(m, args.board, results[m])
     summary(args.board, results)
     return 1 if any(not r.same for rs in results.values() for r in rs) else 0

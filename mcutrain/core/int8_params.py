@@ -269,14 +269,15 @@ def _dw_plane_bytes(d: Mapping[str, int]) -> int:
     return ((d["out_h"] - 1) * d["stride_h"] + d["kernel_h"]) * row
 
 
-def conv2d_s8_scratch_bytes(d: Mapping[str, int]) -> int:
+def conv2d_s8_scratch_bytes(d: Mapping[str, int], col_bytes: int = S8_COL_BYTES) -> int:
     """``mt_conv2d_fw_s8_scratch_bytes`` of the dims struct ``d`` (field -> value), as the C computes it:
     the working memory of the Cortex-M DSP path (``firmware/runtime/src/mt_s8_dsp.h``), the same on every
     target (0 for weight rows of 16,448 taps or more, which the reference runs). Depthwise with 3-wide
     kernels: the input plane padded with the zero point; on planes less than 8 outputs wide and taller
     than wide with 3-high kernels, the transposed plane and one output row; otherwise the column
-    tiles of a run of output positions (a multiple of 4, at most ``S8_COL_BYTES`` of tiles unless one tile
-    of 4 is larger) and one weight row, each of the weight row's taps rounded up to 4, as int16."""
+    tiles of a run of output positions (a multiple of 4, at most ``col_bytes`` of tiles, ``MT_S8_COL_BYTES``
+    of the build, unless one tile of 4 is larger) and one weight row, each of the weight row's taps rounded
+    up to 4, as int16."""
     if d["in_c"] // d["groups"] * d["kernel_h"] * d["kernel_w"] >= (1 << 29) // 32640:
         return 0  # the taps' sums could overflow the doubled int32 sums: the reference runs
     t = _dw_swap(d)
@@ -285,7 +286,7 @@ def conv2d_s8_scratch_bytes(d: Mapping[str, int]) -> int:
     if _dw_rowwise(d):
         return _dw_plane_bytes(d)
     taps = (d["in_c"] // d["groups"] * d["kernel_h"] * d["kernel_w"] + 3) // 4 * 4
-    most = S8_COL_BYTES // (2 * taps) // 4 * 4
+    most = col_bytes // (2 * taps) // 4 * 4
     every = (d["out_h"] * d["out_w"] + 3) // 4 * 4
     positions = every if every < most else max(most, 4)
     return 2 * (positions + 1) * taps
