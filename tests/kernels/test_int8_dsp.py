@@ -18,7 +18,8 @@ On mps2-an386 (Cortex-M4F: the DSP extension) the program also calls ``mt_conv2d
 checks that it took the call (or, where expected, left it to the reference) and wrote the same bytes; on
 rv32 and on the host (AddressSanitizer, UndefinedBehaviorSanitizer) the same program runs the reference.
 The scratch is exactly ``mt_conv2d_fw_s8_scratch_bytes`` (checked against the Python mirror) at the end of
-a buffer whose tail is checked untouched.
+a buffer whose tail is checked untouched. On mps2-an386 the program also runs with other column budgets
+(``-DMT_S8_COL_BYTES``): 64 B, so that every run of positions is one tile, and 16 KB.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class DspProgram(Program):
         return f"int8_t *sp = (int8_t *)scratch + sizeof(scratch) - {GUARD} - {(nbytes + 3) // 4 * 4}"
 
 
-def _conv_cases(p: DspProgram, rng: np.random.Generator) -> None:
+def _conv_cases(p: DspProgram, rng: np.random.Generator, col_bytes: int) -> None:
     qt = Quant.per_tensor
     for c in CONVS:
         op = ops.Conv2d(c.cout, c.kernel, c.stride, c.padding, c.dilation, c.groups)
@@ -162,7 +163,7 @@ def _conv_cases(p: DspProgram, rng: np.random.Generator) -> None:
         out = op.out_shape([x.shape])
         want = S.conv2d_s8(x, w, b, op, q)
         dims = CONV2D_DIMS.of(op, [x.shape], out)
-        nbytes = P.conv2d_s8_scratch_bytes(dims)
+        nbytes = P.conv2d_s8_scratch_bytes(dims, col_bytes)
         d, xa, y, y2 = p.struct(CONV2D_DIMS.ctype, dims), p.array(x), p.out(want.size), p.out(want.size)
         calls, dsp = [], []
         for lo, hi in c.ranges:
@@ -210,23 +211,32 @@ def _linear_cases(p: DspProgram, rng: np.random.Generator) -> None:
         )
 
 
-def _program() -> DspProgram:
+def _program(col_bytes: int = P.S8_COL_BYTES) -> DspProgram:
     rng = np.random.default_rng(80)
     p = DspProgram()
-    _conv_cases(p, rng)
+    _conv_cases(p, rng, col_bytes)
     _linear_cases(p, rng)
     return p
 
 
 @pytest.mark.emulator
-@pytest.mark.parametrize("board", ["mps2-an386", "rv32-qemu"])
-def test_int8_conv_linear_paths_on_the_target(board: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("board", "col_bytes"),
+    # the build's column budget (-DMT_S8_COL_BYTES): the default; 64 B, a run of one tile (every run's
+    # boundaries and tails); 16 KB, every plane in one run
+    [("mps2-an386", 4096), ("rv32-qemu", 4096), ("mps2-an386", 64), ("mps2-an386", 16384)],
+)
+def test_int8_conv_linear_paths_on_the_target(board: str, col_bytes: int, tmp_path: Path) -> None:
     target = require_board(board)
-    prog = _program()
+    prog = _program(col_bytes)
     src = tmp_path / "dsp_main.c"
     src.write_text(prog.source())
     res = build(
-        target, [src, *S8_SOURCES], include_dirs=[INCLUDE, RUNTIME / "src"], out_dir=tmp_path / "build"
+        target,
+        [src, *S8_SOURCES],
+        include_dirs=[INCLUDE, RUNTIME / "src"],
+        out_dir=tmp_path / "build",
+        defines={"MT_S8_COL_BYTES": col_bytes},
     )
     run = run_qemu(target, res.elf, timeout_s=120.0)
     assert f"int8 kernels: 0 of {prog.n} cases differ" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
