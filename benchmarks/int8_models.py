@@ -36,6 +36,7 @@ import numpy as np
 
 from mcutrain import api
 from mcutrain.core import ir
+from mcutrain.core.int8_params import S8_COL_BYTES
 from mcutrain.core.units import format_bytes
 from mcutrain.data.shared import shared_data_dir, shared_path
 from mcutrain.emit.firmware_build import build_firmware
@@ -127,9 +128,11 @@ def min_budget(graph: ir.Graph, precision: str) -> int:
     raise AssertionError("a plan fit into one byte")
 
 
-def plan_at(graph: ir.Graph, budget: int, precision: str) -> PlanResult | None:
+def plan_at(graph: ir.Graph, budget: int, precision: str, col_bytes: int = S8_COL_BYTES) -> PlanResult | None:
     try:
-        return api.plan(graph, budget, "auto", score="proxy", frozen_precision=precision)
+        return api.plan(
+            graph, budget, "auto", score="proxy", frozen_precision=precision, int8_col_bytes=col_bytes
+        )
     except BudgetError:
         return None
 
@@ -210,6 +213,12 @@ def main() -> int:
     ap.add_argument("--no-qemu", action="store_true", help="memory only (seconds instead of minutes)")
     ap.add_argument("--only", help="cases whose label contains this text")
     ap.add_argument("--out", help="keep the firmware projects here (default: a temporary folder)")
+    ap.add_argument(
+        "--int8-col-bytes",
+        type=int,
+        default=S8_COL_BYTES,
+        help=f"the int8 DSP conv2d's column budget of the plans (default {S8_COL_BYTES})",
+    )
     args = ap.parse_args()
     if not (d := shared_data_dir()) or not d.is_dir():
         print("needs the real models of ../shared/data (or MCUTRAIN_SHARED_DATA)", file=sys.stderr)
@@ -226,7 +235,7 @@ def main() -> int:
             loaded[case.label] = (g, g if calib is None else api.quantize(g, calib))
         fg, qg = loaded[case.label]
         for prec, g in (("int8", qg), ("fp32", fg)):
-            res = plan_at(g, case.budget, prec)
+            res = plan_at(g, case.budget, prec, args.int8_col_bytes)
             ipm = s8 = math.nan
             if res is not None and not args.no_qemu:
                 folder = root / f"{case.label.replace(' ', '_')}_{case.budget // 1024}k_{prec}"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mcutrain.core import ir
+from mcutrain.core.int8_params import S8_COL_BYTES
 from mcutrain.frontends import FrontendError, load_model
 from mcutrain.train.optimizers import lr_scales
 from mcutrain.train.planner import STRATEGIES, BudgetError, PlanResult, ScoreFn, plan_auto, plan_baseline
@@ -105,12 +106,15 @@ def plan(
     stack_reserve_bytes: int = STACK_RESERVE_BYTES,
     app: LinkApp | None = None,
     frozen_precision: str | None = None,
+    int8_col_bytes: int = S8_COL_BYTES,
 ) -> PlanResult:
     """Plan the fine-tuning of ``graph`` under ``budget_bytes`` of RAM. ``lr_scale="relative"`` scales
     each tensor's learning rate by its pretrained RMS (:func:`mcutrain.train.optimizers.lr_scales`); the
     auto plan's measured scores train with the same scales. ``app``: the serial-link firmware whose RAM
     the budget must cover too (:class:`~mcutrain.train.update_plan.LinkApp`). ``frozen_precision``: ``int8``
-    (the default for a quantized graph) or ``fp32`` (:mod:`mcutrain.train.precision`)."""
+    (the default for a quantized graph) or ``fp32`` (:mod:`mcutrain.train.precision`). ``int8_col_bytes``:
+    the int8 DSP conv2d's column budget, which sizes its scratch (docs/quantization.md, "The column
+    budget")."""
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     template = UpdatePlan(
@@ -126,6 +130,7 @@ def plan(
         stack_reserve_bytes=stack_reserve_bytes,
         app=app,
         frozen_precision=frozen_precision or ("int8" if graph.quantized else "fp32"),
+        int8_col_bytes=int8_col_bytes,
     )
     scorer: ScoreFn | None = None  # baselines need no scores
     if strategy == "auto":

@@ -36,7 +36,7 @@ from mcutrain.emit import pulp
 from mcutrain.emit.c_text import c_array, c_float
 from mcutrain.emit.calls import profile_id
 from mcutrain.emit.link_app import DEFAULT_STORAGE_FILE, LINK_SOURCES, link_app, link_template_data
-from mcutrain.emit.model_c import Emitted, write_project
+from mcutrain.emit.model_c import Emitted, plan_defines, write_project
 from mcutrain.emit.output_dir import staged
 from mcutrain.emit.selftest import EXIT_CODES, LOSS_FLOOR, Expected, SelfTest, expected, param_scale
 from mcutrain.emit.templates import template_env
@@ -143,6 +143,7 @@ def emit_firmware(
             "masked": plan.loss.masked,
             "profile_ids": profile_ids,
             "loss_floor": c_float(LOSS_FLOOR),
+            "plan_defines": " ".join(f"-D{k}={v}" for k, v in plan_defines(plan).items()),
         }
         if selftest is not None and exp is not None:
             data["samples"] = [
@@ -184,6 +185,7 @@ def emit_firmware(
             srcs += sorted(str(p.relative_to(out)) for p in (out / "runtime" / k).glob("*.c"))
             include_dirs.append(f"runtime/{k}")
         kernel_defines = {"MT_KERNEL_SELECT": f'"mt_{t.kernels[-1]}_select.h"'} if t.kernels else {}
+        kernel_defines.update(plan_defines(plan))
         if app == "link":
             srcs += [f"bsp/link/{f}" for f in LINK_SOURCES] + link_srcs
             include_dirs.append("bsp/link")

@@ -20,6 +20,7 @@ import numpy as np
 from mcutrain import __version__
 from mcutrain.boards.targets import Target
 from mcutrain.core import ir
+from mcutrain.core.int8_params import S8_COL_BYTES
 from mcutrain.core.int8_tables import ConstArray, ConstStruct, Int8Data, conversion_data, int8_data
 from mcutrain.core.kernels import scratch_query
 from mcutrain.core.layout import c_ident, device_weight
@@ -187,6 +188,12 @@ def emit(
     return replace(em, out_dir=Path(out_dir).resolve())
 
 
+def plan_defines(plan: UpdatePlan) -> dict[str, str]:
+    """Preprocessor definitions every build of the plan's project needs: the int8 DSP conv2d's column budget
+    when it is not the runtime's default (the planned scratch buffers are sized by it)."""
+    return {} if plan.int8_col_bytes == S8_COL_BYTES else {"MT_S8_COL_BYTES": str(plan.int8_col_bytes)}
+
+
 def write_project(
     graph: ir.Graph,
     plan: UpdatePlan,
@@ -255,6 +262,7 @@ def write_project(
         "masked": plan.loss.masked,
         "cosine": plan.optimizer.schedule == "cosine",
         "lr": c_float(plan.optimizer.lr),
+        "plan_defines": " ".join(f"-D{k}={v}" for k, v in plan_defines(plan).items()),
     }
     cluster = None
     if target is not None and target.cluster is not None:  # PULP: kernels as cluster tasks (docs/gap9.md)

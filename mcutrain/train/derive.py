@@ -204,7 +204,7 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
         reads = tuple(convert(i, prec.node_int8(n.name), into) for i in n.inputs)
         reads_of[n.name] = reads
         fast = prec.node_int8(n.name) and plan.int8_scratch
-        writes, nbytes = (n.name,), _s8_scratch(graph, n) if fast else 0
+        writes, nbytes = (n.name,), _s8_scratch(graph, n, plan.int8_col_bytes) if fast else 0
         if nbytes:  # the kernel's working memory, alive during the step only (a second write)
             name = f"{n.name}__scratch"
             if name not in buffers:
@@ -362,14 +362,15 @@ def derive(graph: ir.Graph, plan: UpdatePlan) -> TrainGraph:
     )
 
 
-def _s8_scratch(graph: ir.Graph, n: ir.Node) -> int:
-    """Bytes of scratch the int8 forward of ``n`` takes (``mt_conv2d_fw_s8_scratch_bytes``: the working
-    memory of the Cortex-M DSP conv2d, the same on every target); 0 for the other int8 kernels."""
+def _s8_scratch(graph: ir.Graph, n: ir.Node, col_bytes: int) -> int:
+    """Bytes of scratch the int8 forward of ``n`` takes (``mt_conv2d_fw_s8_scratch_bytes`` of a build with
+    ``MT_S8_COL_BYTES`` = ``col_bytes``: the working memory of the Cortex-M DSP conv2d, the same on every
+    target); 0 for the other int8 kernels."""
     if not isinstance(n.op, ir.Conv2d):
         return 0
     dims = entry(n.op).dims
     assert dims is not None
-    return conv2d_s8_scratch_bytes(dims.of(n.op, graph.in_shapes(n), graph.shapes[n.name]))
+    return conv2d_s8_scratch_bytes(dims.of(n.op, graph.in_shapes(n), graph.shapes[n.name]), col_bytes)
 
 
 def concat_slots(graph: ir.Graph, prec: Precision) -> dict[str, tuple[str, int]]:

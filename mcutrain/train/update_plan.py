@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mcutrain.core import ir
+from mcutrain.core.int8_params import S8_COL_BYTES
 
 #: RAM a plan reserves by default for the call stack and the board runtime's static data (UART and counter
 #: state, picolibc's stdio and TLS, the harness). The one place this number is decided; ``mcutrain plan
@@ -31,6 +32,8 @@ MIN_STACK_BYTES = 512
 MAX_VAL_SLOTS = 32
 #: Where the link firmware can persist its checkpoints: a semihosting file standing in for flash (QEMU).
 STORAGES = ("semihost",)
+#: The int8 column budgets a plan may ask for (UpdatePlan.int8_col_bytes).
+MIN_COL_BYTES, MAX_COL_BYTES = 64, 65536
 
 
 class PlanError(ValueError):
@@ -245,6 +248,9 @@ class UpdatePlan:
     # int8 conv2d forwards get working memory for the Cortex-M DSP kernels (docs/quantization.md, "Cortex-M
     # DSP kernels"); False: none, and the portable reference kernels run (less RAM, about 30x slower).
     int8_scratch: bool = True
+    # the DSP conv2d's column-tile budget (MT_S8_COL_BYTES of the build): more bytes of scratch, longer runs
+    # of positions per pass over a channel, fewer instructions (docs/quantization.md, "The column budget")
+    int8_col_bytes: int = S8_COL_BYTES
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -254,6 +260,11 @@ class UpdatePlan:
             raise PlanError(
                 f"a stack reserve of {self.stack_reserve_bytes} B is too small: the firmware needs at least "
                 f"{least} B ({RUNTIME_DATA_BYTES} B of it for the runtime's data)"
+            )
+        if not MIN_COL_BYTES <= self.int8_col_bytes <= MAX_COL_BYTES or self.int8_col_bytes % 16:
+            raise PlanError(
+                f"int8 column budget: a multiple of 16 from {MIN_COL_BYTES} to {MAX_COL_BYTES} bytes, got "
+                f"{self.int8_col_bytes}"
             )
         for name, *scales in self.lr_scales:
             if not all(s > 0 and math.isfinite(s) for s in scales):
@@ -317,6 +328,8 @@ class UpdatePlan:
             d["app"].pop("blend")
         if self.int8_scratch:  # absent when the default
             d.pop("int8_scratch")
+        if self.int8_col_bytes == S8_COL_BYTES:  # absent when the default
+            d.pop("int8_col_bytes")
         return json.loads(json.dumps(d, default=lambda o: o.value if isinstance(o, enum.Enum) else o))
 
     @staticmethod
@@ -356,6 +369,7 @@ class UpdatePlan:
                 else None,
                 frozen_precision=str(d.get("frozen_precision", "fp32")),
                 int8_scratch=bool(d.get("int8_scratch", True)),
+                int8_col_bytes=int(d.get("int8_col_bytes", S8_COL_BYTES)),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise PlanError(f"malformed plan: {type(e).__name__} {e}") from None

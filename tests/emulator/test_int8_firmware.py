@@ -1,7 +1,9 @@
 """The four int8 models of ../shared/data/models as training firmware: planned, emitted, cross-built and run
 in QEMU on a Cortex-M4F board and on GAP9's fabric controller (rv32), decided by the self-test's exit
 status (its int8 frozen layers are the simulator's integers exactly; its float part agrees to round-off).
-The linked RAM is within the plan's peak."""
+The linked RAM is within the plan's peak. The KWS plan also with a 16 KB column budget for the DSP conv2d
+(``int8_col_bytes``): its build defines MT_S8_COL_BYTES, its planned scratch is the kernels' size, and its
+training step takes fewer instructions than the default budget's."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 from conftest import require_board, require_shared
 
 from mcutrain import api
+from mcutrain.core.int8_params import S8_COL_BYTES
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.emit.firmware_run import run_firmware
@@ -33,10 +36,11 @@ CASES = {
 
 
 @cache
-def _case(name: str):  # type: ignore[no-untyped-def]
+def _case(name: str, col_bytes: int = S8_COL_BYTES):  # type: ignore[no-untyped-def]
     g = api.load(require_shared("models", f"{name}.tflite"))
     strategy, budget = CASES[name]
-    res = api.plan(g, budget, strategy, score="proxy", optimizer=OptimizerConfig(lr=0.01))
+    opt = OptimizerConfig(lr=0.01)
+    res = api.plan(g, budget, strategy, score="proxy", optimizer=opt, int8_col_bytes=col_bytes)
     assert res.plan.frozen_precision == "int8" and res.memory.train_graph.precision.any_int8
     if budget is not None:
         assert res.memory.peak_ram_bytes <= budget
@@ -64,3 +68,22 @@ def test_int8_model_trains_on_the_board(board: str, name: str, tmp_path: Path) -
     # backwards (a SysTick reading at 0 after its wrap once gave 2^64 - 669,339,080 here)
     fw_macs = sum(n for pid, n in proj.manifest["macs"].items() if "_fw" in pid)
     assert fw_macs <= rep["instret_min"] <= rep["instret_max"] < 2**40
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "gap9-rv32-qemu"])
+def test_int8_column_budget_in_the_plan(board: str, tmp_path: Path) -> None:
+    require_board(board)
+    name = "mlperf_kws_dscnn_int8"
+    g, plan, st = _case(name, 16384)
+    assert plan.int8_col_bytes == 16384 and plan.trained == _case(name)[1].trained  # the same update
+    counts = {}
+    for cb, p in ((16384, plan), (S8_COL_BYTES, _case(name)[1])):
+        proj = emit_firmware(g, p, tmp_path / f"fw{cb}", board, st)
+        assert proj.manifest["defines"].get("MT_S8_COL_BYTES") == (str(cb) if cb != S8_COL_BYTES else None)
+        fb = build_firmware(proj.out_dir)
+        assert fb.size.ram_bytes <= fb.plan_peak_ram, fb.summary()
+        r = run_firmware(fb, TIMEOUT_S)
+        assert r.exit_code == EXIT_CODES["pass"], r.run.stdout + r.run.stderr
+        counts[cb] = r.report["instret_mean"]
+    if board == "mps2-an386":  # the DSP path takes longer runs: fewer instructions per step
+        assert counts[16384] < counts[S8_COL_BYTES], counts
