@@ -256,3 +256,26 @@ def test_plan_blend_counts_the_running_mean(tmp_path: Path) -> None:
     ):
         r = mcutrain(*bad, "--out", str(tmp_path / "bad.json"))
         assert r.returncode != 0 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_plan_int8_column_budget(tmp_path: Path) -> None:
+    """--int8-col-bytes N: the plan file keeps N, the int8 conv2d scratch is sized by it (KWS's largest,
+    the pointwise layers': 2 x (positions + 1) x 64 taps), the plan line names it; other values refused."""
+    model = SHARED / "models" / "mlperf_kws_dscnn_int8.tflite"
+    if not model.is_file():
+        pytest.skip(f"{model} is absent")
+    out = tmp_path / "plan.json"
+    args = ["plan", str(model), "--strategy", "last-layer", "--out", str(out)]
+    plain = mcutrain(*args)
+    assert plain.returncode == 0, plain.stderr
+    base = json.loads(out.read_text())
+    assert "int8_col_bytes" not in base["plan"]  # plan files of the default stay as they were
+    r = mcutrain(*args, "--int8-col-bytes", "16384")
+    assert r.returncode == 0 and "int8 conv2d column budget 16,384 B" in r.stdout, r.stderr
+    d = json.loads(out.read_text())
+    assert d["plan"]["int8_col_bytes"] == 16384
+    assert UpdatePlan.from_dict(d["plan"]).int8_col_bytes == 16384
+    grown = d["memory"]["peak_ram_bytes"] - base["memory"]["peak_ram_bytes"]
+    assert 0 < grown <= 2 * (128 + 1) * 64 - 2 * (32 + 1) * 64, grown  # 16,512 B against 4,224 B at most
+    bad = mcutrain(*args, "--int8-col-bytes", "1000")
+    assert bad.returncode != 0 and "multiple of 16" in bad.stderr and "Traceback" not in bad.stderr
