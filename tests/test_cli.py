@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from conftest import SHARED
 from graphs import small_cnn
 
+from mcutrain.emit.host_build import build_host
 from mcutrain.train.update_plan import UpdatePlan
 
 
@@ -279,3 +281,9 @@ def test_plan_int8_column_budget(tmp_path: Path) -> None:
     assert 0 < grown <= 2 * (128 + 1) * 64 - 2 * (32 + 1) * 64, grown  # 16,512 B against 4,224 B at most
     bad = mcutrain(*args, "--int8-col-bytes", "1000")
     assert bad.returncode != 0 and "multiple of 16" in bad.stderr and "Traceback" not in bad.stderr
+    # the host project defines the budget: its C sizes the scratch as the plan did
+    r = mcutrain("emit", str(out), "--target", "host", "--out", str(tmp_path / "h"))
+    assert r.returncode == 0, r.stderr
+    lib = ctypes.CDLL(str(build_host(tmp_path / "h")))
+    lib.mt_scratch_bytes_needed.restype = ctypes.c_size_t
+    assert lib.mt_scratch_bytes_needed() == d["memory"]["categories"]["kernel_scratch"] == 16512
