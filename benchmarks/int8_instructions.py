@@ -33,7 +33,7 @@ from mcutrain.boards.cross_build import build
 from mcutrain.boards.qemu import run_qemu
 from mcutrain.boards.targets import load_target
 from mcutrain.core import ir
-from mcutrain.core.int8_params import S8_COL_BYTES, conv2d_s8_scratch_bytes
+from mcutrain.core.int8_params import S8_COL_BYTES, col_bytes_problem, conv2d_s8_scratch_bytes
 from mcutrain.core.int8_tables import ConstArray, int8_data
 from mcutrain.core.layout import c_ident
 from mcutrain.core.op_table import entry
@@ -224,11 +224,11 @@ def main() -> int:
         "--col-bytes",
         type=int,
         default=S8_COL_BYTES,
-        help=f"the DSP conv2d column-tile budget, MT_S8_COL_BYTES (default {S8_COL_BYTES}; multiple of 16)",
+        help=f"the DSP conv2d column-tile budget, MT_S8_COL_BYTES (default {S8_COL_BYTES})",
     )
     args = ap.parse_args()
-    if args.col_bytes < 16 or args.col_bytes % 16:
-        ap.error(f"--col-bytes must be a positive multiple of 16, got {args.col_bytes}")
+    if problem := col_bytes_problem(args.col_bytes):
+        ap.error(problem)
     if not (d := shared_data_dir()) or not d.is_dir():
         print("needs the real models of ../shared/data (or MCUTRAIN_SHARED_DATA)", file=sys.stderr)
         return 2

@@ -236,8 +236,17 @@ def conv2d_q8(x: Quant, w: Quant, y: Quant, out_channels: int, act: str | None =
     return ConvQ8(_zp(x), _zp(y), *activation_range(act, y), mult, shift)
 
 
-#: The Cortex-M DSP conv2d's budget of column tiles (``MT_S8_COL_BYTES`` in ``mt_s8_dsp.h``).
+#: The Cortex-M DSP conv2d's budget of column tiles (``MT_S8_COL_BYTES`` in ``mt_s8_dsp.h``), and the
+#: budgets a plan or a build may ask for instead (UpdatePlan.int8_col_bytes).
 S8_COL_BYTES = 4096
+MIN_COL_BYTES, MAX_COL_BYTES = 64, 65536
+
+
+def col_bytes_problem(n: int) -> str | None:
+    """Why ``n`` cannot be a column budget, or None when it can."""
+    if MIN_COL_BYTES <= n <= MAX_COL_BYTES and n % 16 == 0:
+        return None
+    return f"int8 column budget: a multiple of 16 from {MIN_COL_BYTES} to {MAX_COL_BYTES} bytes, got {n}"
 
 
 def _dw_rowwise(d: Mapping[str, int]) -> bool:

@@ -36,7 +36,7 @@ from mcutrain.emit import pulp
 from mcutrain.emit.c_text import c_array, c_float
 from mcutrain.emit.calls import profile_id
 from mcutrain.emit.link_app import DEFAULT_STORAGE_FILE, LINK_SOURCES, link_app, link_template_data
-from mcutrain.emit.model_c import Emitted, plan_defines, write_project
+from mcutrain.emit.model_c import Emitted, plan_define_flags, plan_defines, write_project
 from mcutrain.emit.output_dir import staged
 from mcutrain.emit.selftest import EXIT_CODES, LOSS_FLOOR, Expected, SelfTest, expected, param_scale
 from mcutrain.emit.templates import template_env
@@ -143,7 +143,7 @@ def emit_firmware(
             "masked": plan.loss.masked,
             "profile_ids": profile_ids,
             "loss_floor": c_float(LOSS_FLOOR),
-            "plan_defines": " ".join(f"-D{k}={v}" for k, v in plan_defines(plan).items()),
+            "plan_defines": plan_define_flags(plan),
         }
         if selftest is not None and exp is not None:
             data["samples"] = [

@@ -194,6 +194,11 @@ def plan_defines(plan: UpdatePlan) -> dict[str, str]:
     return {} if plan.int8_col_bytes == S8_COL_BYTES else {"MT_S8_COL_BYTES": str(plan.int8_col_bytes)}
 
 
+def plan_define_flags(plan: UpdatePlan) -> str:
+    """:func:`plan_defines` as compiler flags for the Makefiles ("" when there are none)."""
+    return " ".join(f"-D{k}={v}" for k, v in plan_defines(plan).items())
+
+
 def write_project(
     graph: ir.Graph,
     plan: UpdatePlan,
@@ -262,7 +267,7 @@ def write_project(
         "masked": plan.loss.masked,
         "cosine": plan.optimizer.schedule == "cosine",
         "lr": c_float(plan.optimizer.lr),
-        "plan_defines": " ".join(f"-D{k}={v}" for k, v in plan_defines(plan).items()),
+        "plan_defines": plan_define_flags(plan),
     }
     cluster = None
     if target is not None and target.cluster is not None:  # PULP: kernels as cluster tasks (docs/gap9.md)

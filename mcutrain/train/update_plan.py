@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mcutrain.core import ir
-from mcutrain.core.int8_params import S8_COL_BYTES
+from mcutrain.core.int8_params import S8_COL_BYTES, col_bytes_problem
 
 #: RAM a plan reserves by default for the call stack and the board runtime's static data (UART and counter
 #: state, picolibc's stdio and TLS, the harness). The one place this number is decided; ``mcutrain plan
@@ -32,8 +32,6 @@ MIN_STACK_BYTES = 512
 MAX_VAL_SLOTS = 32
 #: Where the link firmware can persist its checkpoints: a semihosting file standing in for flash (QEMU).
 STORAGES = ("semihost",)
-#: The int8 column budgets a plan may ask for (UpdatePlan.int8_col_bytes).
-MIN_COL_BYTES, MAX_COL_BYTES = 64, 65536
 
 
 class PlanError(ValueError):
@@ -261,11 +259,8 @@ class UpdatePlan:
                 f"a stack reserve of {self.stack_reserve_bytes} B is too small: the firmware needs at least "
                 f"{least} B ({RUNTIME_DATA_BYTES} B of it for the runtime's data)"
             )
-        if not MIN_COL_BYTES <= self.int8_col_bytes <= MAX_COL_BYTES or self.int8_col_bytes % 16:
-            raise PlanError(
-                f"int8 column budget: a multiple of 16 from {MIN_COL_BYTES} to {MAX_COL_BYTES} bytes, got "
-                f"{self.int8_col_bytes}"
-            )
+        if problem := col_bytes_problem(self.int8_col_bytes):
+            raise PlanError(problem)
         for name, *scales in self.lr_scales:
             if not all(s > 0 and math.isfinite(s) for s in scales):
                 raise PlanError(f"layer {name}: learning-rate scales must be positive numbers, got {scales}")
