@@ -26,14 +26,12 @@ class RunningMean:
         """Count one sample's valid elements: ``mask`` != 0 (None: all) and finite."""
         t = np.asarray(target, F32).ravel()
         valid = np.isfinite(t) if mask is None else (np.asarray(mask, F32).ravel() != 0) & np.isfinite(t)
-        d = (t[valid] - self.mean[valid]).astype(F32)
+        d = t[valid] - self.mean[valid]  # float32 throughout, one rounding per operation as in the C
         self.count[valid] += 1
-        self.mean[valid] = (self.mean[valid] + (d / self.count[valid].astype(F32)).astype(F32)).astype(F32)
+        self.mean[valid] += d / self.count[valid].astype(F32)
 
     def blend(self, pred: np.ndarray, a: float) -> np.ndarray:
         """``a * pred + (1 - a) * mean`` in float32 where a target was seen, else ``pred``; ``pred``: one
         prediction in the targets' space, or a batch of them (leading axes)."""
         p = np.asarray(pred, F32)
-        a32 = F32(a)
-        out = (a32 * p).astype(F32) + ((F32(1.0) - a32) * self.mean).astype(F32)
-        return np.where(self.count > 0, out.astype(F32), p)
+        return np.where(self.count > 0, F32(a) * p + (F32(1) - F32(a)) * self.mean, p)

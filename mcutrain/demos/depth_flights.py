@@ -181,11 +181,12 @@ def on_device(
     sim: Simulator,
     cfg: FlightsConfig,
     probe: DroneBatch,
+    rm: RunningMean,
 ) -> tuple[ir.Graph, dict[str, Any]]:
     """Build the plan's link firmware, train it in QEMU on the stream of ``recipe`` (SAMPLE+REPLAY: its
     reservoir draws the schedule), pull its parameters; (the device-trained graph, how it agrees with
     ``sim``: the simulator trained on the same schedule; with a blend, how its INFER BLEND on the frames of
-    ``probe`` agrees with the host's)."""
+    ``probe`` agrees with the host's blend with ``rm``, the running mean of the same stream)."""
     samples, replay = ds.encode(ds.stream_frames(train, recipe), recipe), config_of(res.plan.app)
     a = res.plan.app.blend if res.plan.app is not None else None
     fb = build_firmware(emit_firmware(g, res.plan, cfg.out / "device", BOARD, app="link").out_dir)
@@ -197,7 +198,6 @@ def on_device(
         got = link.get_params()
         trained = g.replace(params=unflatten_params(g, res.plan, got))
         if a is not None:
-            rm = running_mean(train, recipe)
             blend_err = device_blend_check(link, trained, probe, rm, a, cfg, len(samples))
     want = np.concatenate([v for _, v in trainable_vectors(g, res.plan, sim.numpy_params())])
     agree = {
@@ -281,7 +281,7 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
     say(f"[3/5] baselines on the held-out frames ({cfg.model} pre-trained; simulator)")
     rows = baselines(graph_depth(g, cfg.standardize), train, test)
     level = blank_level(train)
-    rm = running_mean(train, recipes["time"])  # what the device has after the stream (either order)
+    rm = running_mean(train, recipes["time"])  # what the device has after the time-ordered stream
     probe = test.select(np.linspace(0, len(test) - 1, min(len(test), PROBE_FRAMES)).astype(int))
     preds: dict[str, np.ndarray] = {}
     device: dict[str, Any] | None = None
@@ -299,7 +299,7 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
         say(f"      {time.perf_counter() - t1:.0f} s")
         if cfg.qemu and o == "time":
             say(f"      the same on the emulated device ({BOARD}, QEMU): its reservoir draws the schedule")
-            trained, device = on_device(g, res, train, recipes[o], sim, cfg, probe)
+            trained, device = on_device(g, res, train, recipes[o], sim, cfg, probe, rm)
             preds[f"{name} (device)"] = zone_predictions(graph_depth(trained, cfg.standardize), test)
             device["zone_rmse_m"] = rows[f"{name} (device)"] = zone_rmse(preds[f"{name} (device)"], test)
             device["simulator_zone_rmse_m"] = rows[name]
@@ -343,9 +343,11 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
     if cfg.blend is not None and "blanked" in rows:
         base.append(blend_row("blanked", cfg.blend))
     best = min(base, key=lambda k: rows[k]["all"] or np.inf)
-    adapted_row = f"adapted, {ORDER_NAMES[cfg.orders[0]]}"
-    if cfg.blend is not None:
-        adapted_row = blend_row(adapted_row, cfg.blend)
+
+    def shown(name: str) -> str:  # the row a model is judged by: blended when the run blends
+        return blend_row(name, cfg.blend) if cfg.blend is not None else name
+
+    adapted_row = shown(f"adapted, {ORDER_NAMES[cfg.orders[0]]}")
     main = rows[adapted_row]["all"]
     ratio = (main or np.nan) / (rows[best]["all"] or np.nan)
     say(f"{adapted_row} / best baseline ({best}): {ratio:.3f} (target <= 0.85)")
@@ -358,8 +360,7 @@ def run(cfg: FlightsConfig) -> dict[str, Any]:
     keep = None
     if set(cfg.orders) == {"time", "shuffle"}:
         pre = rows["pretrained"]["all"]
-        names = (f"adapted, {k}" for k in ("shuffled", "time order"))
-        shuf, tim = (rows[blend_row(k, cfg.blend) if cfg.blend is not None else k]["all"] for k in names)
+        shuf, tim = (rows[shown(f"adapted, {k}")]["all"] for k in ("shuffled", "time order"))
         keep = (pre - tim) / (pre - shuf) if pre != shuf else None  # type: ignore[operator]
         say(f"time order keeps {keep:.0%} of the shuffled improvement (target >= 90%)")
     result = {
