@@ -33,7 +33,7 @@ from mcutrain.boards.cross_build import build
 from mcutrain.boards.qemu import run_qemu
 from mcutrain.boards.targets import load_target
 from mcutrain.core import ir
-from mcutrain.core.int8_params import S8_COL_BYTES, col_bytes_problem, conv2d_s8_scratch_bytes
+from mcutrain.core.int8_scratch import S8_COL_BYTES, col_bytes_problem, conv2d_s8_scratch_bytes
 from mcutrain.core.int8_tables import ConstArray, int8_data
 from mcutrain.core.layout import c_ident
 from mcutrain.core.op_table import entry
@@ -59,7 +59,7 @@ class Layer:
     call: str  # the kernel call with "{fn}" for the kernel's name and "{y}" for the output
     out_bytes: int
     repeat: int
-    scratch: int = 0  # conv2d: the DSP path's scratch bytes (mcutrain.core.int8_params)
+    scratch: int = 0  # conv2d: the DSP path's scratch bytes (mcutrain.core.int8_scratch)
 
 
 def _kind(op: ir.Op, in_shape: tuple[int, ...]) -> str:

@@ -36,7 +36,7 @@ import numpy as np
 
 from mcutrain import api
 from mcutrain.core import ir
-from mcutrain.core.int8_params import S8_COL_BYTES
+from mcutrain.core.int8_scratch import S8_COL_BYTES
 from mcutrain.core.units import format_bytes
 from mcutrain.data.shared import shared_data_dir, shared_path
 from mcutrain.emit.firmware_build import build_firmware

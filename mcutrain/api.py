@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mcutrain.core import ir
-from mcutrain.core.int8_params import S8_COL_BYTES
+from mcutrain.core.int8_scratch import S8_COL_BYTES
 from mcutrain.frontends import FrontendError, load_model
 from mcutrain.train.optimizers import lr_scales
 from mcutrain.train.planner import STRATEGIES, BudgetError, PlanResult, ScoreFn, plan_auto, plan_baseline

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from mcutrain.cli import args as cli_args
-from mcutrain.core.int8_params import S8_COL_BYTES
+from mcutrain.core.int8_scratch import S8_COL_BYTES
 from mcutrain.train.update_plan import STACK_RESERVE_BYTES, UpdatePlan
 
 

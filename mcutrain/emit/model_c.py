@@ -20,7 +20,7 @@ import numpy as np
 from mcutrain import __version__
 from mcutrain.boards.targets import Target
 from mcutrain.core import ir
-from mcutrain.core.int8_params import S8_COL_BYTES
+from mcutrain.core.int8_scratch import S8_COL_BYTES
 from mcutrain.core.int8_tables import ConstArray, ConstStruct, Int8Data, conversion_data, int8_data
 from mcutrain.core.kernels import scratch_query
 from mcutrain.core.layout import c_ident, device_weight

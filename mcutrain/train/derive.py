@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 from mcutrain.core import ir
-from mcutrain.core.int8_params import conv2d_s8_scratch_bytes
+from mcutrain.core.int8_scratch import conv2d_s8_scratch_bytes
 from mcutrain.core.op_table import READS_INPUT, READS_MASK, READS_OUTPUT, entry
 from mcutrain.core.units import F32
 from mcutrain.train.precision import Precision, assign

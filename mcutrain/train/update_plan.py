@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mcutrain.core import ir
-from mcutrain.core.int8_params import S8_COL_BYTES, col_bytes_problem
+from mcutrain.core.int8_scratch import S8_COL_BYTES, col_bytes_problem
 
 #: RAM a plan reserves by default for the call stack and the board runtime's static data (UART and counter
 #: state, picolibc's stdio and TLS, the harness). The one place this number is decided; ``mcutrain plan

@@ -15,7 +15,7 @@ import pytest
 from conftest import require_board, require_shared
 
 from mcutrain import api
-from mcutrain.core.int8_params import S8_COL_BYTES
+from mcutrain.core.int8_scratch import S8_COL_BYTES
 from mcutrain.emit.firmware_build import build_firmware
 from mcutrain.emit.firmware_project import emit_firmware
 from mcutrain.emit.firmware_run import run_firmware

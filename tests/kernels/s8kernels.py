@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mcutrain.core import int8_params as P
+from mcutrain.core.int8_scratch import conv2d_s8_scratch_bytes
 
 from .ckernels import _POINTEES, HOST_FLAGS, INCLUDE, QSTRUCTS
 from .ckernels import PROTOTYPES as ALL_PROTOTYPES
@@ -102,7 +103,7 @@ class S8Kernels:
         x, w = s8(x), s8(w)
         b = None if b is None else np.ascontiguousarray(b, dtype=np.int32)
         nbytes = self.mt_conv2d_fw_s8_scratch_bytes(dims)  # the host's reference leaves it untouched
-        assert nbytes == P.conv2d_s8_scratch_bytes({f: getattr(dims, f) for f, _ in dims._fields_})
+        assert nbytes == conv2d_s8_scratch_bytes({f: getattr(dims, f) for f, _ in dims._fields_})
         scratch = np.full(max(nbytes, 1), 0x5A, dtype=np.uint8)
         for lo, hi in ranges:
             qs, _keep = self.params(q, lo)

@@ -37,6 +37,7 @@ from mcutrain.boards.qemu import run_qemu
 from mcutrain.core import int8_params as P
 from mcutrain.core import int8_semantics as S
 from mcutrain.core import ops
+from mcutrain.core.int8_scratch import S8_COL_BYTES, conv2d_s8_scratch_bytes
 from mcutrain.core.op_spec import CONV2D_DIMS, LINEAR_DIMS
 from mcutrain.core.quant import Quant
 
@@ -163,7 +164,7 @@ def _conv_cases(p: DspProgram, rng: np.random.Generator, col_bytes: int) -> None
         out = op.out_shape([x.shape])
         want = S.conv2d_s8(x, w, b, op, q)
         dims = CONV2D_DIMS.of(op, [x.shape], out)
-        nbytes = P.conv2d_s8_scratch_bytes(dims, col_bytes)
+        nbytes = conv2d_s8_scratch_bytes(dims, col_bytes)
         d, xa, y, y2 = p.struct(CONV2D_DIMS.ctype, dims), p.array(x), p.out(want.size), p.out(want.size)
         calls, dsp = [], []
         for lo, hi in c.ranges:
@@ -211,7 +212,7 @@ def _linear_cases(p: DspProgram, rng: np.random.Generator) -> None:
         )
 
 
-def _program(col_bytes: int = P.S8_COL_BYTES) -> DspProgram:
+def _program(col_bytes: int = S8_COL_BYTES) -> DspProgram:
     rng = np.random.default_rng(80)
     p = DspProgram()
     _conv_cases(p, rng, col_bytes)

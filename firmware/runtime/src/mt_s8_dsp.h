@@ -25,13 +25,13 @@ void mt_linear_fw_s8_ref(const mt_linear_dims_t *d, const mt_linear_q8_t *q, int
                          const int8_t *x, const int8_t *w, const int32_t *b, int8_t *y);
 
 /* The conv2d's scratch: the DSP path's working memory, the same bytes on every target (the plan does not
- * know the target; mcutrain.core.int8_params.conv2d_s8_scratch_bytes mirrors these functions).
+ * know the target; mcutrain.core.int8_scratch.conv2d_s8_scratch_bytes mirrors these functions).
  * Depthwise with 3-wide kernels (or 3-high ones on tall planes, transposed): mt_s8_dw_scratch(d), the
  * input plane padded with the zero point. Otherwise the column tiles of mt_s8_gemm_positions(d) output
  * positions (a multiple of 4, at most MT_S8_COL_BYTES of tiles unless one tile of 4 is larger) and one weight
  * row, each K taps rounded up to 4, as int16 (mt_s8_taps(d)). A build may set another budget (-D): more
  * bytes, longer runs, fewer passes per channel (benchmarks/int8_instructions.py --col-bytes); the plan's
- * scratch must then be sized with the same budget (mcutrain.core.int8_params S8_COL_BYTES). */
+ * scratch must then be sized with the same budget (mcutrain.core.int8_scratch S8_COL_BYTES). */
 #ifndef MT_S8_COL_BYTES
 #define MT_S8_COL_BYTES 4096
 #endif
