@@ -8,6 +8,8 @@
  * (w0, w2), (w1, w3) (the pairs the tiles hold the columns' taps in), two LDMs of the 4 columns' pairs and
  * 8 SMLADs; then the 4 outputs' requantization (mt_s8_dsp.h) and one store. The first tile reads the
  * channel's int8 weight row and unpacks it (SXTB16) into int16 pairs in the scratch for the other tiles.
+ * Kernels whose rows are whole words of taps (kernel_w a multiple of 4: audio models' first layers) load
+ * each group of 4 taps as one word of the input row, shifted at the input's edges (mt_s8_im2col_words).
  * Other kernels of up to MT_S8_GATHER_TAPS taps (3x3 over a few channels, first layers) gather each
  * position's taps into a byte row on the stack and unpack its words (up to MT_S8_GATHER4_TAPS, 4 positions
  * of an output row at once); a last tile of one position is one column's dot product. */
@@ -30,41 +32,54 @@
     "sxtb16 r3, r2, ror #8\n\t" \
     "sxtb16 r2, r2\n\t"         \
     "strd r2, r3, [lr], #8\n\t" MT_S8_PAIR("r2") MT_S8_PAIR("r3")
-#define MT_S8_ACC_INIT \
-    "ldr r4, [r0]\n\t" \
-    "mov r5, r4\n\t"   \
-    "mov r6, r4\n\t"   \
-    "mov r7, r4\n\t"
+/* The first pair of taps of a tile's sums: the accumulators start from the channel's start value (r4). */
+#define MT_S8_PAIR_FIRST(W)             \
+    "ldmia r1!, {r8, r9, r10, r11}\n\t" \
+    "smlad r5, r9, " W ", r4\n\t"       \
+    "smlad r6, r10, " W ", r4\n\t"      \
+    "smlad r7, r11, " W ", r4\n\t"      \
+    "smlad r4, r8, " W ", r4\n\t"
+#define MT_S8_GROUP_FIRST \
+    "ldr r4, [r0]\n\t"    \
+    "ldrd r2, r3, [r12], #8\n\t" MT_S8_PAIR_FIRST("r2") MT_S8_PAIR("r3")
+#define MT_S8_GROUP_UNPACK_FIRST \
+    "ldr r4, [r0]\n\t"           \
+    "ldr r2, [r12], #4\n\t"      \
+    "sxtb16 r3, r2, ror #8\n\t"  \
+    "sxtb16 r2, r2\n\t"          \
+    "strd r2, r3, [lr], #8\n\t" MT_S8_PAIR_FIRST("r2") MT_S8_PAIR("r3")
 /* FIELD (a word of the channel) iterations of BODY, the counter in c->count (no register is free). */
 #define MT_S8_MEM_LOOP(FIELD, L, E, BODY)                          \
     "ldr r2, [r0, #" FIELD "]\n\t"                                 \
     "cmp r2, #0\n\t"                                               \
     "beq " E "f\n\t"                                               \
-    "str r2, [r0, #80]\n\t" L ":\n\t" BODY "ldr r2, [r0, #80]\n\t" \
+    "str r2, [r0, #84]\n\t" L ":\n\t" BODY "ldr r2, [r0, #84]\n\t" \
     "subs r2, r2, #1\n\t"                                          \
-    "str r2, [r0, #80]\n\t"                                        \
+    "str r2, [r0, #84]\n\t"                                        \
     "bne " L "b\n\t" E ":\n\t"
-/* The sums of one tile, from the int16 weight row: c->g4 iterations of 4 groups (MT_S8_SUMS_G4: at least
- * one, c->g1 = 0), then (MT_S8_SUMS_ANY) c->g1 single groups. */
-#define MT_S8_SUMS_G4                                                                             \
-    MT_S8_ACC_INIT "ldrd r12, lr, [r0, #36]\n\t"                                                  \
-                   "1:\n\t" MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "subs lr, lr, #1\n\t" \
-                   "bne 1b\n\t"
-#define MT_S8_SUMS_ANY                                                                            \
-    MT_S8_ACC_INIT "ldrd r12, lr, [r0, #36]\n\t"                                                  \
-                   "cmp lr, #0\n\t"                                                               \
-                   "beq 2f\n\t"                                                                   \
-                   "1:\n\t" MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "subs lr, lr, #1\n\t" \
-                   "bne 1b\n\t"                                                                   \
-                   "2:\n\t"                                                                       \
-                   "ldr lr, [r0, #44]\n\t"                                                        \
-                   "cmp lr, #0\n\t"                                                               \
-                   "beq 3f\n\t"                                                                   \
-                   "7:\n\t" MT_S8_GROUP "subs lr, lr, #1\n\t"                                     \
-                   "bne 7b\n\t"                                                                   \
-                   "3:\n\t"
+/* The sums of one tile, from the int16 weight row: the first group, then c->g1 single groups and c->g4
+ * groups of 4; MT_S8_SUMS_G4 where c->g1 = 3 (rows of whole groups of 16 taps), the 3 unrolled. */
+#define MT_S8_SUMS_G4                                                                                    \
+    "ldrd r12, lr, [r0, #36]\n\t" MT_S8_GROUP_FIRST MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "cmp lr, #0\n\t" \
+    "beq 2f\n\t"                                                                                         \
+    "1:\n\t" MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "subs lr, lr, #1\n\t"                       \
+    "bne 1b\n\t"                                                                                         \
+    "2:\n\t"
+#define MT_S8_SUMS_ANY                                                             \
+    "ldr r12, [r0, #36]\n\t" MT_S8_GROUP_FIRST "ldr lr, [r0, #44]\n\t"             \
+    "cmp lr, #0\n\t"                                                               \
+    "beq 2f\n\t"                                                                   \
+    "7:\n\t" MT_S8_GROUP "subs lr, lr, #1\n\t"                                     \
+    "bne 7b\n\t"                                                                   \
+    "2:\n\t"                                                                       \
+    "ldr lr, [r0, #40]\n\t"                                                        \
+    "cmp lr, #0\n\t"                                                               \
+    "beq 3f\n\t"                                                                   \
+    "1:\n\t" MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "subs lr, lr, #1\n\t" \
+    "bne 1b\n\t"                                                                   \
+    "3:\n\t"
 
-/* One channel over the tiles from `tile` to c->end (at least one): 4 outputs per tile at c->y. With
+/* One channel over the tiles from `tile` (at least one): 4 outputs per tile from c->y to c->yend. With
  * `unpack`, the first tile's sums read the int8 row c->w8 (taps a multiple of 4) and write c->wq. */
 #define MT_S8_GEMM_ROW(NAME, SUMS, OUT)                                                                      \
     static void __attribute__((noinline)) NAME(mt_s8_chan_t *c, const uint32_t *tile, int32_t unpack)        \
@@ -72,26 +87,28 @@
         register mt_s8_chan_t *r0 __asm__("r0") = c;                                                         \
         register const uint32_t *r1 __asm__("r1") = tile;                                                    \
         register int32_t r2 __asm__("r2") = unpack;                                                          \
-        __asm__ volatile(                                                                                    \
-            "cmp r2, #0\n\t"                                                                                 \
-            "beq 0f\n\t" MT_S8_ACC_INIT "ldr r12, [r0, #76]\n\t"                                             \
-            "ldr lr, [r0, #36]\n\t" MT_S8_MEM_LOOP(                                                          \
-                "40", "5", "8", MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK) \
-                MT_S8_MEM_LOOP("44", "6", "9", MT_S8_GROUP_UNPACK) "b 4f\n\t"                                \
-                                                                   "0:\n\t" SUMS "4:\n\t" OUT                \
-                                                                   "ldr r12, [r0, #72]\n\t"                  \
-                                                                   "str r4, [r12], #4\n\t"                   \
-                                                                   "str r12, [r0, #72]\n\t"                  \
-                                                                   "ldr r12, [r0, #32]\n\t"                  \
-                                                                   "cmp r1, r12\n\t"                         \
-                                                                   "bne 0b\n\t"                              \
-            : "+r"(r0), "+r"(r1), "+r"(r2)                                                                   \
-            :                                                                                                \
-            : "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");          \
+        __asm__ volatile("cmp r2, #0\n\t"                                                                    \
+                         "beq 0f\n\t"                                                                        \
+                         "ldr r12, [r0, #80]\n\t"                                                            \
+                         "ldr lr, [r0, #36]\n\t" MT_S8_GROUP_UNPACK_FIRST MT_S8_MEM_LOOP("44", "6", "9",     \
+                                                                                         MT_S8_GROUP_UNPACK) \
+                             MT_S8_MEM_LOOP("40", "5", "8",                                                  \
+                                            MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK         \
+                                                MT_S8_GROUP_UNPACK) "b 4f\n\t"                               \
+                                                                    "0:\n\t" SUMS "4:\n\t" OUT               \
+                                                                    "ldrd r12, r11, [r0, #72]\n\t"           \
+                                                                    "str r4, [r12], #4\n\t"                  \
+                                                                    "str r12, [r0, #72]\n\t"                 \
+                                                                    "cmp r12, r11\n\t"                       \
+                                                                    "bne 0b\n\t"                             \
+                         : "+r"(r0), "+r"(r1), "+r"(r2)                                                      \
+                         :                                                                                   \
+                         : "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",        \
+                           "memory");                                                                        \
     }
 
 /* One per requantization kind (FAST, FOLDED with and without the activation's clamp, WIDE) and, but for
- * WIDE, for weight rows of whole groups of 16 taps (_g4: no single groups) or any length. */
+ * WIDE, for weight rows of whole groups of 16 taps (_g4: c->g1 = 3) or any length. */
 MT_S8_GEMM_ROW(mt_s8_gemm_row, MT_S8_SUMS_ANY, MT_S8_OUT4)
 MT_S8_GEMM_ROW(mt_s8_gemm_row_g4, MT_S8_SUMS_G4, MT_S8_OUT4)
 MT_S8_GEMM_ROW(mt_s8_gemm_row_folded, MT_S8_SUMS_ANY, MT_S8_OUT4_FOLDED)
@@ -161,6 +178,66 @@ static void mt_s8_im2col_any(const mt_conv_geom_t *g, const int8_t *xg, int32_t 
     for (; k < kp; ++k) {
         t16[2 * mt_s8_word(k >> 2, k & 1, c) + ((k >> 1) & 1)] = 0;
     }
+}
+
+/* Whether each kernel row of g is whole words of taps that mt_s8_im2col_words loads as words: kernel_w a
+ * multiple of 4, no dilation across a row, input rows at least a word wide. */
+static inline int32_t mt_s8_words(const mt_conv_geom_t *g)
+{
+    return (g->kw & 3) == 0 && g->dw == 1 && g->in_w >= 4;
+}
+
+/* Column c of a tile for output position p (0 <= p < P) when mt_s8_words(g): each group of 4 taps is one
+ * word of its input row. Where the window crosses the input's left (right) edge, its first (last) group is
+ * loaded from the row's first (last) 4 bytes and shifted into place, the taps outside taking the zero
+ * point, whose 2 * (x - zp) is 0 as the reference's missing taps; the groups of rows outside the input are
+ * 0. Returns 0 (nothing written) where a whole group lies outside the input (padding of 4 or more). */
+static int32_t __attribute__((noinline)) mt_s8_im2col_words(const mt_conv_geom_t *g, const int8_t *xg,
+                                                            int32_t zp, int32_t p, uint32_t *tile, int32_t c)
+{
+    const int32_t kw = g->kw, kh = g->kh, cin = g->cin_g, rstep = g->dh * g->in_w, plane = g->plane;
+    const int32_t oy = p / g->out_w, ox = p - oy * g->out_w;
+    const int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
+    int32_t ky0, ky1, kx0, kx1;
+    mt_valid_range(iy0, g->dh, kh, g->in_h, &ky0, &ky1);
+    mt_valid_range(ix0, 1, kw, g->in_w, &kx0, &kx1);
+    const int32_t la = kx0, rb = kw - kx1; /* taps outside on the left, on the right */
+    if (la >= 4 || rb >= 4) {
+        return 0;
+    }
+    const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u,
+                   zp4 = ((uint32_t)zp & 0xFFu) * 0x01010101u;
+    /* the first group: loaded at row + o0, shifted left by l0 and right by r0 bits, or-ed with f0 (the last
+     * group too when it is the only one); the last: at row + kw - 4 - rb, shifted right by 8 rb, or f1 */
+    const uint32_t fl = la ? zp4 >> (32 - 8 * la) : 0u, fr = rb ? zp4 << (32 - 8 * rb) : 0u;
+    const int32_t one = kw == 4, o0 = la ? la : (one ? -rb : 0), l0 = 8 * la, r0 = one ? 8 * rb : 0;
+    const uint32_t f0 = fl | (one ? fr : 0u);
+    const int32_t n = kw >> 2; /* groups per kernel row */
+    uint32_t *t = tile + c;    /* group k / 4: words 8 (k / 4) + c and + 4 */
+    for (int32_t ci = 0; ci < cin; ++ci, t += 8 * n * (kh - ky1)) {
+        for (uint32_t *e = t + 8 * n * ky0; t != e; t += 8) { /* rows above the input */
+            t[0] = 0u;
+            t[4] = 0u;
+        }
+        const int8_t *row = xg + ci * plane + (iy0 + ky0 * g->dh) * g->in_w + ix0;
+        for (int32_t ky = ky0; ky < ky1; ++ky, row += rstep) {
+            mt_s8_pairs(((mt_ld32(row + o0) << l0) >> r0) | f0, nz2, &t[0], &t[4]);
+            t += 8;
+            if (one) {
+                continue;
+            }
+            for (int32_t kx = 4; kx < kw - 4; kx += 4, t += 8) {
+                mt_s8_pairs(mt_ld32(row + kx), nz2, &t[0], &t[4]);
+            }
+            mt_s8_pairs((mt_ld32(row + kw - 4 - rb) >> (8 * rb)) | fr, nz2, &t[0], &t[4]);
+            t += 8;
+        }
+        for (uint32_t *z = t, *e = t + 8 * n * (kh - ky1); z != e; z += 8) { /* rows below */
+            z[0] = 0u;
+            z[4] = 0u;
+        }
+    }
+    return 1;
 }
 
 /* Weight rows of at most this many taps (rounded up to 4) gather their columns through a byte row on the
@@ -320,7 +397,7 @@ static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, 
         mt_s8_im2col_1x1(xg + p0, g->plane, g->cin_g, (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u, tile);
         return;
     }
-    const int32_t gather = ((g->K + 3) & ~3) <= MT_S8_GATHER_TAPS;
+    const int32_t gather = ((g->K + 3) & ~3) <= MT_S8_GATHER_TAPS, words = mt_s8_words(g);
     if (((g->K + 3) & ~3) <= MT_S8_GATHER4_TAPS && p0 + 4 <= P) { /* 4 windows inside the input, one row */
         const int32_t oy = p0 / g->out_w, ox = p0 - oy * g->out_w;
         const int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
@@ -331,6 +408,9 @@ static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, 
         }
     }
     for (int32_t c = 0; c < 4; ++c) {
+        if (words && p0 + c < P && mt_s8_im2col_words(g, xg, zp, p0 + c, tile, c)) {
+            continue;
+        }
         if (gather && p0 + c < P) {
             mt_s8_im2col_gather(g, xg, zp, p0 + c, tile, c);
         } else {
@@ -383,7 +463,7 @@ static void mt_s8_gemm_tiles(mt_s8_chan_t *c, const uint32_t *tiles, int32_t ns,
         return;
     }
     void (*row)(mt_s8_chan_t *, const uint32_t *, int32_t) = mt_s8_gemm_row_wide;
-    const int32_t g4 = c->g4 && !c->g1; /* the _g4 loops need at least one group of 16 and no rest */
+    const int32_t g4 = c->g1 == 3; /* rows of whole groups of 16 taps */
     if (c->kind == MT_S8_FAST) {
         row = g4 ? mt_s8_gemm_row_g4 : mt_s8_gemm_row;
     } else if (c->kind == MT_S8_FOLDED && c->clamp) {
@@ -392,8 +472,8 @@ static void mt_s8_gemm_tiles(mt_s8_chan_t *c, const uint32_t *tiles, int32_t ns,
         row = g4 ? mt_s8_gemm_row_folded_g4 : mt_s8_gemm_row_folded;
     }
     if (whole) {
-        c->end = tail;
         c->y = y;
+        c->yend = y + whole;
         row(c, tiles, unpack);
         unpack = 0;
     }
@@ -414,8 +494,8 @@ static void mt_s8_gemm_tiles(mt_s8_chan_t *c, const uint32_t *tiles, int32_t ns,
         y[whole] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
     } else if (whole < ns) { /* a last tile of 2 or 3 positions: its 4 outputs, the first ones kept */
         uint32_t out;
-        c->end = tail + 2 * kp;
         c->y = (int8_t *)(void *)&out;
+        c->yend = c->y + 4;
         row(c, tail, unpack);
         for (int32_t i = 0; i < ns - whole; ++i) {
             y[whole + i] = (int8_t)(out >> (8 * i));
@@ -430,9 +510,9 @@ static void mt_s8_conv_gemm(const mt_conv_geom_t *g, const mt_conv2d_dims_t *d, 
     const int32_t P = g->oplane, K = g->K, kp = mt_s8_taps(d), S = mt_s8_gemm_positions(d);
     mt_s8_chan_t c;
     mt_s8_chan_act(&c, q->act_min, q->act_max);
-    c.wq = tiles + S * kp / 2; /* after the tiles: S * kp int16 */
-    c.g4 = kp >> 4;
-    c.g1 = (kp >> 2) & 3;
+    c.wq = tiles + S * kp / 2;   /* after the tiles: S * kp int16 */
+    c.g4 = ((kp >> 2) - 1) >> 2; /* the groups after the first */
+    c.g1 = ((kp >> 2) - 1) & 3;
     for (int32_t grp = co_begin / g->cout_g; grp * g->cout_g < co_end; ++grp) {
         const int32_t c0 = grp * g->cout_g > co_begin ? grp * g->cout_g : co_begin;
         const int32_t c1 = (grp + 1) * g->cout_g < co_end ? (grp + 1) * g->cout_g : co_end;

@@ -10,6 +10,8 @@
 #ifndef MT_S8_DSP_H
 #define MT_S8_DSP_H
 
+#include <stddef.h>
+
 #include "mt_s8_internal.h"
 
 #if defined(__ARM_FEATURE_DSP) && !defined(MT_S8_REFERENCE)
@@ -222,22 +224,32 @@ static inline int32_t mt_asr(int32_t v, int32_t e)
 
 /* One output channel's constants; the assembly loops read them at these offsets. */
 typedef struct {
-    int32_t b2;          /*  0: the sums' start value */
-    int32_t mult, cst;   /*  4,  8: Q0.31 multiplier; FAST/FOLDED: 2^(e-1) (FOLDED: + out_zp * 2^e) */
-    int32_t right, zp;   /* 12, 16: e; out_zp added after the shift (0 when FOLDED) */
-    uint32_t lo4, hi4;   /* 20, 24: the activation's clamp as byte vectors */
-    int32_t clamp;       /* 28: it clamps inside [-128, 127] */
-    const void *end;     /* 32: where an assembly loop stops */
-    uint32_t *wq;        /* 36: gemm: the weight row as int16 pairs */
-    int32_t g4, g1;      /* 40, 44: gemm: its groups of 4 taps, by 4 and the rest */
-    uint32_t w[6];       /* 48: depthwise: per kernel row the doubled outer taps as a pair, the middle one */
-    int8_t *y;           /* 72: gemm: the next output */
-    const int8_t *w8;    /* 76: gemm: the int8 weight row, unpacked into wq by the first tile */
-    int32_t count;       /* 80: an assembly loop's counter */
-    uint32_t c_lo, c_hi; /* 84, 88: WIDE: C (and right = e - 1) */
-    int32_t kind;        /* 92: MT_S8_* */
-    int32_t shift, out_zp, bias; /* 96..: SLOW */
+    int32_t b2;        /*  0: the sums' start value */
+    int32_t mult, cst; /*  4,  8: Q0.31 multiplier; FAST/FOLDED: 2^(e-1) (FOLDED: + out_zp * 2^e) */
+    int32_t right, zp; /* 12, 16: e; out_zp added after the shift (0 when FOLDED) */
+    uint32_t lo4, hi4; /* 20, 24: the activation's clamp as byte vectors */
+    int32_t clamp;     /* 28: it clamps inside [-128, 127] */
+    const void *end;   /* 32: where an assembly loop stops */
+    uint32_t *wq;      /* 36: gemm: the weight row as int16 pairs */
+    int32_t g4, g1;    /* 40, 44: gemm: the row's groups of 4 taps after the first, by 4 and single (0..3) */
+    uint32_t w[6];     /* 48: depthwise: per kernel row the doubled outer taps as a pair, the middle one */
+    int8_t *y, *yend;  /* 72, 76: gemm: the next output, the end of the outputs of the tiles */
+    const int8_t *w8;  /* 80: gemm: the int8 weight row, unpacked into wq by the first tile */
+    int32_t count;     /* 84: an assembly loop's counter */
+    uint32_t c_lo, c_hi;         /* 88, 92: WIDE: C (and right = e - 1) */
+    int32_t kind;                /* 96: MT_S8_* */
+    int32_t shift, out_zp, bias; /* 100..: SLOW */
 } mt_s8_chan_t;
+
+/* The offsets the assembly reads. */
+_Static_assert(offsetof(mt_s8_chan_t, mult) == 4 && offsetof(mt_s8_chan_t, right) == 12 &&
+                   offsetof(mt_s8_chan_t, lo4) == 20 && offsetof(mt_s8_chan_t, clamp) == 28 &&
+                   offsetof(mt_s8_chan_t, end) == 32 && offsetof(mt_s8_chan_t, wq) == 36 &&
+                   offsetof(mt_s8_chan_t, g4) == 40 && offsetof(mt_s8_chan_t, g1) == 44 &&
+                   offsetof(mt_s8_chan_t, w) == 48 && offsetof(mt_s8_chan_t, y) == 72 &&
+                   offsetof(mt_s8_chan_t, yend) == 76 && offsetof(mt_s8_chan_t, w8) == 80 &&
+                   offsetof(mt_s8_chan_t, count) == 84 && offsetof(mt_s8_chan_t, c_lo) == 88,
+               "mt_s8_chan_t: the offsets of the assembly loops");
 
 /* The activation part of c (once per call). */
 static inline void mt_s8_chan_act(mt_s8_chan_t *c, int32_t act_min, int32_t act_max)
@@ -358,7 +370,7 @@ static inline uint32_t mt_s8_pack4(const mt_s8_chan_t *c, int32_t r0, int32_t r1
 #define MT_S8_OUT4_WIDE                                                                      \
     "ldr r8, [r0, #4]\n\t"                                                                   \
     "ldrd r10, r11, [r0, #12]\n\t"                                                           \
-    "ldrd r2, r3, [r0, #84]\n\t" MT_S8_RQ_WIDE("r4") MT_S8_RQ_WIDE("r5") MT_S8_RQ_WIDE("r6") \
+    "ldrd r2, r3, [r0, #88]\n\t" MT_S8_RQ_WIDE("r4") MT_S8_RQ_WIDE("r5") MT_S8_RQ_WIDE("r6") \
         MT_S8_RQ_WIDE("r7") MT_S8_PACK4 MT_S8_CLAMP4
 
 /* The depthwise path (mt_dwconv_dsp_s8.c): output channels [co_begin, co_end) of a depthwise convolution
