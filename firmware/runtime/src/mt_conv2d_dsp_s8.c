@@ -58,64 +58,72 @@
     "str r2, [r0, #84]\n\t"                                        \
     "bne " L "b\n\t" E ":\n\t"
 /* The sums of one tile, from the int16 weight row: the first group, then c->g1 single groups and c->g4
- * groups of 4; MT_S8_SUMS_G4 where c->g1 = 3 (rows of whole groups of 16 taps), the 3 unrolled. */
-#define MT_S8_SUMS_G4                                                                                    \
-    "ldrd r12, lr, [r0, #36]\n\t" MT_S8_GROUP_FIRST MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "cmp lr, #0\n\t" \
-    "beq 2f\n\t"                                                                                         \
-    "1:\n\t" MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "subs lr, lr, #1\n\t"                       \
-    "bne 1b\n\t"                                                                                         \
-    "2:\n\t"
+ * groups of 4; MT_S8_SUMS_G4 where c->g1 = 3 (rows of whole groups of 16 taps), the 3 unrolled and the
+ * groups of 4 run by 8 (LSRS leaves the odd one in the carry, the zero in Z: the groups set no flag). */
+#define MT_S8_GROUP4 MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP
+#define MT_S8_SUMS_G4                                                                   \
+    "ldrd r12, lr, [r0, #36]\n\t" MT_S8_GROUP_FIRST MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP \
+    "lsrs lr, lr, #1\n\t"                                                               \
+    "bcc 2f\n\t" MT_S8_GROUP4 "2:\n\t"                                                  \
+    "beq 3f\n\t"                                                                        \
+    "1:\n\t" MT_S8_GROUP4 MT_S8_GROUP4 "subs lr, lr, #1\n\t"                            \
+    "bne 1b\n\t"                                                                        \
+    "3:\n\t"
 #define MT_S8_SUMS_ANY                                                             \
-    "ldr r12, [r0, #36]\n\t" MT_S8_GROUP_FIRST "ldr lr, [r0, #44]\n\t"             \
-    "cmp lr, #0\n\t"                                                               \
-    "beq 2f\n\t"                                                                   \
-    "7:\n\t" MT_S8_GROUP "subs lr, lr, #1\n\t"                                     \
-    "bne 7b\n\t"                                                                   \
-    "2:\n\t"                                                                       \
+    "ldr r12, [r0, #36]\n\t" MT_S8_GROUP_FIRST "ldr r2, [r0, #44]\n\t"             \
+    "tbb [pc, r2]\n\t"                                                             \
+    "20:\n\t"                                                                      \
+    ".byte (24f - 20b) / 2, (21f - 20b) / 2, (22f - 20b) / 2, (23f - 20b) / 2\n\t" \
+    "23:\n\t" MT_S8_GROUP "22:\n\t" MT_S8_GROUP "21:\n\t" MT_S8_GROUP "24:\n\t"    \
     "ldr lr, [r0, #40]\n\t"                                                        \
     "cmp lr, #0\n\t"                                                               \
     "beq 3f\n\t"                                                                   \
-    "1:\n\t" MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP MT_S8_GROUP "subs lr, lr, #1\n\t" \
+    "1:\n\t" MT_S8_GROUP4 "subs lr, lr, #1\n\t"                                    \
     "bne 1b\n\t"                                                                   \
     "3:\n\t"
 
+/* The first tile's sums from the int8 row c->w8 (taps a multiple of 4), which they unpack into c->wq: the
+ * groups in the order of MT_S8_SUMS_ANY (counters in memory: r12 and lr hold the rows) or, for rows of
+ * whole groups of 16 taps, of MT_S8_SUMS_G4 (the 3 single groups unrolled). */
+#define MT_S8_UNPACK_ANY                                                                        \
+    MT_S8_GROUP_UNPACK_FIRST MT_S8_MEM_LOOP("44", "6", "9", MT_S8_GROUP_UNPACK) MT_S8_MEM_LOOP( \
+        "40", "5", "8", MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK)
+#define MT_S8_UNPACK_G4                                                                               \
+    MT_S8_GROUP_UNPACK_FIRST MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_MEM_LOOP( \
+        "40", "5", "8", MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK)
+
 /* One channel over the tiles from `tile` (at least one): 4 outputs per tile from c->y to c->yend. With
- * `unpack`, the first tile's sums read the int8 row c->w8 (taps a multiple of 4) and write c->wq. */
-#define MT_S8_GEMM_ROW(NAME, SUMS, OUT)                                                                      \
-    static void __attribute__((noinline)) NAME(mt_s8_chan_t *c, const uint32_t *tile, int32_t unpack)        \
-    {                                                                                                        \
-        register mt_s8_chan_t *r0 __asm__("r0") = c;                                                         \
-        register const uint32_t *r1 __asm__("r1") = tile;                                                    \
-        register int32_t r2 __asm__("r2") = unpack;                                                          \
-        __asm__ volatile("cmp r2, #0\n\t"                                                                    \
-                         "beq 0f\n\t"                                                                        \
-                         "ldr r12, [r0, #80]\n\t"                                                            \
-                         "ldr lr, [r0, #36]\n\t" MT_S8_GROUP_UNPACK_FIRST MT_S8_MEM_LOOP("44", "6", "9",     \
-                                                                                         MT_S8_GROUP_UNPACK) \
-                             MT_S8_MEM_LOOP("40", "5", "8",                                                  \
-                                            MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK MT_S8_GROUP_UNPACK         \
-                                                MT_S8_GROUP_UNPACK) "b 4f\n\t"                               \
-                                                                    "0:\n\t" SUMS "4:\n\t" OUT               \
-                                                                    "ldrd r12, r11, [r0, #72]\n\t"           \
-                                                                    "str r4, [r12], #4\n\t"                  \
-                                                                    "str r12, [r0, #72]\n\t"                 \
-                                                                    "cmp r12, r11\n\t"                       \
-                                                                    "bne 0b\n\t"                             \
-                         : "+r"(r0), "+r"(r1), "+r"(r2)                                                      \
-                         :                                                                                   \
-                         : "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",        \
-                           "memory");                                                                        \
+ * `unpack`, the first tile's sums (UNPACK) read the int8 row c->w8 and write c->wq. */
+#define MT_S8_GEMM_ROW(NAME, UNPACK, SUMS, OUT)                                                       \
+    static void __attribute__((noinline)) NAME(mt_s8_chan_t *c, const uint32_t *tile, int32_t unpack) \
+    {                                                                                                 \
+        register mt_s8_chan_t *r0 __asm__("r0") = c;                                                  \
+        register const uint32_t *r1 __asm__("r1") = tile;                                             \
+        register int32_t r2 __asm__("r2") = unpack;                                                   \
+        __asm__ volatile("cmp r2, #0\n\t"                                                             \
+                         "beq 0f\n\t"                                                                 \
+                         "ldr r12, [r0, #80]\n\t"                                                     \
+                         "ldr lr, [r0, #36]\n\t" UNPACK "b 4f\n\t"                                    \
+                         "0:\n\t" SUMS "4:\n\t" OUT "ldrd r12, r11, [r0, #72]\n\t"                    \
+                         "str r4, [r12], #4\n\t"                                                      \
+                         "str r12, [r0, #72]\n\t"                                                     \
+                         "cmp r12, r11\n\t"                                                           \
+                         "bne 0b\n\t"                                                                 \
+                         : "+r"(r0), "+r"(r1), "+r"(r2)                                               \
+                         :                                                                            \
+                         : "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", \
+                           "memory");                                                                 \
     }
 
 /* One per requantization kind (FAST, FOLDED with and without the activation's clamp, WIDE) and, but for
  * WIDE, for weight rows of whole groups of 16 taps (_g4: c->g1 = 3) or any length. */
-MT_S8_GEMM_ROW(mt_s8_gemm_row, MT_S8_SUMS_ANY, MT_S8_OUT4)
-MT_S8_GEMM_ROW(mt_s8_gemm_row_g4, MT_S8_SUMS_G4, MT_S8_OUT4)
-MT_S8_GEMM_ROW(mt_s8_gemm_row_folded, MT_S8_SUMS_ANY, MT_S8_OUT4_FOLDED)
-MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_g4, MT_S8_SUMS_G4, MT_S8_OUT4_FOLDED)
-MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_clamp, MT_S8_SUMS_ANY, MT_S8_OUT4_FOLDED MT_S8_CLAMP4)
-MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_clamp_g4, MT_S8_SUMS_G4, MT_S8_OUT4_FOLDED MT_S8_CLAMP4)
-MT_S8_GEMM_ROW(mt_s8_gemm_row_wide, MT_S8_SUMS_ANY, MT_S8_OUT4_WIDE)
+MT_S8_GEMM_ROW(mt_s8_gemm_row, MT_S8_UNPACK_ANY, MT_S8_SUMS_ANY, MT_S8_OUT4)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_g4, MT_S8_UNPACK_G4, MT_S8_SUMS_G4, MT_S8_OUT4)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded, MT_S8_UNPACK_ANY, MT_S8_SUMS_ANY, MT_S8_OUT4_FOLDED)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_g4, MT_S8_UNPACK_G4, MT_S8_SUMS_G4, MT_S8_OUT4_FOLDED)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_clamp, MT_S8_UNPACK_ANY, MT_S8_SUMS_ANY, MT_S8_OUT4_FOLDED MT_S8_CLAMP4)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_folded_clamp_g4, MT_S8_UNPACK_G4, MT_S8_SUMS_G4, MT_S8_OUT4_FOLDED MT_S8_CLAMP4)
+MT_S8_GEMM_ROW(mt_s8_gemm_row_wide, MT_S8_UNPACK_ANY, MT_S8_SUMS_ANY, MT_S8_OUT4_WIDE)
 
 /* The 4 sums of one tile in C (a SLOW channel), from the int16 weight row wq (g groups of 4 taps). */
 static void mt_s8_dot4(const uint32_t *wq, const uint32_t *col, int32_t g, int32_t a[4])
@@ -443,64 +451,49 @@ static void mt_s8_unpack_row(const int8_t *w, int32_t K, uint32_t *wq)
 
 /* ---- one channel over the tiles of a run of positions ---------------------------------------------- */
 
-/* The n (1..ns) outputs at y of channel c over `tiles` (whole tiles first, a last partial one through a
- * word); `unpack`: the int8 row is not unpacked yet (the assembly's first tile does it). */
-static void mt_s8_gemm_tiles(mt_s8_chan_t *c, const uint32_t *tiles, int32_t ns, int32_t kp, int8_t *y,
-                             int32_t unpack)
+typedef void (*mt_s8_row_fn)(mt_s8_chan_t *, const uint32_t *, int32_t);
+
+/* The assembly row of a channel: by kind (FOLDED with the clamp in place of SLOW, which has none), for rows
+ * of any length and of whole groups of 16 taps. */
+static const mt_s8_row_fn mt_s8_rows[4][2] = {
+    {mt_s8_gemm_row_folded_clamp, mt_s8_gemm_row_folded_clamp_g4},
+    {mt_s8_gemm_row, mt_s8_gemm_row_g4},
+    {mt_s8_gemm_row_folded, mt_s8_gemm_row_folded_g4},
+    {mt_s8_gemm_row_wide, mt_s8_gemm_row_wide},
+};
+
+/* The outputs of a SLOW channel (c->wq unpacked) over the ns positions of the tiles, in C. */
+static void mt_s8_gemm_slow(const mt_s8_chan_t *c, const uint32_t *tiles, int32_t ns, int32_t kp, int8_t *y)
 {
-    const int32_t whole = ns & ~3;
-    const uint32_t *tail = tiles + whole * kp / 2;
-    if (c->kind == MT_S8_SLOW) {
-        for (int32_t t = 0; t < ns; t += 4, tiles += 2 * kp) {
-            int32_t a[4] = {0, 0, 0, 0};
-            mt_s8_dot4(c->wq, tiles, kp >> 2, a);
-            const uint32_t v = mt_s8_pack4(c, mt_s8_out(a[0], c), mt_s8_out(a[1], c), mt_s8_out(a[2], c),
-                                           mt_s8_out(a[3], c));
-            for (int32_t i = 0; i < 4 && t + i < ns; ++i) {
-                y[t + i] = (int8_t)(v >> (8 * i));
-            }
-        }
-        return;
-    }
-    void (*row)(mt_s8_chan_t *, const uint32_t *, int32_t) = mt_s8_gemm_row_wide;
-    const int32_t g4 = c->g1 == 3; /* rows of whole groups of 16 taps */
-    if (c->kind == MT_S8_FAST) {
-        row = g4 ? mt_s8_gemm_row_g4 : mt_s8_gemm_row;
-    } else if (c->kind == MT_S8_FOLDED && c->clamp) {
-        row = g4 ? mt_s8_gemm_row_folded_clamp_g4 : mt_s8_gemm_row_folded_clamp;
-    } else if (c->kind == MT_S8_FOLDED) {
-        row = g4 ? mt_s8_gemm_row_folded_g4 : mt_s8_gemm_row_folded;
-    }
-    if (whole) {
-        c->y = y;
-        c->yend = y + whole;
-        row(c, tiles, unpack);
-        unpack = 0;
-    }
-    if (whole + 1 == ns) { /* a last tile of one position: its column alone, 2 SMLADs per 4 taps */
-        const uint32_t *t = tail, *end = tail + 2 * kp;
-        int32_t a = c->b2;
-        if (unpack) { /* the int8 row (taps a multiple of 4) */
-            for (const int8_t *w8 = c->w8; t != end; t += 8, w8 += 4) {
-                const uint32_t u = mt_ld32(w8);
-                a = __smlad(mt_sxtb16_ror8(u), t[4], __smlad(__sxtb16(u), t[0], a));
-            }
-        } else {
-            for (const uint32_t *wq = c->wq; t != end; t += 8, wq += 2) {
-                a = __smlad(wq[1], t[4], __smlad(wq[0], t[0], a));
-            }
-        }
-        const int32_t v = mt_s8_out(a, c), lo = (int8_t)c->lo4, hi = (int8_t)c->hi4;
-        y[whole] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
-    } else if (whole < ns) { /* a last tile of 2 or 3 positions: its 4 outputs, the first ones kept */
-        uint32_t out;
-        c->y = (int8_t *)(void *)&out;
-        c->yend = c->y + 4;
-        row(c, tail, unpack);
-        for (int32_t i = 0; i < ns - whole; ++i) {
-            y[whole + i] = (int8_t)(out >> (8 * i));
+    for (int32_t t = 0; t < ns; t += 4, tiles += 2 * kp) {
+        int32_t a[4] = {0, 0, 0, 0};
+        mt_s8_dot4(c->wq, tiles, kp >> 2, a);
+        const uint32_t v =
+            mt_s8_pack4(c, mt_s8_out(a[0], c), mt_s8_out(a[1], c), mt_s8_out(a[2], c), mt_s8_out(a[3], c));
+        for (int32_t i = 0; i < 4 && t + i < ns; ++i) {
+            y[t + i] = (int8_t)(v >> (8 * i));
         }
     }
+}
+
+/* The output of a last tile of one position (column `col`): its column alone, 2 SMLADs per 4 taps, from
+ * the int8 row (`unpack`: not unpacked yet; taps a multiple of 4) or the int16 one. */
+static int8_t mt_s8_gemm_column(const mt_s8_chan_t *c, const uint32_t *col, int32_t kp, int32_t unpack)
+{
+    const uint32_t *t = col, *end = col + 2 * kp;
+    int32_t a = c->b2;
+    if (unpack) {
+        for (const int8_t *w8 = c->w8; t != end; t += 8, w8 += 4) {
+            const uint32_t u = mt_ld32(w8);
+            a = __smlad(mt_sxtb16_ror8(u), t[4], __smlad(__sxtb16(u), t[0], a));
+        }
+    } else {
+        for (const uint32_t *wq = c->wq; t != end; t += 8, wq += 2) {
+            a = __smlad(wq[1], t[4], __smlad(wq[0], t[0], a));
+        }
+    }
+    const int32_t v = mt_s8_out(a, c), lo = (int8_t)c->lo4, hi = (int8_t)c->hi4;
+    return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
 
 static void mt_s8_conv_gemm(const mt_conv_geom_t *g, const mt_conv2d_dims_t *d, const mt_conv2d_q8_t *q,
@@ -513,24 +506,47 @@ static void mt_s8_conv_gemm(const mt_conv_geom_t *g, const mt_conv2d_dims_t *d, 
     c.wq = tiles + S * kp / 2;   /* after the tiles: S * kp int16 */
     c.g4 = ((kp >> 2) - 1) >> 2; /* the groups after the first */
     c.g1 = ((kp >> 2) - 1) & 3;
+    const int32_t g16 = c.g1 == 3, words = (K & 3) == 0; /* rows of whole groups of 16 taps; of 4 */
     for (int32_t grp = co_begin / g->cout_g; grp * g->cout_g < co_end; ++grp) {
         const int32_t c0 = grp * g->cout_g > co_begin ? grp * g->cout_g : co_begin;
         const int32_t c1 = (grp + 1) * g->cout_g < co_end ? (grp + 1) * g->cout_g : co_end;
         const int8_t *xg = x + grp * g->cin_g * g->plane;
         for (int32_t p0 = 0; p0 < P; p0 += S) {
-            const int32_t ns = P - p0 < S ? P - p0 : S;
+            const int32_t ns = P - p0 < S ? P - p0 : S, whole = ns & ~3, rest = ns - whole;
+            const uint32_t *tail = tiles + whole * kp / 2;
             for (int32_t t = 0; t < ns; t += 4) {
                 mt_s8_im2col(g, xg, q->in_zp, p0 + t, tiles + t * kp / 2);
             }
-            for (int32_t co = c0; co < c1; ++co) {
-                const int32_t r = co - co_begin;
+            int8_t *yc = y + c0 * P + p0;
+            for (int32_t r = c0 - co_begin; r < c1 - co_begin; ++r, yc += P) {
                 mt_s8_chan_init(&c, q->mult[r], q->shift[r], q->out_zp, b ? b[r] : 0, room);
                 c.w8 = w + r * K;
-                const int32_t unpack = (K & 3) == 0 && c.kind != MT_S8_SLOW; /* in the first tile */
+                int32_t unpack = words && c.kind != MT_S8_SLOW; /* in the first tile's sums */
                 if (!unpack) {
                     mt_s8_unpack_row(c.w8, K, c.wq);
                 }
-                mt_s8_gemm_tiles(&c, tiles, ns, kp, y + co * P + p0, unpack);
+                if (c.kind == MT_S8_SLOW) {
+                    mt_s8_gemm_slow(&c, tiles, ns, kp, yc);
+                    continue;
+                }
+                const mt_s8_row_fn row = mt_s8_rows[c.kind == MT_S8_FOLDED && c.clamp ? 0 : c.kind][g16];
+                if (whole) {
+                    c.y = yc;
+                    c.yend = yc + whole;
+                    row(&c, tiles, unpack);
+                    unpack = 0;
+                }
+                if (rest == 1) {
+                    yc[whole] = mt_s8_gemm_column(&c, tail, kp, unpack);
+                } else if (rest) { /* a last tile of 2 or 3 positions: its 4 outputs, the first ones kept */
+                    uint32_t out;
+                    c.y = (int8_t *)(void *)&out;
+                    c.yend = c.y + 4;
+                    row(&c, tail, unpack);
+                    for (int32_t i = 0; i < rest; ++i) {
+                        yc[whole + i] = (int8_t)(out >> (8 * i));
+                    }
+                }
             }
         }
     }
