@@ -487,10 +487,20 @@ static int8_t mt_s8_gemm_column(const mt_s8_chan_t *c, const uint32_t *col, int3
             const uint32_t u = mt_ld32(w8);
             a = __smlad(mt_sxtb16_ror8(u), t[4], __smlad(__sxtb16(u), t[0], a));
         }
-    } else {
-        for (const uint32_t *wq = c->wq; t != end; t += 8, wq += 2) {
-            a = __smlad(wq[1], t[4], __smlad(wq[0], t[0], a));
-        }
+    } else { /* per group of 4 taps: the weight pairs (LDRD), the column's two words, 2 SMLADs */
+        const uint32_t *wq = c->wq;
+        int32_t g = kp >> 2;
+        __asm__ volatile("1:\n\t"
+                         "ldrd r4, r5, [%[w]], #8\n\t"
+                         "ldr r6, [%[t], #16]\n\t"
+                         "ldr r12, [%[t]], #32\n\t"
+                         "smlad %[a], r4, r12, %[a]\n\t"
+                         "smlad %[a], r5, r6, %[a]\n\t"
+                         "subs %[g], %[g], #1\n\t"
+                         "bne 1b\n\t"
+                         : [a] "+r"(a), [w] "+r"(wq), [t] "+r"(t), [g] "+r"(g)
+                         :
+                         : "r4", "r5", "r6", "r12", "cc", "memory");
     }
     const int32_t v = mt_s8_out(a, c), lo = (int8_t)c->lo4, hi = (int8_t)c->hi4;
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));

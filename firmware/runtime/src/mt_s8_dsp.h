@@ -263,24 +263,30 @@ static inline void mt_s8_chan_act(mt_s8_chan_t *c, int32_t act_min, int32_t act_
 static inline void mt_s8_chan_init(mt_s8_chan_t *c, int32_t mult, int32_t shift, int32_t out_zp, int32_t bias,
                                    int32_t room)
 {
-    const int32_t e = -shift, abs_b = bias < 0 ? (int32_t)(0u - (uint32_t)bias) : bias;
+    const int32_t e = -shift, shifts = (uint32_t)(e - 1) < 31u; /* e in [1, 31] */
     c->mult = mult;
+    if (shifts && bias != INT32_MIN && (bias < 0 ? -bias : bias) < room) { /* FAST, FOLDED: most channels */
+        c->right = e;
+        c->b2 = 2 * bias;
+        c->cst = (int32_t)(1u << (e - 1));
+        if (e <= 22) {
+            c->kind = MT_S8_FOLDED;
+            c->cst += out_zp * (int32_t)(1u << e);
+            c->zp = 0;
+        } else {
+            c->kind = MT_S8_FAST;
+            c->zp = out_zp;
+        }
+        return;
+    }
     c->shift = shift;
     c->out_zp = out_zp;
     c->bias = bias;
-    c->right = e >= 1 && e <= 31 ? e : 1;
     c->zp = out_zp;
     c->b2 = 0;
-    if (e < 1 || e > 31) {
+    if (!shifts) {
         c->kind = MT_S8_SLOW;
-    } else if (bias != INT32_MIN && abs_b < room) {
-        c->kind = e <= 22 ? MT_S8_FOLDED : MT_S8_FAST;
-        c->b2 = 2 * bias;
-        c->cst = (int32_t)(1u << (e - 1));
-        if (c->kind == MT_S8_FOLDED) {
-            c->cst += out_zp * (int32_t)(1u << e);
-            c->zp = 0;
-        }
+        c->right = 1;
     } else {
         c->kind = MT_S8_WIDE;
         const int64_t k = (int64_t)bias * mult + ((int64_t)1 << 30) +
