@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from mcutrain.core import ir
-from mcutrain.core.int8_scratch import S8_COL_BYTES
+from mcutrain.core.int8_scratch import AUTO_COL_BYTES, S8_COL_BYTES
 from mcutrain.frontends import FrontendError, load_model
+from mcutrain.train.derive import s8_scratches
 from mcutrain.train.optimizers import lr_scales
 from mcutrain.train.planner import STRATEGIES, BudgetError, PlanResult, ScoreFn, plan_auto, plan_baseline
 from mcutrain.train.scoring import Calibration, measured_scorer, proxy_scorer, random_calibration
@@ -106,7 +107,7 @@ def plan(
     stack_reserve_bytes: int = STACK_RESERVE_BYTES,
     app: LinkApp | None = None,
     frozen_precision: str | None = None,
-    int8_col_bytes: int = S8_COL_BYTES,
+    int8_col_bytes: int | str = S8_COL_BYTES,
 ) -> PlanResult:
     """Plan the fine-tuning of ``graph`` under ``budget_bytes`` of RAM. ``lr_scale="relative"`` scales
     each tensor's learning rate by its pretrained RMS (:func:`mcutrain.train.optimizers.lr_scales`); the
@@ -130,7 +131,7 @@ def plan(
         stack_reserve_bytes=stack_reserve_bytes,
         app=app,
         frozen_precision=frozen_precision or ("int8" if graph.quantized else "fp32"),
-        int8_col_bytes=int8_col_bytes,
+        int8_col_bytes=S8_COL_BYTES if int8_col_bytes == "auto" else int(int8_col_bytes),
     )
     scorer: ScoreFn | None = None  # baselines need no scores
     if strategy == "auto":
@@ -147,9 +148,41 @@ def plan(
         return plan_baseline(graph, t, strategy, k) if scorer is None else plan_auto(graph, t, scorer)
 
     try:
-        return attempt(template)
+        res = attempt(template)
     except BudgetError:
         if template.frozen_precision != "int8":
             raise
-    # without the int8 conv2d's scratch (the reference kernels): the smaller budget, or its own minimum
-    return attempt(replace(template, int8_scratch=False))
+        # without the int8 conv2d's scratch (the reference kernels): the smaller budget, or its own minimum
+        return attempt(replace(template, int8_scratch=False))
+    return _wider_columns(graph, res, template, attempt) if int8_col_bytes == "auto" else res
+
+
+def _wider_columns(
+    graph: ir.Graph, res: PlanResult, template: UpdatePlan, attempt: Callable[[UpdatePlan], PlanResult]
+) -> PlanResult:
+    """The plan of ``template`` with the largest column budget of AUTO_COL_BYTES that updates the same
+    layers and channels as ``res`` (its plan at the default) inside the budget; ``res`` when none does. Of
+    budgets that size every conv2d's scratch alike (the larger runs no tile more), the smallest."""
+    if res.plan.frozen_precision != "int8" or not res.plan.int8_scratch:
+        return res
+    smallest: dict[tuple[int, ...], int] = {}
+    for n in sorted((res.plan.int8_col_bytes, *AUTO_COL_BYTES)):
+        smallest.setdefault(s8_scratches(graph, n), n)
+    for n in sorted(set(smallest.values()) - {res.plan.int8_col_bytes}, reverse=True):
+        try:
+            wide = attempt(replace(template, int8_col_bytes=n))
+        except BudgetError:
+            continue
+        if wide.plan.layers == res.plan.layers:
+            return wide
+    return res
+    for n in sorted(AUTO_COL_BYTES, reverse=True):
+        if n <= res.plan.int8_col_bytes:
+            break
+        try:
+            wide = attempt(replace(template, int8_col_bytes=n))
+        except BudgetError:
+            continue
+        if wide.plan.layers == res.plan.layers:
+            return wide
+    return res

@@ -13,6 +13,8 @@ import pytest
 from conftest import SHARED
 from graphs import small_cnn
 
+from mcutrain.core.int8_scratch import S8_COL_BYTES
+from mcutrain.core.units import parse_bytes
 from mcutrain.emit.host_build import build_host
 from mcutrain.train.update_plan import UpdatePlan
 
@@ -260,6 +262,27 @@ def test_plan_blend_counts_the_running_mean(tmp_path: Path) -> None:
         assert r.returncode != 0 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def test_plan_int8_column_budget_auto(tmp_path: Path) -> None:
+    """--int8-col-bytes auto: the largest budget whose plan updates the same inside --budget, the smallest
+    of those that size the scratch alike (KWS's pointwise planes of 125 positions x 64 taps run in one pass
+    from 16,384 B on); the default where the budget leaves no room."""
+    model = SHARED / "models" / "mlperf_kws_dscnn_int8.tflite"
+    if not model.is_file():
+        pytest.skip(f"{model} is absent")
+    out = tmp_path / "plan.json"
+    args = ["plan", str(model), "--strategy", "last-layer", "--out", str(out), "--int8-col-bytes", "auto"]
+    chosen = {}
+    for budget in ("64KB", "36KB", "28KB"):
+        r = mcutrain(*args, "--budget", budget)
+        assert r.returncode == 0, r.stderr
+        d = json.loads(out.read_text())
+        chosen[budget] = d["plan"].get("int8_col_bytes", S8_COL_BYTES), d["memory"]["peak_ram_bytes"]
+        assert d["memory"]["peak_ram_bytes"] <= parse_bytes(budget)
+        assert [lu["name"] for lu in d["plan"]["layers"] if lu["update"] != "frozen"] == ["dense"]
+    assert [n for n, _ in chosen.values()] == [16384, 8192, S8_COL_BYTES], chosen
+    assert chosen["64KB"][1] > chosen["36KB"][1] > chosen["28KB"][1] == 27400, chosen
+
+
 def test_plan_int8_column_budget(tmp_path: Path) -> None:
     """--int8-col-bytes N: the plan file keeps N, the int8 conv2d scratch is sized by it (KWS's largest,
     the pointwise layers': 2 x (positions + 1) x 64 taps), the plan line names it; other values refused."""
@@ -281,6 +304,8 @@ def test_plan_int8_column_budget(tmp_path: Path) -> None:
     assert 0 < grown <= 2 * (128 + 1) * 64 - 2 * (32 + 1) * 64, grown  # 16,512 B against 4,224 B at most
     bad = mcutrain(*args, "--int8-col-bytes", "1000")
     assert bad.returncode != 0 and "multiple of 16" in bad.stderr and "Traceback" not in bad.stderr
+    bad = mcutrain(*args, "--int8-col-bytes", "lots")
+    assert bad.returncode != 0 and "neither a number of bytes nor auto" in bad.stderr
     # the host project defines the budget: its C sizes the scratch as the plan did
     r = mcutrain("emit", str(out), "--target", "host", "--out", str(tmp_path / "h"))
     assert r.returncode == 0, r.stderr

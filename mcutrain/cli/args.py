@@ -61,6 +61,16 @@ def budget(text: str) -> int:
     return n
 
 
+def col_bytes(text: str) -> int | str:
+    """``--int8-col-bytes``: a number of bytes (the plan checks its range) or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number of bytes nor auto") from None
+
+
 def demo_budget(text: str, full: bool = True) -> int | None:
     """A demo's ``--budget``: read as ``plan`` reads it, or ``full`` (None: the full update's peak RAM)
     where the demo has a full update to offer. Bad text is a :class:`PlanError` naming the flag."""

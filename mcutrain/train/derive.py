@@ -373,6 +373,12 @@ def _s8_scratch(graph: ir.Graph, n: ir.Node, col_bytes: int) -> int:
     return conv2d_s8_scratch_bytes(dims.of(n.op, graph.in_shapes(n), graph.shapes[n.name]), col_bytes)
 
 
+def s8_scratches(graph: ir.Graph, col_bytes: int) -> tuple[int, ...]:
+    """The DSP scratch of every conv2d of ``graph`` under the column budget ``col_bytes``, in node order:
+    two budgets with the same tuple build the same kernels' runs."""
+    return tuple(_s8_scratch(graph, n, col_bytes) for n in graph.nodes if isinstance(n.op, ir.Conv2d))
+
+
 def concat_slots(graph: ir.Graph, prec: Precision) -> dict[str, tuple[str, int]]:
     """Tensors that live inside a concat's output: tensor -> (concat, byte offset). A tensor qualifies
     when a node (not a reshape) produces it, it is no graph output, it enters one concat once, and it is
