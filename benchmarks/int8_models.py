@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mcutrain import api
+from mcutrain.cli.args import col_bytes
 from mcutrain.core import ir
 from mcutrain.core.int8_scratch import S8_COL_BYTES
 from mcutrain.core.units import format_bytes
@@ -128,7 +129,9 @@ def min_budget(graph: ir.Graph, precision: str) -> int:
     raise AssertionError("a plan fit into one byte")
 
 
-def plan_at(graph: ir.Graph, budget: int, precision: str, col_bytes: int = S8_COL_BYTES) -> PlanResult | None:
+def plan_at(
+    graph: ir.Graph, budget: int, precision: str, col_bytes: int | str = S8_COL_BYTES
+) -> PlanResult | None:
     try:
         return api.plan(
             graph, budget, "auto", score="proxy", frozen_precision=precision, int8_col_bytes=col_bytes
@@ -215,9 +218,9 @@ def main() -> int:
     ap.add_argument("--out", help="keep the firmware projects here (default: a temporary folder)")
     ap.add_argument(
         "--int8-col-bytes",
-        type=int,
+        type=col_bytes,
         default=S8_COL_BYTES,
-        help=f"the int8 DSP conv2d's column budget of the plans (default {S8_COL_BYTES})",
+        help=f"the int8 DSP conv2d's column budget of the plans, or auto (default {S8_COL_BYTES})",
     )
     args = ap.parse_args()
     if not (d := shared_data_dir()) or not d.is_dir():
