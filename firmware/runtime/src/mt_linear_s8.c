@@ -18,14 +18,16 @@ static int32_t mt_round_mul_f64(int32_t acc, uint64_t mant, int32_t exp2)
      * V - V 2^-31 < a 2^-s <= V. Where r = floor(a 2^-s + 1/2) < 2^23 (so V < 2^23 (1 + 2^-30)) and
      * the fraction f of a 2^-s + 1/2 keeps 2^-6 from 0 and from 1, D + 1/2 lies in
      * (r + f - 2^-30, r + f + 2^-8 + 2^-30), inside (r, r + 1): floor(D + 1/2) = r. Else (about 3% of
-     * the outputs, and scales outside the shift range) the exact computation below. */
+     * the outputs, and scales outside the shift range) the exact computation below. In integers: with
+     * v = floor((a 2^-s + 1/2) 2^6) = floor(a / 2^(s-6)) + 32, r = v / 2^6 and the fraction's top 6 bits
+     * are v mod 2^6, which must be neither 0 nor 63; r < 2^23 is v < 2^29. */
     const int32_t s = -(exp2 + 21);
     if (s >= 7 && s <= 62) {
         const uint64_t a = (uint64_t)u * (uint32_t)(mant >> 21); /* < 2^63 */
-        const uint64_t t = a + ((uint64_t)1 << (s - 1));
-        const uint64_t r = t >> s, f = t & (((uint64_t)1 << s) - 1u), margin = (uint64_t)1 << (s - 6);
-        if (r < ((uint64_t)1 << 23) && f >= margin && f < ((uint64_t)1 << s) - margin) {
-            return acc < 0 ? -(int32_t)r : (int32_t)r;
+        const uint64_t v = (a >> (s - 6)) + 32u;
+        if (v < ((uint64_t)1 << 29) && (uint32_t)(v & 63u) - 1u < 62u) {
+            const int32_t r = (int32_t)((uint32_t)v >> 6);
+            return acc < 0 ? -r : r;
         }
     }
     /* p = u * mant < 2^85, as hi * 2^64 + lo */
@@ -185,6 +187,28 @@ static void mt_linear_rows4_dsp(const mt_linear_q8_t *q, int32_t r, int32_t n, c
     }
 }
 
+/* Two outputs from rows w and w + n: per word of x its pairs once, per row two SMLADs. */
+static void mt_linear_rows2_dsp(const mt_linear_q8_t *q, int32_t r, int32_t n, const int8_t *x,
+                                const int8_t *w, const int32_t *b, int8_t *y)
+{
+    const uint32_t zz = (uint32_t)(uint16_t)q->in_zp * 0x00010001u;
+    const int8_t *w1 = w + n;
+    int32_t a0 = 0, a1 = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t xv = mt_ld32(x + i), t0 = mt_ld32(w + i), t1 = mt_ld32(w1 + i);
+        const uint32_t xa = __ssub16(__sxtb16(xv), zz), xb = __ssub16(mt_sxtb16_ror8(xv), zz);
+        a0 = __smlad(mt_sxtb16_ror8(t0), xb, __smlad(__sxtb16(t0), xa, a0));
+        a1 = __smlad(mt_sxtb16_ror8(t1), xb, __smlad(__sxtb16(t1), xa, a1));
+    }
+    for (; i < n; ++i) {
+        const int32_t xi = (int32_t)x[i] - q->in_zp;
+        a0 += (int32_t)w[i] * xi;
+        a1 += (int32_t)w1[i] * xi;
+    }
+    y[0] = mt_linear_out(q, r, a0 + (b ? b[r] : 0));
+    y[1] = mt_linear_out(q, r + 1, a1 + (b ? b[r + 1] : 0));
+}
+
 /* One output from row w: two SMLADs per word of x and row. */
 static void mt_linear_row1_dsp(const mt_linear_q8_t *q, int32_t r, int32_t n, const int8_t *x,
                                const int8_t *w, const int32_t *b, int8_t *y)
@@ -210,7 +234,11 @@ int32_t mt_linear_fw_s8_dsp(const mt_linear_dims_t *d, const mt_linear_q8_t *q, 
     for (; o + 4 <= co_end; o += 4) {
         mt_linear_rows4_dsp(q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
     }
-    for (; o < co_end; ++o) {
+    if (o + 2 <= co_end) {
+        mt_linear_rows2_dsp(q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
+        o += 2;
+    }
+    if (o < co_end) {
         mt_linear_row1_dsp(q, o - co_begin, n, x, w + (o - co_begin) * n, b, y + o);
     }
     return 1;
