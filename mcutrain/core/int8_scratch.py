@@ -57,7 +57,7 @@ def conv2d_s8_scratch_bytes(d: Mapping[str, int], col_bytes: int = S8_COL_BYTES)
     the working memory of the Cortex-M DSP path (``firmware/runtime/src/mt_s8_dsp.h``), the same on every
     target (0 for weight rows of 16,448 taps or more, which the reference runs). Depthwise with 3-wide
     kernels: the input plane padded with the zero point; on planes less than 8 outputs wide and taller
-    than wide with 3-high kernels, the transposed plane and one output row; otherwise the column
+    than wide with 3-high kernels, the transposed plane; otherwise the column
     tiles of a run of output positions (a multiple of 4, at most ``col_bytes`` of tiles, ``MT_S8_COL_BYTES``
     of the build, unless one tile of 4 is larger) and one weight row, each of the weight row's taps rounded
     up to 4, as int16."""
@@ -65,7 +65,7 @@ def conv2d_s8_scratch_bytes(d: Mapping[str, int], col_bytes: int = S8_COL_BYTES)
         return 0  # the taps' sums could overflow the doubled int32 sums: the reference runs
     t = _dw_swap(d)
     if d["out_w"] < 8 and d["out_h"] > d["out_w"] and t["kernel_h"] <= 3 and _dw_rowwise(t):
-        return _dw_plane_bytes(t) + (t["out_w"] + 3) // 4 * 4
+        return _dw_plane_bytes(t)
     if _dw_rowwise(d):
         return _dw_plane_bytes(d)
     taps = (d["in_c"] // d["groups"] * d["kernel_h"] * d["kernel_w"] + 3) // 4 * 4

@@ -92,6 +92,8 @@ CONVS = (
     Conv("depthwise 5 high", 3, 3, 3, (5, 3), ONE, (2, 2, 1, 1), ONE, (6, 6), ((0, 3),), dsp=False),
     Conv("depthwise 5 wide", 3, 3, 3, (3, 5), ONE, (1, 1, 2, 2), ONE, (6, 7), ((0, 3),)),
     Conv("depthwise tall", 6, 6, 6, (3, 3), ONE, PAD1, ONE, (25, 5), ((0, 2), (2, 6)), act="relu"),
+    Conv("depthwise 1x1 planes", 9, 9, 9, (3, 3), ONE, PAD1, ONE, (1, 1), ((4, 9), (0, 4))),
+    Conv("depthwise tall 2x1 planes", 7, 7, 7, (3, 3), ONE, PAD1, ONE, (2, 1), ((3, 7), (0, 3)), act="relu6"),
     Conv("depthwise tall 3x2", 4, 4, 4, (3, 2), ONE, (1, 1, 0, 1), ONE, (9, 4), ((0, 4),)),
     Conv("depthwise tall 3x1", 3, 3, 3, (3, 1), ONE, (1, 1, 0, 0), ONE, (12, 3), ((0, 3),), act="relu6"),
     Conv("depthwise tall 5 high", 3, 3, 3, (5, 3), ONE, (2, 2, 1, 1), ONE, (12, 4), ((0, 3),), dsp=False),

@@ -96,12 +96,12 @@ static inline int32_t mt_s8_dw_rows(const mt_conv2d_dims_t *d)
     return (d->out_h - 1) * d->stride_h + d->kernel_h;
 }
 
-/* The depthwise scratch of d: the padded plane; transposed, also one output row (whole words). */
+/* The depthwise scratch of d: the padded plane (transposed: of the transposed plane). */
 static inline int32_t mt_s8_dw_scratch(const mt_conv2d_dims_t *d)
 {
     if (mt_s8_dw_transposed(d)) {
         const mt_conv2d_dims_t t = mt_s8_dw_swap(d);
-        return mt_s8_dw_rows(&t) * mt_s8_dw_row_bytes(&t) + (t.out_w + 3) / 4 * 4;
+        return mt_s8_dw_rows(&t) * mt_s8_dw_row_bytes(&t);
     }
     return mt_s8_dw_rows(d) * mt_s8_dw_row_bytes(d);
 }
