@@ -3,8 +3,9 @@ mt_conv2d_dsp_s8.c, mt_dwconv_dsp_s8.c, mt_linear_s8.c; selected by mt_s8_dsp.h)
 
 One generated program with conv2d and linear cases chosen to reach every path: 1x1 convolutions (the word
 transpose of the column tiles) with and without channels in groups of 4 and positions in tiles of 4,
-general kernels (kernel width a multiple of 4: whole words of the input rows; up to 128 taps: gathered
-through a byte row, of up to 64 taps 4 windows inside the input at once; longer rows: tap by tap), a last
+general kernels (kernel width a multiple of 4: whole words of the input rows; others gathered through a
+byte row in chunks of input channels of up to 128 taps, 4 windows inside the input at once in chunks of up
+to 64; kernels wider than a chunk: tap by tap), a last
 tile of one position, strides, dilation, asymmetric padding, groups, depthwise
 3-wide kernels of stride 1 and 2, heights 1 to 3 (taller: the reference), depth multipliers, planes
 narrower than a tile of 4, tall narrow planes (run transposed) with 3-high kernels 1 to 3 wide,
@@ -79,7 +80,14 @@ CONVS = (
     Conv("pointwise 4 taps", 4, 6, 1, ONE, ONE, NO_PAD, ONE, (3, 5), ((0, 6),)),
     Conv("pointwise 20 taps", 20, 7, 1, ONE, ONE, NO_PAD, ONE, (4, 6), ((0, 3), (3, 7)), act="relu"),
     Conv("27 taps", 3, 8, 1, (3, 3), (2, 2), (0, 1, 0, 1), ONE, (12, 12), ((0, 8),), act="relu6"),
-    Conv("144 taps: no gather", 16, 5, 1, (3, 3), ONE, PAD1, ONE, (5, 6), ((0, 2), (2, 5))),
+    Conv(
+        "144 taps: gathered 12 channels at a time", 16, 5, 1, (3, 3), ONE, PAD1, ONE, (5, 6), ((0, 2), (2, 5))
+    ),
+    Conv("162 taps: 4 windows, 4 channels at a time", 18, 6, 1, (3, 3), ONE, PAD1, ONE, (6, 10), ((0, 6),)),
+    Conv(
+        "5x5 over 6 channels: chunks of 100 taps", 6, 4, 1, (5, 5), ONE, (2, 2, 2, 2), ONE, (7, 8), ((0, 4),)
+    ),
+    Conv("7x7 over 3 channels: tap by tap", 3, 4, 1, (7, 7), ONE, (3, 3, 3, 3), ONE, (6, 7), ((0, 4),)),
     Conv("dilated", 3, 5, 1, (3, 3), (2, 1), (1, 2, 0, 1), (1, 2), (9, 8), ((0, 2), (2, 5)), act="relu"),
     Conv("grouped", 6, 4, 2, (3, 2), (1, 2), (1, 0, 2, 1), ONE, (7, 9), ((0, 1), (1, 4))),
     Conv("depthwise", 8, 8, 8, (3, 3), ONE, PAD1, ONE, (7, 9), ((0, 3), (3, 8))),

@@ -10,9 +10,10 @@
  * channel's int8 weight row and unpacks it (SXTB16) into int16 pairs in the scratch for the other tiles.
  * Kernels whose rows are whole words of taps (kernel_w a multiple of 4: audio models' first layers) load
  * each group of 4 taps as one word of the input row, shifted at the input's edges (mt_s8_im2col_words).
- * Other kernels of up to MT_S8_GATHER_TAPS taps (3x3 over a few channels, first layers) gather each
- * position's taps into a byte row on the stack and unpack its words (up to MT_S8_GATHER4_TAPS, 4 positions
- * of an output row at once); a last tile of one position is one column's dot product. */
+ * Other kernels gather each position's taps into a byte row on the stack and unpack its words, a chunk of
+ * input channels at a time (up to MT_S8_GATHER_TAPS taps; 4 positions of an output row at once in chunks
+ * of up to MT_S8_GATHER4_TAPS); kernels whose one channel does not fit a chunk go tap by tap. A last tile
+ * of one position is one column's dot product. */
 #include "mt_s8_dsp.h"
 
 #if MT_S8_DSP
@@ -248,128 +249,121 @@ static int32_t __attribute__((noinline)) mt_s8_im2col_words(const mt_conv_geom_t
     return 1;
 }
 
-/* Weight rows of at most this many taps (rounded up to 4) gather their columns through a byte row on the
- * stack (mt_s8_im2col_gather). */
-#define MT_S8_GATHER_TAPS 128
-
-/* Column c of a tile for output position p (as mt_s8_im2col_any), for kernels of at most
- * MT_S8_GATHER_TAPS taps: the taps' bytes are gathered in order, the
- * zero point for those outside the input (and past K), into a row whose words then unpack into the
- * tile's pairs: 2 * (x - zp) is 0 for them, as the reference's missing taps. */
-static void __attribute__((noinline)) mt_s8_im2col_gather(const mt_conv_geom_t *g, const int8_t *xg,
-                                                          int32_t zp, int32_t p, uint32_t *tile, int32_t c)
-{
-    uint32_t buf[MT_S8_GATHER_TAPS / 4];
-    int8_t *lin = (int8_t *)(void *)buf;
-    /* locals: the byte stores below may alias anything, the geometry would be reloaded after each */
-    const int32_t kp = (g->K + 3) & ~3, kw = g->kw, dw = g->dw, kh = g->kh, cin = g->cin_g;
-    const int32_t rstep = g->dh * g->in_w, plane = g->plane;
-    const int8_t z = (int8_t)zp;
-    const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u;
-    const int32_t oy = p / g->out_w, ox = p - oy * g->out_w;
-    const int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
-    int32_t ky0, ky1, kx0, kx1;
-    mt_valid_range(iy0, g->dh, kh, g->in_h, &ky0, &ky1);
-    mt_valid_range(ix0, dw, kw, g->in_w, &kx0, &kx1);
-    const int32_t full = kx0 == 0 && kx1 == kw;
-    const int8_t *x0 = xg + iy0 * g->in_w + ix0;
-    int8_t *o = lin;
-    for (int32_t ci = 0; ci < cin; ++ci) {
-        const int8_t *row = x0 + ci * plane;
-        for (int32_t ky = 0; ky < kh; ++ky, row += rstep, o += kw) {
-            if (ky < ky0 || ky >= ky1) {
-                for (int32_t kx = 0; kx < kw; ++kx) {
-                    o[kx] = z;
-                }
-            } else if (full && kw == 4 && dw == 1) {
-                mt_st32(o, mt_ld32(row));
-            } else if (full && kw == 8 && dw == 1) {
-                mt_st32(o, mt_ld32(row));
-                mt_st32(o + 4, mt_ld32(row + 4));
-            } else if (full && kw == 3 && dw == 1) {
-                const int8_t r0 = row[0], r1 = row[1], r2 = row[2];
-                o[0] = r0;
-                o[1] = r1;
-                o[2] = r2;
-            } else if (full) {
-                for (int32_t kx = 0; kx < kw; ++kx) {
-                    o[kx] = row[kx * dw];
-                }
-            } else {
-                for (int32_t kx = 0; kx < kw; ++kx) {
-                    o[kx] = kx >= kx0 && kx < kx1 ? row[kx * dw] : z;
-                }
-            }
-        }
-    }
-    const int32_t tail = kp - (int32_t)(o - lin); /* 0..3 bytes (not a memset call) */
-    if (tail > 0) {
-        o[0] = z;
-    }
-    if (tail > 1) {
-        o[1] = z;
-    }
-    if (tail > 2) {
-        o[2] = z;
-    }
-    for (int32_t k = 0; k < kp; k += 4) {
-        mt_s8_pairs(buf[k >> 2], nz2, &tile[mt_s8_word(k >> 2, 0, c)], &tile[mt_s8_word(k >> 2, 1, c)]);
-    }
-}
-
-/* Weight rows of at most this many taps (rounded up to 4) build the tiles of 4 positions inside the input
- * and in one output row at once (mt_s8_im2col_gather4; 4 byte rows of this size on the stack). */
+/* Byte rows on the stack that the gathers below fill (bytes), one window's (mt_s8_im2col_gather) or 4
+ * windows' (mt_s8_im2col_gather4). */
+#define MT_S8_GATHER_TAPS  128
 #define MT_S8_GATHER4_TAPS 64
 
-/* The tile of positions p0 .. p0+3 of one output row whose windows lie inside the input, x0 the first
- * window's top-left input byte (the next ones sw bytes further): each window's taps are gathered into its
- * byte row, the rows then unpacked into the tile's pairs (as mt_s8_im2col_gather, without its bounds). */
-static void __attribute__((noinline))
-mt_s8_im2col_gather4(const mt_conv_geom_t *g, const int8_t *x0, int32_t zp, uint32_t *tile)
+/* How many input channels a gather takes at a time into byte rows of `limit` bytes: a multiple of the
+ * channels whose taps fill whole words (so that each chunk's groups of 4 taps start on a word), or 0 when
+ * not even those fit. */
+static inline int32_t mt_s8_gather_chans(const mt_conv_geom_t *g, int32_t limit)
 {
-    uint32_t buf[MT_S8_GATHER4_TAPS]; /* 4 rows of MT_S8_GATHER4_TAPS bytes */
-    int8_t *lin = (int8_t *)(void *)buf;
-    const int32_t kp = (g->K + 3) & ~3, kw = g->kw, dw = g->dw, kh = g->kh, cin = g->cin_g, sw = g->sw;
-    const int32_t rstep = g->dh * g->in_w, plane = g->plane, K = g->K;
-    const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u;
-    int8_t *o = lin;
-    for (int32_t ci = 0; ci < cin; ++ci) {
-        const int8_t *row = x0 + ci * plane;
+    const int32_t ks = g->ksize, unit = (ks & 3) == 0 ? 1 : ((ks & 1) == 0 ? 2 : 4);
+    const int32_t cc = limit / (ks * unit) * unit;
+    return cc < g->cin_g ? cc : g->cin_g;
+}
+
+/* The taps of channels ci0 .. ci1 - 1 of the window at x0 (its first channel's top-left input byte, rows
+ * outside [ky0, ky1) and taps outside [kx0, kx1) of a row taking z) into the bytes at o, window after
+ * window `stride` bytes apart for n windows `sw` input bytes apart. Returns the bytes of one window. */
+static inline __attribute__((always_inline)) int32_t
+mt_s8_gather_chans_into(const mt_conv_geom_t *g, const int8_t *x0, int32_t ci0, int32_t ci1, int32_t ky0,
+                        int32_t ky1, int32_t kx0, int32_t kx1, int8_t z, int8_t *o, int32_t stride, int32_t n)
+{
+    const int32_t kw = g->kw, dw = g->dw, kh = g->kh, rstep = g->dh * g->in_w, sw = g->sw;
+    const int32_t full = kx0 == 0 && kx1 == kw, three = full && kw == 3 && dw == 1;
+    int8_t *const o0 = o;
+    for (int32_t ci = ci0; ci < ci1; ++ci) {
+        const int8_t *row = x0 + ci * g->plane;
         for (int32_t ky = 0; ky < kh; ++ky, row += rstep, o += kw) {
-            if (kw == 3 && dw == 1) {
-                for (int32_t c = 0; c < 4; ++c) {
+            if (ky < ky0 || ky >= ky1) {
+                for (int32_t c = 0; c < n; ++c) {
+                    for (int32_t kx = 0; kx < kw; ++kx) {
+                        o[c * stride + kx] = z;
+                    }
+                }
+            } else if (three) { /* the 3 bytes as locals: the byte stores may alias the input */
+                for (int32_t c = 0; c < n; ++c) {
                     const int8_t *r = row + c * sw;
-                    int8_t *d = o + c * MT_S8_GATHER4_TAPS;
                     const int8_t r0 = r[0], r1 = r[1], r2 = r[2];
-                    d[0] = r0;
-                    d[1] = r1;
-                    d[2] = r2;
+                    o[c * stride] = r0;
+                    o[c * stride + 1] = r1;
+                    o[c * stride + 2] = r2;
                 }
             } else {
-                for (int32_t c = 0; c < 4; ++c) {
+                for (int32_t c = 0; c < n; ++c) {
                     for (int32_t kx = 0; kx < kw; ++kx) {
-                        o[c * MT_S8_GATHER4_TAPS + kx] = row[c * sw + kx * dw];
+                        o[c * stride + kx] = kx >= kx0 && kx < kx1 ? row[c * sw + kx * dw] : z;
                     }
                 }
             }
         }
     }
-    for (int32_t c = 0; c < 4; ++c) { /* 0..3 taps past K: the zero point (not a memset call) */
-        int8_t *d = lin + c * MT_S8_GATHER4_TAPS;
-        if (K < kp) {
-            d[K] = (int8_t)zp;
+    return (int32_t)(o - o0);
+}
+
+/* Column c of a tile for output position p (as mt_s8_im2col_any), cc = mt_s8_gather_chans(g,
+ * MT_S8_GATHER_TAPS) > 0: the taps' bytes of cc input channels at a time are gathered in order into a row,
+ * the zero point for those outside the input (and past K), and the row's words unpack into the tile's
+ * pairs: 2 * (x - zp) is 0 for them, as the reference's missing taps. */
+static void __attribute__((noinline))
+mt_s8_im2col_gather(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, int32_t p, uint32_t *tile,
+                    int32_t c, int32_t cc)
+{
+    uint32_t buf[MT_S8_GATHER_TAPS / 4];
+    int8_t *lin = (int8_t *)(void *)buf;
+    const int32_t kp = (g->K + 3) & ~3;
+    const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u;
+    const int32_t oy = p / g->out_w, ox = p - oy * g->out_w;
+    const int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
+    int32_t ky0, ky1, kx0, kx1;
+    mt_valid_range(iy0, g->dh, g->kh, g->in_h, &ky0, &ky1);
+    mt_valid_range(ix0, g->dw, g->kw, g->in_w, &kx0, &kx1);
+    const int8_t *x0 = xg + iy0 * g->in_w + ix0;
+    uint32_t *t = tile + c; /* group k / 4: words 8 (k / 4) + c and + 4 */
+    for (int32_t ci0 = 0; ci0 < g->cin_g; ci0 += cc) {
+        const int32_t ci1 = ci0 + cc < g->cin_g ? ci0 + cc : g->cin_g;
+        int32_t n = mt_s8_gather_chans_into(g, x0, ci0, ci1, ky0, ky1, kx0, kx1, (int8_t)zp, lin, 0, 1);
+        if (ci1 == g->cin_g) { /* 0..3 taps past K: the zero point (not a memset call) */
+            for (; n < kp - ci0 * g->ksize; ++n) {
+                lin[n] = (int8_t)zp;
+            }
         }
-        if (K + 1 < kp) {
-            d[K + 1] = (int8_t)zp;
-        }
-        if (K + 2 < kp) {
-            d[K + 2] = (int8_t)zp;
+        for (int32_t k = 0; k < n; k += 4, t += 8) {
+            mt_s8_pairs(buf[k >> 2], nz2, &t[0], &t[4]);
         }
     }
-    for (int32_t c = 0; c < 4; ++c) { /* group k / 4 of column c: words 8 (k / 4) + c and + 4 */
-        const uint32_t *src = buf + c * (MT_S8_GATHER4_TAPS / 4), *end = src + kp / 4;
-        for (uint32_t *t = tile + c; src != end; ++src, t += 8) {
-            mt_s8_pairs(*src, nz2, &t[0], &t[4]);
+}
+
+/* The tile of positions p0 .. p0+3 of one output row whose windows lie inside the input, x0 the first
+ * window's top-left input byte (the next ones sw bytes further), cc = mt_s8_gather_chans(g,
+ * MT_S8_GATHER4_TAPS) > 0: per cc input channels each window's taps are gathered into its byte row,
+ * the rows then unpacked into the tile's pairs (as mt_s8_im2col_gather, without its bounds). */
+static void __attribute__((noinline))
+mt_s8_im2col_gather4(const mt_conv_geom_t *g, const int8_t *x0, int32_t zp, uint32_t *tile, int32_t cc)
+{
+    uint32_t buf[MT_S8_GATHER4_TAPS]; /* 4 rows of MT_S8_GATHER4_TAPS bytes */
+    int8_t *lin = (int8_t *)(void *)buf;
+    const int32_t kp = (g->K + 3) & ~3;
+    const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u;
+    for (int32_t ci0 = 0; ci0 < g->cin_g; ci0 += cc, tile += 2 * ((cc * g->ksize) & ~3)) {
+        const int32_t ci1 = ci0 + cc < g->cin_g ? ci0 + cc : g->cin_g;
+        int32_t n =
+            mt_s8_gather_chans_into(g, x0, ci0, ci1, 0, g->kh, 0, g->kw, 0, lin, MT_S8_GATHER4_TAPS, 4);
+        if (ci1 == g->cin_g) { /* 0..3 taps past K: the zero point (not a memset call) */
+            for (int32_t c = 0; c < 4; ++c) {
+                for (int32_t k = n; k < kp - ci0 * g->ksize; ++k) {
+                    lin[c * MT_S8_GATHER4_TAPS + k] = (int8_t)zp;
+                }
+            }
+            n = kp - ci0 * g->ksize;
+        }
+        for (int32_t c = 0; c < 4; ++c) { /* group k / 4 of column c: words 8 (k / 4) + c and + 4 */
+            const uint32_t *src = buf + c * (MT_S8_GATHER4_TAPS / 4), *end = src + n / 4;
+            for (uint32_t *t = tile + c; src != end; ++src, t += 8) {
+                mt_s8_pairs(*src, nz2, &t[0], &t[4]);
+            }
         }
     }
 }
@@ -396,7 +390,8 @@ static void mt_s8_im2col_1x1(const int8_t *xp, int32_t plane, int32_t cin, uint3
 }
 
 /* The tile of positions p0 .. p0+3 (those >= P zero). */
-static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, int32_t p0, uint32_t *tile)
+static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, int32_t p0, uint32_t *tile,
+                         int32_t cc1, int32_t cc4)
 {
     const int32_t P = g->oplane;
     const int32_t pointwise = g->ksize == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
@@ -405,13 +400,13 @@ static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, 
         mt_s8_im2col_1x1(xg + p0, g->plane, g->cin_g, (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u, tile);
         return;
     }
-    const int32_t gather = ((g->K + 3) & ~3) <= MT_S8_GATHER_TAPS, words = mt_s8_words(g);
-    if (((g->K + 3) & ~3) <= MT_S8_GATHER4_TAPS && p0 + 4 <= P) { /* 4 windows inside the input, one row */
+    const int32_t words = mt_s8_words(g);
+    if (cc4 > 0 && p0 + 4 <= P) { /* 4 windows inside the input, one row */
         const int32_t oy = p0 / g->out_w, ox = p0 - oy * g->out_w;
         const int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
         if (ox + 4 <= g->out_w && iy0 >= 0 && iy0 + (g->kh - 1) * g->dh < g->in_h && ix0 >= 0 &&
             ix0 + 3 * g->sw + (g->kw - 1) * g->dw < g->in_w) {
-            mt_s8_im2col_gather4(g, xg + iy0 * g->in_w + ix0, zp, tile);
+            mt_s8_im2col_gather4(g, xg + iy0 * g->in_w + ix0, zp, tile, cc4);
             return;
         }
     }
@@ -419,8 +414,8 @@ static void mt_s8_im2col(const mt_conv_geom_t *g, const int8_t *xg, int32_t zp, 
         if (words && p0 + c < P && mt_s8_im2col_words(g, xg, zp, p0 + c, tile, c)) {
             continue;
         }
-        if (gather && p0 + c < P) {
-            mt_s8_im2col_gather(g, xg, zp, p0 + c, tile, c);
+        if (cc1 > 0 && p0 + c < P) {
+            mt_s8_im2col_gather(g, xg, zp, p0 + c, tile, c, cc1);
         } else {
             mt_s8_im2col_any(g, xg, zp, p0 + c < P ? p0 + c : -1, tile, c);
         }
@@ -517,6 +512,9 @@ static void mt_s8_conv_gemm(const mt_conv_geom_t *g, const mt_conv2d_dims_t *d, 
     c.g4 = ((kp >> 2) - 1) >> 2; /* the groups after the first */
     c.g1 = ((kp >> 2) - 1) & 3;
     const int32_t g16 = c.g1 == 3, words = (K & 3) == 0; /* rows of whole groups of 16 taps; of 4 */
+    /* the gathers' chunks of input channels (0: no gather) */
+    const int32_t cc1 = mt_s8_gather_chans(g, MT_S8_GATHER_TAPS),
+                  cc4 = mt_s8_gather_chans(g, MT_S8_GATHER4_TAPS);
     for (int32_t grp = co_begin / g->cout_g; grp * g->cout_g < co_end; ++grp) {
         const int32_t c0 = grp * g->cout_g > co_begin ? grp * g->cout_g : co_begin;
         const int32_t c1 = (grp + 1) * g->cout_g < co_end ? (grp + 1) * g->cout_g : co_end;
@@ -525,7 +523,7 @@ static void mt_s8_conv_gemm(const mt_conv_geom_t *g, const mt_conv2d_dims_t *d, 
             const int32_t ns = P - p0 < S ? P - p0 : S, whole = ns & ~3, rest = ns - whole;
             const uint32_t *tail = tiles + whole * kp / 2;
             for (int32_t t = 0; t < ns; t += 4) {
-                mt_s8_im2col(g, xg, q->in_zp, p0 + t, tiles + t * kp / 2);
+                mt_s8_im2col(g, xg, q->in_zp, p0 + t, tiles + t * kp / 2, cc1, cc4);
             }
             int8_t *yc = y + c0 * P + p0;
             for (int32_t r = c0 - co_begin; r < c1 - co_begin; ++r, yc += P) {
