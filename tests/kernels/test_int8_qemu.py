@@ -154,11 +154,35 @@ def _cases() -> Program:
     )
     # elementwise and pooling
     a, bb = i8(300), i8(300)
-    q = P.add_q8(qt(0.03, 3), qt(0.07, -9), qt(0.08, 1), "relu")
-    y = p.out(300)
-    p.check(
-        "add", f"mt_add_fw_s8(&{p.params(q)}, 300, {p.array(a)}, {p.array(bb)}, {y})", y, S.add_s8(a, bb, q)
-    )
+    # scales that give the inputs right shifts of 0 (the larger scale) and of 1 to 14, the output a shift of 0
+    # and of 20 or so; extreme zero points; every fused activation (the Cortex-M DSP path, mt_add_s8.c)
+    for sa, sb, sy, act in (
+        ((0.03, 3), (0.07, -9), (0.08, 1), "relu"),
+        ((0.05, -128), (0.05, 127), (0.1, 0), None),
+        ((0.5, 17), (0.00004, -60), (0.3, -128), "relu6"),
+        ((0.02, 0), (0.9, -1), (0.0000025, 5), None),
+    ):
+        q = P.add_q8(qt(*sa), qt(*sb), qt(*sy), act)
+        y = p.out(300)
+        call = f"mt_add_fw_s8(&{p.params(q)}, 299, {p.array(a)}, {p.array(bb)}, {y})"
+        p.check(
+            f"add {sa} {sb} {sy} {act}",
+            call,
+            y,
+            np.concatenate([S.add_s8(a[:299], bb[:299], q), np.zeros(1, np.int8)]),
+        )
+    # clamp (relu, relu6 as int8): 4 bytes at a time on the DSP, a tail, in place
+    for lo, hi, n in ((-128, 127, 37), (-20, 127, 300), (-5, 44, 299)):
+        v, y = i8(n), p.out(n)
+        want = np.clip(v, lo, hi).astype(np.int8)
+        p.check(f"clamp [{lo}, {hi}] x {n}", f"mt_clamp_fw_s8({lo}, {hi}, {n}, {p.array(v)}, {y})", y, want)
+        y = p.out(n)
+        p.check(
+            f"clamp [{lo}, {hi}] x {n} in place",
+            f"memcpy({y}, {p.array(v)}, {n}u); mt_clamp_fw_s8({lo}, {hi}, {n}, {y}, {y})",
+            y,
+            want,
+        )
     x = i8(4, 9, 7)
     for avg in (True, False):
         op = (
