@@ -29,13 +29,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from mcutrain import api
-from mcutrain.cli.args import col_bytes
+from mcutrain.cli.args import budget, col_bytes
 from mcutrain.core import ir
 from mcutrain.core.int8_scratch import S8_COL_BYTES
 from mcutrain.core.units import format_bytes
@@ -130,11 +130,11 @@ def min_budget(graph: ir.Graph, precision: str) -> int:
 
 
 def plan_at(
-    graph: ir.Graph, budget: int, precision: str, col_bytes: int | str = S8_COL_BYTES
+    graph: ir.Graph, budget: int, precision: str, col_bytes: int | str = S8_COL_BYTES, strategy: str = "auto"
 ) -> PlanResult | None:
     try:
         return api.plan(
-            graph, budget, "auto", score="proxy", frozen_precision=precision, int8_col_bytes=col_bytes
+            graph, budget, strategy, score="proxy", frozen_precision=precision, int8_col_bytes=col_bytes
         )
     except BudgetError:
         return None
@@ -222,6 +222,10 @@ def main() -> int:
         default=S8_COL_BYTES,
         help=f"the int8 DSP conv2d's column budget of the plans, or auto (default {S8_COL_BYTES})",
     )
+    ap.add_argument(
+        "--budget", type=budget, help="every case's RAM budget instead of its own, e.g. 24KB (with --only)"
+    )
+    ap.add_argument("--strategy", default="auto", help="the plans' strategy (default auto, proxy scores)")
     args = ap.parse_args()
     if not (d := shared_data_dir()) or not d.is_dir():
         print("needs the real models of ../shared/data (or MCUTRAIN_SHARED_DATA)", file=sys.stderr)
@@ -237,8 +241,10 @@ def main() -> int:
             g, calib = case.load()
             loaded[case.label] = (g, g if calib is None else api.quantize(g, calib))
         fg, qg = loaded[case.label]
+        if args.budget:
+            case = replace(case, budget=args.budget)
         for prec, g in (("int8", qg), ("fp32", fg)):
-            res = plan_at(g, case.budget, prec, args.int8_col_bytes)
+            res = plan_at(g, case.budget, prec, args.int8_col_bytes, args.strategy)
             ipm = s8 = math.nan
             if res is not None and not args.no_qemu:
                 folder = root / f"{case.label.replace(' ', '_')}_{case.budget // 1024}k_{prec}"

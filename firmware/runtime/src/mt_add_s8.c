@@ -21,11 +21,14 @@ static int32_t mt_add_fw_s8_dsp(const mt_add_q8_t *q, int32_t n, const int8_t *a
     }
     const int32_t ca = ea ? 1 << (ea - 1) : 0, cb = eb ? 1 << (eb - 1) : 0, co = eo ? 1 << (eo - 1) : 0;
     const uint32_t na = ea ? 1u : 0u, nb = eb ? 1u : 0u, no = eo ? 1u : 0u;
+    /* locals: the byte stores to y may alias q, whose fields would be reloaded after each */
+    const int32_t azp = q->a_zp, bzp = q->b_zp, am = q->a_mult, bm = q->b_mult, om = q->out_mult;
+    const int32_t ozp = q->out_zp, lo = q->act_min, hi = q->act_max;
     for (int32_t i = 0; i < n; ++i) { /* |a - a_zp| <= 255: 2 (a - a_zp) 2^20 < 2^30; the sum likewise */
-        const int32_t sa = mt_add_rq(mt_shl32((int32_t)a[i] - q->a_zp, ls), q->a_mult, ca, na, ea);
-        const int32_t sb = mt_add_rq(mt_shl32((int32_t)b[i] - q->b_zp, ls), q->b_mult, cb, nb, eb);
-        const int32_t v = mt_add_rq(2 * (sa + sb), q->out_mult, co, no, eo) + q->out_zp;
-        y[i] = mt_clamp_s8(v, q->act_min, q->act_max);
+        const int32_t sa = mt_add_rq(mt_shl32((int32_t)a[i] - azp, ls), am, ca, na, ea);
+        const int32_t sb = mt_add_rq(mt_shl32((int32_t)b[i] - bzp, ls), bm, cb, nb, eb);
+        const int32_t v = mt_add_rq(2 * (sa + sb), om, co, no, eo) + ozp;
+        y[i] = mt_clamp_s8(v, lo, hi);
     }
     return 1;
 }
