@@ -176,13 +176,3 @@ def _wider_columns(
         if wide.plan.layers == res.plan.layers:
             return wide
     return res
-    for n in sorted(AUTO_COL_BYTES, reverse=True):
-        if n <= res.plan.int8_col_bytes:
-            break
-        try:
-            wide = attempt(replace(template, int8_col_bytes=n))
-        except BudgetError:
-            continue
-        if wide.plan.layers == res.plan.layers:
-            return wide
-    return res
