@@ -12,7 +12,7 @@ from collections.abc import Mapping
 #: budgets a plan or a build may ask for instead (UpdatePlan.int8_col_bytes).
 S8_COL_BYTES = 4096
 MIN_COL_BYTES, MAX_COL_BYTES = 64, 65536
-#: The budgets ``--int8-col-bytes auto`` tries, largest first (docs/quantization.md, "The column budget").
+#: The budgets ``--int8-col-bytes auto`` tries (docs/quantization.md, "The column budget").
 AUTO_COL_BYTES = (8192, 16384, 32768, 65536)
 
 

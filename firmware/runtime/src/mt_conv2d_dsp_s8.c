@@ -27,12 +27,14 @@
     "smlad r7, r11, " W ", r7\n\t"
 /* One group of 4 taps of the 4 columns: two weight pairs (LDRD), the columns' pairs (LDM), 8 SMLADs. */
 #define MT_S8_GROUP "ldrd r2, r3, [r12], #8\n\t" MT_S8_PAIR("r2") MT_S8_PAIR("r3")
-/* The same from the int8 weights (r12), which it also stores as int16 pairs (lr) for the next tiles. */
-#define MT_S8_GROUP_UNPACK      \
+/* The next 4 int8 weights (r12) as the pairs (w0, w2), (w1, w3) in r2, r3, also stored (lr) for the next
+ * tiles; MT_S8_GROUP from them. */
+#define MT_S8_UNPACK4           \
     "ldr r2, [r12], #4\n\t"     \
     "sxtb16 r3, r2, ror #8\n\t" \
     "sxtb16 r2, r2\n\t"         \
-    "strd r2, r3, [lr], #8\n\t" MT_S8_PAIR("r2") MT_S8_PAIR("r3")
+    "strd r2, r3, [lr], #8\n\t"
+#define MT_S8_GROUP_UNPACK MT_S8_UNPACK4 MT_S8_PAIR("r2") MT_S8_PAIR("r3")
 /* The first pair of taps of a tile's sums: the accumulators start from the channel's start value (r4). */
 #define MT_S8_PAIR_FIRST(W)             \
     "ldmia r1!, {r8, r9, r10, r11}\n\t" \
@@ -43,12 +45,7 @@
 #define MT_S8_GROUP_FIRST \
     "ldr r4, [r0]\n\t"    \
     "ldrd r2, r3, [r12], #8\n\t" MT_S8_PAIR_FIRST("r2") MT_S8_PAIR("r3")
-#define MT_S8_GROUP_UNPACK_FIRST \
-    "ldr r4, [r0]\n\t"           \
-    "ldr r2, [r12], #4\n\t"      \
-    "sxtb16 r3, r2, ror #8\n\t"  \
-    "sxtb16 r2, r2\n\t"          \
-    "strd r2, r3, [lr], #8\n\t" MT_S8_PAIR_FIRST("r2") MT_S8_PAIR("r3")
+#define MT_S8_GROUP_UNPACK_FIRST "ldr r4, [r0]\n\t" MT_S8_UNPACK4 MT_S8_PAIR_FIRST("r2") MT_S8_PAIR("r3")
 /* FIELD (a word of the channel) iterations of BODY, the counter in c->count (no register is free). */
 #define MT_S8_MEM_LOOP(FIELD, L, E, BODY)                          \
     "ldr r2, [r0, #" FIELD "]\n\t"                                 \
@@ -217,13 +214,13 @@ static int32_t __attribute__((noinline)) mt_s8_im2col_words(const mt_conv_geom_t
     const uint32_t nz2 = (uint32_t)(uint16_t)(-2 * zp) * 0x00010001u,
                    zp4 = ((uint32_t)zp & 0xFFu) * 0x01010101u;
     /* the first group: loaded at row + o0, shifted left by l0 and right by r0 bits, or-ed with f0 (the last
-     * group too when it is the only one); the last: at row + kw - 4 - rb, shifted right by 8 rb, or f1 */
+     * group too when it is the only one); the last: at row + kw - 4 - rb, shifted right by 8 rb, or fr */
     const uint32_t fl = la ? zp4 >> (32 - 8 * la) : 0u, fr = rb ? zp4 << (32 - 8 * rb) : 0u;
     const int32_t one = kw == 4, o0 = la ? la : (one ? -rb : 0), l0 = 8 * la, r0 = one ? 8 * rb : 0;
     const uint32_t f0 = fl | (one ? fr : 0u);
     const int32_t n = kw >> 2; /* groups per kernel row */
     uint32_t *t = tile + c;    /* group k / 4: words 8 (k / 4) + c and + 4 */
-    for (int32_t ci = 0; ci < cin; ++ci, t += 8 * n * (kh - ky1)) {
+    for (int32_t ci = 0; ci < cin; ++ci) {
         for (uint32_t *e = t + 8 * n * ky0; t != e; t += 8) { /* rows above the input */
             t[0] = 0u;
             t[4] = 0u;
@@ -241,9 +238,9 @@ static int32_t __attribute__((noinline)) mt_s8_im2col_words(const mt_conv_geom_t
             mt_s8_pairs((mt_ld32(row + kw - 4 - rb) >> (8 * rb)) | fr, nz2, &t[0], &t[4]);
             t += 8;
         }
-        for (uint32_t *z = t, *e = t + 8 * n * (kh - ky1); z != e; z += 8) { /* rows below */
-            z[0] = 0u;
-            z[4] = 0u;
+        for (uint32_t *e = t + 8 * n * (kh - ky1); t != e; t += 8) { /* rows below the input */
+            t[0] = 0u;
+            t[4] = 0u;
         }
     }
     return 1;

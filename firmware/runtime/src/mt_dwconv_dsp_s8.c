@@ -153,6 +153,18 @@ _Static_assert(offsetof(mt_s8_dw_chan_t, c) - offsetof(mt_s8_dw_chan_t, ystep) =
                      :                                                                    \
                      : "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "cc", "memory")
 
+/* The loops of one stride (FIRST, ROW): transposed or not, a FOLDED channel without clamp or not. */
+#define MT_S8_DW_LOOPS(FIRST, ROW)                                            \
+    if (transposed && folded) {                                               \
+        MT_S8_DW_LOOP(FIRST, ROW, MT_S8_DW_RQ4_FOLDED, MT_S8_DW_STEP4);       \
+    } else if (transposed) {                                                  \
+        MT_S8_DW_LOOP(FIRST, ROW, MT_S8_OUT4, MT_S8_DW_STEP4_PACKED);         \
+    } else if (folded) {                                                      \
+        MT_S8_DW_LOOP(FIRST, ROW, MT_S8_OUT4_FOLDED, "str r4, [lr], #4\n\t"); \
+    } else {                                                                  \
+        MT_S8_DW_LOOP(FIRST, ROW, MT_S8_OUT4, "str r4, [lr], #4\n\t");        \
+    }
+
 /* Blocks of 4 outputs of a FAST or FOLDED channel with a 3x3 kernel over every output row (dc's fields):
  * input rows p0, p0 + rb, p0 + 2 rb (padded) of the first output row, each row's blocks from its start to
  * c->end; the outputs from y, 4 bytes a block (transposed: ystep apart). */
@@ -166,25 +178,9 @@ mt_s8_dw_rows3(mt_s8_dw_chan_t *dc, const int8_t *p0, int32_t rb, int8_t *y, int
     register int8_t *rl __asm__("lr") = y;
     const int32_t folded = dc->c.kind == MT_S8_FOLDED && !dc->c.clamp;
     if (sw == 1) {
-        if (transposed && folded) {
-            MT_S8_DW_LOOP(MT_S8_DW_S1_FIRST, MT_S8_DW_S1, MT_S8_DW_RQ4_FOLDED, MT_S8_DW_STEP4);
-        } else if (transposed) {
-            MT_S8_DW_LOOP(MT_S8_DW_S1_FIRST, MT_S8_DW_S1, MT_S8_OUT4, MT_S8_DW_STEP4_PACKED);
-        } else if (folded) {
-            MT_S8_DW_LOOP(MT_S8_DW_S1_FIRST, MT_S8_DW_S1, MT_S8_OUT4_FOLDED, "str r4, [lr], #4\n\t");
-        } else {
-            MT_S8_DW_LOOP(MT_S8_DW_S1_FIRST, MT_S8_DW_S1, MT_S8_OUT4, "str r4, [lr], #4\n\t");
-        }
+        MT_S8_DW_LOOPS(MT_S8_DW_S1_FIRST, MT_S8_DW_S1);
     } else {
-        if (transposed && folded) {
-            MT_S8_DW_LOOP(MT_S8_DW_S2_FIRST, MT_S8_DW_S2, MT_S8_DW_RQ4_FOLDED, MT_S8_DW_STEP4);
-        } else if (transposed) {
-            MT_S8_DW_LOOP(MT_S8_DW_S2_FIRST, MT_S8_DW_S2, MT_S8_OUT4, MT_S8_DW_STEP4_PACKED);
-        } else if (folded) {
-            MT_S8_DW_LOOP(MT_S8_DW_S2_FIRST, MT_S8_DW_S2, MT_S8_OUT4_FOLDED, "str r4, [lr], #4\n\t");
-        } else {
-            MT_S8_DW_LOOP(MT_S8_DW_S2_FIRST, MT_S8_DW_S2, MT_S8_OUT4, "str r4, [lr], #4\n\t");
-        }
+        MT_S8_DW_LOOPS(MT_S8_DW_S2_FIRST, MT_S8_DW_S2);
     }
 }
 
